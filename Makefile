@@ -1,0 +1,49 @@
+# Set-up and entry points. `make demo` and `make test` each create .venv and install first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# Debian packages: flite (the built-in speech corpus), pocketsphinx (intelligibility scoring).
+DEB_PACKAGES := flite pocketsphinx pocketsphinx-en-us
+DEB_COMMANDS := flite pocketsphinx_batch
+
+.PHONY: demo test lint bench system-deps install clean-demo
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+# Install the Debian packages when missing; where that is impossible (not root, no apt-get)
+# say exactly what to install and stop.
+system-deps:
+	@missing=""; for c in $(DEB_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages: $(DEB_PACKAGES)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES) >/dev/null; \
+	  else \
+	    echo "missing:$$missing. Install the Debian/Ubuntu packages '$(DEB_PACKAGES)'"; \
+	    echo "(e.g. sudo apt-get install $(DEB_PACKAGES)), or the same from your OS's package manager."; \
+	    exit 1; \
+	  fi; \
+	fi
+
+demo: $(STAMP) system-deps
+	$(PY) recipes/builtin/run_demo.py --out runs/demo
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest -q tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_quantizer.py
+	$(PY) benchmarks/bench_speech_encoder.py
+
+clean-demo:
+	rm -rf runs/demo

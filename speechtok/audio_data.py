@@ -1,0 +1,178 @@
+"""Where training audio comes from: a folder of files, or a `datasets` dataset on disk.
+
+Both become an `AudioSource`: a list of items, each loadable as a mono waveform at the model's
+rate, with optional metadata (text, phone alignments) when the folder has a `metadata.jsonl`
+(the layout the built-in corpus writes). Batches are drawn by step number from a seeded
+generator, so a resumed run sees exactly the batches the killed run would have seen.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from .audio_io import list_audio_files, load_audio, prepare_waveform
+
+
+@dataclass
+class AudioItem:
+    name: str
+    path: Path | None = None  # a file, or None when `data` holds encoded bytes
+    data: bytes | None = None
+    meta: dict = field(default_factory=dict)
+
+
+class AudioSource:
+    """A list of audio items that loads (and optionally caches) waveforms on demand."""
+
+    def __init__(self, items: list[AudioItem], sample_rate: int, cache: bool = True):
+        if not items:
+            raise ValueError("no audio files found")
+        self.items = items
+        self.sample_rate = sample_rate
+        self.cache = cache
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, index: int) -> torch.Tensor:
+        """Waveform `(samples,)` of item `index` at the source's sample rate."""
+        if index in self._cache:
+            return self._cache[index]
+        item = self.items[index]
+        if item.path is not None:
+            wav = load_audio(item.path, self.sample_rate)
+        else:
+            try:
+                data, sr = sf.read(io.BytesIO(item.data), dtype="float32", always_2d=True)
+            except Exception as err:
+                raise ValueError(f"cannot decode audio of dataset row {item.name}: {err}") from err
+            wav = prepare_waveform(torch.from_numpy(data.T.copy()).mean(0), sr,
+                                   self.sample_rate, warn=False)[0]
+        if self.cache:
+            self._cache[index] = wav
+        return wav
+
+    def batch(self, step: int, batch_size: int, segment: int, seed: int,
+              process_index: int = 0) -> torch.Tensor:
+        """Random crops `(batch_size, segment)` for training step `step` (deterministic).
+
+        Clips shorter than `segment` are zero-padded at a random offset.
+        """
+        g = torch.Generator().manual_seed(hash((seed, step, process_index)) % (2**63))
+        idx = torch.randint(len(self), (batch_size,), generator=g).tolist()
+        out = torch.zeros(batch_size, segment)
+        for row, i in enumerate(idx):
+            wav = self.load(i)
+            if len(wav) >= segment:
+                start = int(torch.randint(len(wav) - segment + 1, (1,), generator=g))
+                out[row] = wav[start:start + segment]
+            else:
+                start = int(torch.randint(segment - len(wav) + 1, (1,), generator=g))
+                out[row, start:start + len(wav)] = wav
+        return out
+
+
+def _folder_items(folder: Path) -> list[AudioItem]:
+    meta_file = folder / "metadata.jsonl"
+    if meta_file.exists():
+        items = []
+        for line_no, line in enumerate(meta_file.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                meta = json.loads(line)
+                items.append(AudioItem(meta["file"], folder / meta["file"], meta=meta))
+            except (json.JSONDecodeError, KeyError) as err:
+                raise ValueError(f"{meta_file}:{line_no}: bad metadata line ({err})") from err
+        return items
+    return [AudioItem(str(p.relative_to(folder)), p) for p in list_audio_files(folder)]
+
+
+def _dataset_items(dataset, audio_column: str) -> list[AudioItem]:
+    from datasets import Audio
+
+    if audio_column not in dataset.column_names:
+        raise ValueError(f"dataset has no column {audio_column!r} (columns: "
+                         f"{', '.join(dataset.column_names)})")
+    # Decode with soundfile, not datasets' torchcodec (which needs FFmpeg): STACK.md.
+    dataset = dataset.cast_column(audio_column, Audio(decode=False))
+    items = []
+    for i, row in enumerate(dataset):
+        audio = row[audio_column]
+        meta = {k: v for k, v in row.items() if k != audio_column}
+        if audio.get("bytes"):
+            items.append(AudioItem(f"row{i}", data=audio["bytes"], meta=meta))
+        else:
+            items.append(AudioItem(f"row{i}", Path(audio["path"]), meta=meta))
+    return items
+
+
+def open_splits(path: str | Path, sample_rate: int, valid_fraction: float = 0.05,
+                audio_column: str = "audio", seed: int = 0, cache: bool = True
+                ) -> tuple[AudioSource, AudioSource]:
+    """(train, valid) sources from a folder or a saved `datasets` dataset.
+
+    A folder with `train/` and `valid/` subfolders (or a DatasetDict with those splits) is used
+    as split; otherwise a deterministic `valid_fraction` of the items is held out.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"data not found: {path}")
+    if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+        from datasets import load_from_disk
+
+        ds = load_from_disk(str(path))
+        if hasattr(ds, "keys"):  # DatasetDict
+            if "train" not in ds:
+                raise ValueError(f"{path}: dataset has no 'train' split ({list(ds.keys())})")
+            train = _dataset_items(ds["train"], audio_column)
+            valid_name = next((k for k in ("valid", "validation", "test") if k in ds), None)
+            valid = _dataset_items(ds[valid_name], audio_column) if valid_name else None
+        else:
+            train, valid = _dataset_items(ds, audio_column), None
+    elif (path / "train").is_dir():
+        train = _folder_items(path / "train")
+        valid = _folder_items(path / "valid") if (path / "valid").is_dir() else None
+    else:
+        train, valid = _folder_items(path), None
+    if valid is None:
+        if len(train) < 2:
+            raise ValueError(f"{path}: need at least 2 audio files to hold one out")
+        order = np.random.default_rng(seed).permutation(len(train))
+        n_valid = max(1, int(round(valid_fraction * len(train))))
+        valid = [train[i] for i in order[:n_valid]]
+        train = [train[i] for i in order[n_valid:]]
+    return (AudioSource(train, sample_rate, cache), AudioSource(valid, sample_rate, cache))
+
+
+def open_eval_source(path: str | Path, sample_rate: int, split: str | None = None
+                     ) -> AudioSource:
+    """The items to evaluate: folder `path/split` (default: test/, else valid/, else the whole
+    folder), or that split of a saved DatasetDict (a plain saved Dataset is used whole)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"data not found: {path}")
+    if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+        from datasets import load_from_disk
+
+        ds = load_from_disk(str(path))
+        if hasattr(ds, "keys"):
+            name = split or next((k for k in ("test", "valid", "validation") if k in ds), None)
+            if name not in ds:
+                raise ValueError(f"{path}: no split {name!r} (have {', '.join(ds.keys())})")
+            ds = ds[name]
+        return AudioSource(_dataset_items(ds, "audio"), sample_rate, cache=False)
+    if split is None:
+        split = next((s for s in ("test", "valid") if (path / s).is_dir()), None)
+    folder = path / split if split else path
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{path} has no split folder {split!r}")
+    return AudioSource(_folder_items(folder), sample_rate, cache=False)

@@ -1,0 +1,89 @@
+"""Audio loading and conditioning: read any file soundfile can, downmix, resample, validate.
+
+torchaudio 2.9+ no longer reads files itself (that moved to torchcodec, which needs FFmpeg), so
+files are read with soundfile (its wheels ship libsndfile) and resampled with
+`torchaudio.functional.resample`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
+
+
+def list_audio_files(folder: str | Path) -> list[Path]:
+    """All audio files under `folder` (recursively), sorted so runs are reproducible."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"audio folder not found: {folder}")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+
+
+def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
+    """Read a file as a mono float waveform `(samples,)` at `sample_rate`.
+
+    Stereo is downmixed and other rates are resampled (silently: reading a file of another rate
+    is the normal case for a folder of mixed recordings). A file that cannot be decoded raises
+    a ValueError naming the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"audio file not found: {path}")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (samples, channels)
+    except Exception as err:  # soundfile raises several types for corrupt/unknown formats
+        raise ValueError(f"cannot decode audio file {path}: {err}") from err
+    wav = torch.from_numpy(np.ascontiguousarray(data.T))  # (C, T)
+    try:
+        return prepare_waveform(wav.mean(0, keepdim=True), sr, sample_rate, warn=False)[0]
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
+
+
+def prepare_waveform(
+    wav: torch.Tensor, sample_rate: int, target_rate: int, warn: bool = True
+) -> torch.Tensor:
+    """Validate and condition a waveform batch for a model at `target_rate`.
+
+    Accepts `(samples,)`, `(batch, samples)` or `(batch, channels, samples)`; returns float32
+    `(batch, samples)`. Channels are averaged (downmix) and other sample rates resampled, with
+    a warning when `warn` is set, since the caller may not expect it. Empty or non-finite
+    audio is an error: it would silently poison the encoder's output.
+    """
+    if not torch.is_tensor(wav):
+        wav = torch.as_tensor(np.asarray(wav))
+    if not wav.is_floating_point():
+        raise ValueError(f"expected a float waveform, got dtype {wav.dtype}")
+    if wav.dim() == 1:
+        wav = wav[None]
+    elif wav.dim() == 3:
+        if wav.shape[1] > 1 and warn:
+            warnings.warn(f"downmixing {wav.shape[1]} channels to mono", stacklevel=3)
+        wav = wav.mean(1)
+    elif wav.dim() != 2:
+        raise ValueError(f"expected (batch, samples) audio, got shape {tuple(wav.shape)}")
+    if wav.shape[-1] == 0:
+        raise ValueError("audio is empty (0 samples)")
+    if not torch.isfinite(wav).all():
+        raise ValueError("audio contains NaN or infinite samples")
+    wav = wav.float()
+    if int(sample_rate) != int(target_rate):
+        if warn:
+            warnings.warn(f"resampling audio from {sample_rate} Hz to {target_rate} Hz",
+                          stacklevel=3)
+        wav = AF.resample(wav, int(sample_rate), int(target_rate))
+    return wav
+
+
+def save_audio(path: str | Path, wav: torch.Tensor, sample_rate: int) -> None:
+    """Write a mono waveform `(samples,)` as 16-bit PCM wav, clipped to [-1, 1]."""
+    wav = wav.detach().float().cpu().clamp(-1, 1).numpy()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), wav, sample_rate, subtype="PCM_16")

@@ -1,0 +1,188 @@
+"""`speechtok train | encode | decode | eval | push`: the tokenizer command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  speechtok train speech --data corpus/ --out runs/tok --steps 2000 --codebook_size 256
+  speechtok encode --tokenizer runs/tok a.wav b.flac --out units.jsonl --dedup
+  speechtok decode --tokenizer runs/tok units.jsonl --out out.wav
+  speechtok eval --tokenizer runs/tok --data corpus/ --split test
+  speechtok push --tokenizer runs/tok user/my-speech-tokenizer --private
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="speechtok", description="Train and use speech tokenizers (speech ↔ discrete units).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a tokenizer (stage 1: reconstruction)",
+                       description="Train a tokenizer. Any config field can be set as "
+                       "`--key value` (e.g. --steps 2000 --codebook_size 512 --batch_size 16); "
+                       "precedence: defaults < --config YAML < command line. The resolved "
+                       "config is written to OUT/train_config.yaml.")
+    t.add_argument("modality", choices=["speech"], help="what to tokenize")
+    t.add_argument("--data", required=True,
+                   help="folder of audio files (wav/flac/ogg, any rate, mono or stereo; "
+                   "train/ and valid/ subfolders are used as splits) or a `datasets` dataset "
+                   "saved with save_to_disk (an 'audio' column)")
+    t.add_argument("--out", required=True, help="output folder (hub-shaped tokenizer)")
+    t.add_argument("--config", help="YAML file of config values")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoints/last if present")
+    t.add_argument("--push-to-hub", metavar="REPO", help="upload the result to this Hub repo")
+
+    e = sub.add_parser("encode", help="audio files → units (JSON lines)")
+    e.add_argument("--tokenizer", required=True, help="saved tokenizer folder")
+    e.add_argument("files", nargs="+", help="audio files")
+    e.add_argument("--out", help="write JSON lines here instead of stdout")
+    e.add_argument("--dedup", action="store_true",
+                   help="collapse repeated units and add run lengths (GSLM)")
+    e.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+
+    d = sub.add_parser("decode", help="units (JSON lines from `encode`) → wav")
+    d.add_argument("--tokenizer", required=True, help="saved tokenizer folder")
+    d.add_argument("units", help="JSON lines file from `speechtok encode`, or '-' for stdin")
+    d.add_argument("--out", required=True,
+                   help="output wav; with several lines, OUT_STEM-<n>.wav per line")
+    d.add_argument("--device", default=None)
+
+    v = sub.add_parser("eval", help="print held-out metrics as JSON")
+    v.add_argument("--tokenizer", required=True, help="saved tokenizer folder")
+    v.add_argument("--data", required=True, help="folder of audio or saved dataset")
+    v.add_argument("--split", default=None,
+                   help="subfolder to evaluate (default: test/ if present, else the folder)")
+    v.add_argument("--max-items", type=int, default=None, help="evaluate at most N files")
+    v.add_argument("--device", default=None)
+
+    h = sub.add_parser("push", help="upload a saved tokenizer to the Hugging Face Hub")
+    h.add_argument("--tokenizer", required=True, help="saved tokenizer folder")
+    h.add_argument("repo", help="Hub repo id, e.g. user/name")
+    h.add_argument("--private", action="store_true", help="create the repo as private")
+    h.add_argument("--revision", default=None, help="branch to push to")
+    return p
+
+
+def _device(name: str | None) -> str:
+    import torch
+
+    return name or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def cmd_train(args, extra: list[str]) -> None:
+    from .config_io import build_configs, parse_overrides
+    from .speech import SpeechTokenizerConfig
+    from .train import SpeechTrainConfig, train_speech
+
+    model_cfg, train_cfg = build_configs([SpeechTokenizerConfig, SpeechTrainConfig],
+                                         args.config, parse_overrides(extra))
+    model = train_speech(args.data, args.out, model_cfg, train_cfg, resume=args.resume)
+    if args.push_to_hub:
+        push(args.out, args.push_to_hub)
+    del model
+
+
+def cmd_encode(args) -> None:
+    from .audio_io import load_audio
+    from .auto import load_tokenizer
+    from .speech import dedup
+
+    tok = load_tokenizer(args.tokenizer, _device(args.device))
+    out = open(args.out, "w") if args.out else sys.stdout
+    try:
+        for f in args.files:
+            units = tok.encode(load_audio(f, tok.sample_rate)[None])[0].cpu()
+            row = {"file": f}
+            if args.dedup:
+                u, runs = dedup(units)
+                row.update(units=u[0].tolist(), durations=runs[0].tolist())
+            else:
+                row["units"] = units.tolist()
+            out.write(json.dumps(row) + "\n")
+    finally:
+        if args.out:
+            out.close()
+
+
+def cmd_decode(args) -> None:
+    import torch
+
+    from .audio_io import save_audio
+    from .auto import load_tokenizer
+
+    text = sys.stdin.read() if args.units == "-" else Path(args.units).read_text()
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{args.units}:{n}: not JSON ({err})") from err
+    if not rows:
+        raise ValueError(f"{args.units}: no units to decode")
+    tok = load_tokenizer(args.tokenizer, _device(args.device))
+    out = Path(args.out)
+    for i, row in enumerate(rows):
+        units = torch.tensor(row["units"] if isinstance(row, dict) else row)
+        durations = row.get("durations") if isinstance(row, dict) else None
+        wav = tok.decode(units[None], None if durations is None else torch.tensor([durations]))
+        path = out if len(rows) == 1 else out.with_name(f"{out.stem}-{i}{out.suffix}")
+        save_audio(path, wav[0], tok.sample_rate)
+        print(path)
+
+
+def cmd_eval(args) -> None:
+    from .audio_data import open_eval_source
+    from .auto import load_tokenizer
+    from .evaluate import evaluate_speech
+
+    tok = load_tokenizer(args.tokenizer, _device(args.device))
+    source = open_eval_source(args.data, tok.sample_rate, args.split)
+    metrics = evaluate_speech(tok, source, args.max_items, progress=True)
+    print(json.dumps(metrics, indent=2))
+
+
+def push(folder: str | Path, repo: str, private: bool = False, revision: str | None = None):
+    """Upload a saved tokenizer folder (without training checkpoints); token from the env."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo, private=private, exist_ok=True)
+    if revision:
+        api.create_branch(repo, branch=revision, exist_ok=True)
+    info = api.upload_folder(folder_path=str(folder), repo_id=repo, revision=revision,
+                             ignore_patterns=["checkpoints/*", "*.tmp/*"],
+                             commit_message="Upload tokenizer with speechtok-lm")
+    print(f"pushed {folder} to {repo}: {info}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        if args.command == "train":
+            cmd_train(args, extra)
+        elif args.command == "encode":
+            cmd_encode(args)
+        elif args.command == "decode":
+            cmd_decode(args)
+        elif args.command == "eval":
+            cmd_eval(args)
+        elif args.command == "push":
+            push(args.tokenizer, args.repo, args.private, args.revision)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"speechtok {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

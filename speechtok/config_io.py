@@ -1,0 +1,114 @@
+"""Config precedence: dataclass defaults → YAML file → `--key value` overrides.
+
+Several dataclasses (model config, training config) are filled from one flat namespace, so a
+user writes `--codebook_size 512 --steps 2000` without caring which object owns the key. An
+unknown key is an error naming it, so a typo never silently trains the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Convert a YAML or command-line value to the field's declared type."""
+    if isinstance(annotation, str):  # postponed annotations: evaluate the simple forms we use
+        annotation = eval(annotation, {**vars(typing), **vars(types)}, {})  # noqa: S307
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        return _coerce(value, non_none[0], key)
+    if isinstance(value, str) and annotation is not str:
+        try:
+            value = yaml.safe_load(value)  # "0.5" → 0.5, "[2, 2]" → [2, 2], "true" → True
+        except yaml.YAMLError as err:
+            raise ValueError(f"cannot parse --{key} {value!r}: {err}") from err
+    try:
+        if annotation is bool:
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if annotation in (int, float, str):
+            if annotation is int and isinstance(value, float) and not value.is_integer():
+                raise TypeError
+            return annotation(value)
+        if origin is tuple:
+            items = value if isinstance(value, (list, tuple)) else [value]
+            return tuple(_coerce(v, args[0], key) for v in items)
+        if origin is dict:
+            if not isinstance(value, dict):
+                raise TypeError
+            return {str(k): _coerce(v, args[1], key) for k, v in value.items()}
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"--{key}: {value!r} is not a valid {annotation}") from err
+    return value
+
+
+def parse_overrides(tokens: list[str]) -> dict[str, str]:
+    """`["--steps", "100", "--lr=1e-3"]` → {"steps": "100", "lr": "1e-3"}."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if not tok.startswith("--"):
+            raise ValueError(f"expected --key value, got {tok!r}")
+        key = tok[2:].replace("-", "_")
+        if "=" in key:
+            key, val = key.split("=", 1)
+            i += 1
+        elif i + 1 < len(tokens):
+            val = tokens[i + 1]
+            i += 2
+        else:
+            raise ValueError(f"--{key} needs a value")
+        out[key] = val
+    return out
+
+
+def build_configs(classes: list[type], yaml_path: str | Path | None = None,
+                  overrides: dict[str, Any] | None = None) -> list[Any]:
+    """Instantiate each dataclass in `classes` from YAML then overrides (later wins)."""
+    values: dict[str, Any] = {}
+    if yaml_path is not None:
+        path = Path(yaml_path)
+        if not path.exists():
+            raise FileNotFoundError(f"config file not found: {path}")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping of key: value")
+        for section in loaded.values() if all(isinstance(v, dict) for v in loaded.values()) \
+                and loaded and not _any_field_named(classes, loaded) else [loaded]:
+            values.update(section)
+    values.update(overrides or {})
+    known = {f.name for c in classes for f in dataclasses.fields(c)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
+    result = []
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        kwargs = {f.name: _coerce(values[f.name], hints[f.name], f.name)
+                  for f in dataclasses.fields(cls) if f.name in values}
+        result.append(cls(**kwargs))
+    return result
+
+
+def _any_field_named(classes: list[type], mapping: dict) -> bool:
+    names = {f.name for c in classes for f in dataclasses.fields(c)}
+    return any(k in names for k in mapping)
+
+
+def dump_config(path: str | Path, *configs: Any) -> None:
+    """Write the resolved configs as YAML (one section per dataclass) into the run directory."""
+    doc = {type(c).__name__: json.loads(json.dumps(dataclasses.asdict(c))) for c in configs}
+    Path(path).write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -1,0 +1,81 @@
+"""Held-out evaluation of a speech tokenizer: codebook use, bitrate, reconstruction, phones.
+
+Reconstruction distances are measured on spectrograms (the decoder's output before
+Griffin-Lim), so they compare models without the vocoder's phase noise. Phone purity and PNMI
+(HuBERT, Hsu et al. 2021, Sec. IV) need frame-level phone labels: the built-in corpus stores
+flite's alignments in `metadata.jsonl` (`"phones": [[phone, start, end], ...]`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torchaudio
+from tqdm.auto import tqdm
+
+from .audio_data import AudioSource
+from .losses import mel_l1, spectral_l1
+from .metrics import (
+    bitrate,
+    cluster_purity,
+    codebook_usage,
+    frame_phone_labels,
+    perplexity,
+    phone_purity,
+    pnmi,
+)
+
+
+def mel_filterbank(model) -> torch.Tensor:
+    cfg = model.config
+    return torchaudio.functional.melscale_fbanks(
+        cfg.out_n_fft // 2 + 1, 0.0, cfg.sample_rate / 2, 80, cfg.sample_rate
+    ).to(model.device)
+
+
+@torch.no_grad()
+def evaluate_speech(model, source: AudioSource, max_items: int | None = None,
+                    progress: bool = False) -> dict[str, float]:
+    """Metrics of `model` over (up to `max_items` of) `source`, as a flat dict of floats."""
+    was_training = model.training
+    model.eval()
+    mel_fb = mel_filterbank(model)
+    n = len(source) if max_items is None else min(len(source), max_items)
+    codes, labels, spec, mel, frames = [], [], [], [], 0
+    for i in tqdm(range(n), disable=not progress, desc="evaluate"):
+        wav = model._pad_to_stride(source.load(i)[None].to(model.device))
+        out = model(wav)
+        unit = out.quantizer.codes
+        if unit.dim() == 3:  # RVQ: phone metrics and usage on the first codebook
+            unit = unit[:, 0]
+        unit = unit.flatten().cpu()
+        codes.append(unit)
+        frames += len(unit)
+        spec.append(float(spectral_l1(out.log_magnitude.float(), out.target_log_magnitude)))
+        mel.append(float(mel_l1(out.log_magnitude.float(), out.target_log_magnitude, mel_fb)))
+        phones = source.items[i].meta.get("phones")
+        if phones:
+            labels.append(frame_phone_labels(phones, len(unit), model.frame_rate))
+        elif labels:
+            raise ValueError(f"item {source.items[i].name} has no phone labels but others do")
+    model.train(was_training)
+    all_codes = torch.cat(codes).numpy()
+    K = model.config.codebook_size
+    rate = bitrate(model.frame_rate, K, all_codes)
+    metrics = {
+        "items": n,
+        "seconds": frames / model.frame_rate,
+        "codebook_usage": codebook_usage(all_codes, K),
+        "perplexity": perplexity(all_codes, K),
+        "bitrate_nominal": rate.nominal,
+        "bitrate_empirical": rate.empirical,
+        "spectral_l1": sum(spec) / n,
+        "mel_l1": sum(mel) / n,
+    }
+    if labels:
+        flat_labels = [p for row in labels for p in row]
+        metrics.update(
+            phone_purity=phone_purity(all_codes, flat_labels),
+            cluster_purity=cluster_purity(all_codes, flat_labels),
+            pnmi=pnmi(all_codes, flat_labels),
+        )
+    return metrics

@@ -1,0 +1,303 @@
+"""SpeechTokenizer: 16 kHz speech ↔ discrete pseudo-text units (about 50 Hz), GSLM style.
+
+    wav (B, T) ─► log-mel ─► conv encoder ─► (B, N, D) ─► VectorQuantizer ─► units (B, N)
+    units ─► codebook vectors ─► conv decoder ─► log |STFT| (5 ms hop) ─► Griffin-Lim ─► wav
+
+A VQ-VAE (van den Oord et al. 2017) whose decoder predicts a linear-frequency magnitude
+spectrogram; phase comes from Griffin-Lim (Griffin & Lim 1984) with momentum (Perraudin et al.
+2013), chosen over a waveform decoder because it is intelligible after minutes of CPU training.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+import torchaudio
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+from .audio_io import prepare_waveform
+from .quantizer import FSQ, QuantizerOutput, ResidualVQ, VectorQuantizer
+from .speech_modules import SpectrogramDecoder, SpeechEncoder, receptive_half_width
+
+
+@dataclass
+class SpeechTokenizerConfig:
+    """Everything needed to rebuild a SpeechTokenizer; saved as config.json."""
+
+    kind: str = "speech"
+    sample_rate: int = 16000
+    # Encoder front end: 25 ms / 10 ms log-mel, the standard ASR filterbank.
+    n_fft: int = 400
+    hop_length: int = 160
+    n_mels: int = 80
+    strides: tuple[int, ...] = (2,)  # conv strides after the front end: 160 * 2 = 320 → 50 Hz
+    channels: int = 192
+    dilations: tuple[int, ...] = (1, 3, 9)
+    latent_dim: int = 64
+    # Quantizer: "vq" (one codebook: the units of a unit LM), "rvq" or "fsq".
+    quantizer: str = "vq"
+    codebook_size: int = 256
+    codebook_dim: int | None = 16
+    l2_normalize: bool = True
+    ema_decay: float | None = 0.95
+    commitment_weight: float = 0.25
+    kmeans_init: bool = True
+    dead_code_steps: int = 50
+    rvq_depth: int = 4
+    fsq_levels: tuple[int, ...] = (8, 5, 5, 5)
+    # Decoder: linear log-magnitude at a 5 ms hop, inverted by Griffin-Lim.
+    decoder_channels: int = 256
+    out_n_fft: int = 512
+    out_hop: int = 80
+    griffin_lim_iters: int = 64
+    # Encoding long audio: chunk length, and overlap on each side (frames) ≥ receptive field.
+    chunk_seconds: float = 30.0
+    chunk_margin_frames: int = 32
+    loss_weights: dict[str, float] = field(
+        default_factory=lambda: {"spectral": 1.0, "mel": 1.0, "quantizer": 1.0}
+    )
+
+    def __post_init__(self):
+        self.strides = tuple(int(s) for s in self.strides)
+        self.dilations = tuple(int(d) for d in self.dilations)
+        self.fsq_levels = tuple(int(v) for v in self.fsq_levels)
+        if self.kind != "speech":
+            raise ValueError(f"kind must be 'speech' here, got {self.kind!r}")
+        if self.quantizer not in ("vq", "rvq", "fsq"):
+            raise ValueError(f"quantizer must be 'vq', 'rvq' or 'fsq', got {self.quantizer!r}")
+        if self.codebook_size < 2:
+            raise ValueError(f"codebook_size must be ≥ 2, got {self.codebook_size}")
+        if any(s < 2 or s % 2 for s in self.strides):
+            raise ValueError(f"strides must be even integers ≥ 2, got {self.strides}")
+        if self.hop_length > self.n_fft:
+            raise ValueError(f"hop_length {self.hop_length} exceeds n_fft {self.n_fft}")
+        up = self.total_stride / self.out_hop
+        if up != int(up) or int(up) & (int(up) - 1):
+            raise ValueError(
+                f"total stride {self.total_stride} / out_hop {self.out_hop} must be a power of 2"
+            )
+        if self.quantizer == "fsq":
+            self.codebook_size = math.prod(self.fsq_levels)
+        if self.chunk_margin_frames < receptive_half_width(self):
+            raise ValueError(
+                f"chunk_margin_frames={self.chunk_margin_frames} is smaller than the encoder's "
+                f"receptive half-width {receptive_half_width(self)}: chunked codes would differ"
+            )
+
+    @property
+    def total_stride(self) -> int:
+        return self.hop_length * math.prod(self.strides)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.total_stride
+
+    @property
+    def upsample(self) -> int:
+        return self.total_stride // self.out_hop
+
+    @property
+    def bitrate(self) -> float:
+        """Nominal bits per second of the unit stream (frames/s × log2 K × codebooks)."""
+        depth = self.rvq_depth if self.quantizer == "rvq" else 1
+        return self.frame_rate * math.log2(self.codebook_size) * depth
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SpeechTokenizerOutput:
+    """What one training forward returns."""
+
+    log_magnitude: torch.Tensor  # (B, F, T') predicted log |STFT|
+    target_log_magnitude: torch.Tensor  # (B, F, T')
+    quantizer: QuantizerOutput
+
+
+def build_quantizer(cfg: SpeechTokenizerConfig) -> nn.Module:
+    if cfg.quantizer == "fsq":
+        return FSQ(cfg.latent_dim, cfg.fsq_levels)
+    kwargs = dict(
+        codebook_dim=cfg.codebook_dim, l2_normalize=cfg.l2_normalize, beta=cfg.commitment_weight,
+        ema_decay=cfg.ema_decay, kmeans_init=cfg.kmeans_init,
+        dead_code_steps=cfg.dead_code_steps,
+    )
+    if cfg.quantizer == "rvq":
+        return ResidualVQ(cfg.rvq_depth, cfg.latent_dim, cfg.codebook_size, **kwargs)
+    return VectorQuantizer(cfg.latent_dim, cfg.codebook_size, **kwargs)
+
+
+class SpeechTokenizer(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="speechtok-lm",
+    tags=["speech-tokenizer", "audio", "vq-vae", "speechtok-lm"],
+):
+    """Speech ↔ units. `encode(wav, sample_rate)` → `(batch, frames)` units; `decode(units)` →
+    `(batch, samples)` waveform at `sample_rate`. Save/load with `save_pretrained` /
+    `from_pretrained` (config.json + model.safetensors) and share with `push_to_hub`."""
+
+    def __init__(self, config: SpeechTokenizerConfig | dict | None = None):
+        super().__init__()
+        if config is None:
+            config = SpeechTokenizerConfig()
+        elif isinstance(config, dict):
+            config = SpeechTokenizerConfig(**config)
+        self.config = config
+        self.encoder = SpeechEncoder(config)
+        self.quantizer = build_quantizer(config)
+        self.decoder = SpectrogramDecoder(config)
+        self.stft_window: torch.Tensor
+        self.register_buffer("stft_window", torch.hann_window(config.out_n_fft), persistent=False)
+
+    # ---- properties -------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self.config.frame_rate
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ---- training -----------------------------------------------------------------------
+    def target_log_magnitude(self, wav: torch.Tensor) -> torch.Tensor:
+        """log |STFT| of `wav` (B, T), T a multiple of total_stride → (B, F, T / out_hop)."""
+        spec = torch.stft(wav, self.config.out_n_fft, self.config.out_hop,
+                          window=self.stft_window, center=True, return_complex=True)
+        # center=True yields T/hop + 1 frames; the decoder makes T/hop: drop the last.
+        return torch.log(spec.abs()[..., :-1].clamp_min(1e-4))
+
+    def forward(self, wav: torch.Tensor, input_wav: torch.Tensor | None = None
+                ) -> SpeechTokenizerOutput:
+        """Training pass on `wav` (B, T) with T a multiple of `config.total_stride`.
+
+        `input_wav` (an augmented copy, e.g. gain-changed) is what the encoder sees, when given;
+        the reconstruction target is always the clean `wav`.
+        """
+        z = self.encoder(wav if input_wav is None else input_wav)  # (B, D, N)
+        q = self.quantizer(z.transpose(1, 2))  # (B, N, D)
+        log_mag = self.decoder(q.quantized.transpose(1, 2))  # (B, F, N * up)
+        return SpeechTokenizerOutput(log_mag, self.target_log_magnitude(wav), q)
+
+    # ---- encoding ---------------------------------------------------------------------
+    def _pad_to_stride(self, wav: torch.Tensor) -> torch.Tensor:
+        rem = wav.shape[-1] % self.config.total_stride
+        return F.pad(wav, (0, self.config.total_stride - rem)) if rem else wav
+
+    def _encode_frames(self, wav: torch.Tensor) -> torch.Tensor:
+        z = self.encoder(wav).transpose(1, 2)  # (B, N, D)
+        return self.quantizer.encode(z)
+
+    @torch.inference_mode()
+    def encode(self, wav: torch.Tensor, sample_rate: int | None = None,
+               chunk_seconds: float | None = None) -> torch.Tensor:
+        """Waveform `(batch, samples)` (or `(samples,)`, or `(batch, channels, samples)`) →
+        units `(batch, frames)` (`(batch, depth, frames)` for RVQ), frames = ceil(samples / 320).
+
+        Other sample rates are resampled and channels downmixed, with a warning. Audio longer
+        than `chunk_seconds` is encoded in overlapping chunks whose overlap covers the
+        encoder's receptive field, so memory stays bounded and the codes equal a single pass.
+        """
+        sr = self.sample_rate if sample_rate is None else sample_rate
+        wav = prepare_waveform(wav, sr, self.sample_rate).to(self.device)
+        wav = self._pad_to_stride(wav)
+        stride = self.config.total_stride
+        n_frames = wav.shape[-1] // stride
+        chunk = int((chunk_seconds or self.config.chunk_seconds) * self.frame_rate)
+        margin = self.config.chunk_margin_frames
+        if n_frames <= chunk + 2 * margin:
+            return self._encode_frames(wav)
+        pieces = []
+        for start in range(0, n_frames, chunk):
+            end = min(start + chunk, n_frames)
+            lo, hi = max(0, start - margin), min(n_frames, end + margin)
+            codes = self._encode_frames(wav[..., lo * stride: hi * stride])
+            pieces.append(codes[..., start - lo: end - lo])
+        return torch.cat(pieces, dim=-1)
+
+    # ---- decoding ---------------------------------------------------------------------
+    def _check_units(self, units: torch.Tensor) -> torch.Tensor:
+        units = torch.as_tensor(units)
+        if units.dtype.is_floating_point:
+            raise ValueError(f"units must be integer ids, got dtype {units.dtype}")
+        if units.dim() == 1:
+            units = units[None]
+        if units.numel() == 0:
+            raise ValueError("no units to decode")
+        bad = (units < 0) | (units >= self.config.codebook_size)
+        if bad.any():
+            raise ValueError(
+                f"unit id {int(units[bad][0])} is out of range [0, {self.config.codebook_size})"
+            )
+        return units.long().to(self.device)
+
+    @torch.inference_mode()
+    def decode_log_magnitude(self, units: torch.Tensor) -> torch.Tensor:
+        """Units `(batch, frames)` → predicted log |STFT| `(batch, freq_bins, frames * 4)`."""
+        units = self._check_units(units)
+        z = self.quantizer.decode(units)  # (B, N, D)
+        return self.decoder(z.transpose(1, 2))
+
+    @torch.inference_mode()
+    def decode(self, units: torch.Tensor, durations: torch.Tensor | None = None) -> torch.Tensor:
+        """Units `(batch, frames)` → waveform `(batch, frames * total_stride)`.
+
+        `durations` (same shape, ≥ 1) are the run lengths from `dedup`: each unit is repeated
+        that many frames first (GSLM's deduplicated units). Rows of different total length are
+        right-padded with silence.
+        """
+        units = self._check_units(units)
+        lengths = None
+        if durations is not None:
+            durations = torch.as_tensor(durations).reshape(units.shape)
+            lengths = durations.sum(-1) * self.config.total_stride
+            units = undedup(units, durations)
+        log_mag = self.decode_log_magnitude(units)
+        # Griffin-Lim's istft (center=True) needs T/hop + 1 frames: repeat the last one.
+        mag = torch.exp(torch.cat([log_mag, log_mag[..., -1:]], dim=-1)).float()
+        length = units.shape[-1] * self.config.total_stride
+        # rand_init=False: zero initial phase, so decoding is deterministic.
+        wav = torchaudio.functional.griffinlim(
+            mag, self.stft_window, self.config.out_n_fft, self.config.out_hop,
+            self.config.out_n_fft, power=1.0, n_iter=self.config.griffin_lim_iters,
+            momentum=0.99, length=length, rand_init=False)
+        if lengths is not None:  # silence where a shorter row was padded
+            keep = torch.arange(length, device=wav.device)[None] < lengths.to(wav.device)[:, None]
+            wav = wav * keep
+        return wav
+
+
+def dedup(units: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Collapse repeated consecutive units (GSLM, Lakhotia et al. 2021).
+
+    `units` (batch, frames) → (list of deduplicated units, list of run lengths), one pair per
+    row (rows dedup to different lengths). `undedup` inverts it.
+    """
+    units = torch.as_tensor(units)
+    if units.dim() == 1:
+        units = units[None]
+    out_units, out_runs = [], []
+    for row in units:
+        values, counts = torch.unique_consecutive(row, return_counts=True)
+        out_units.append(values)
+        out_runs.append(counts)
+    return out_units, out_runs
+
+
+def undedup(units: torch.Tensor, durations: torch.Tensor) -> torch.Tensor:
+    """Repeat each unit by its run length; shorter rows are right-padded with their last unit
+    (`SpeechTokenizer.decode` then silences the padding)."""
+    if (durations < 1).any():
+        raise ValueError("durations must all be ≥ 1")
+    rows = [u.repeat_interleave(d.to(u.device)) for u, d in zip(units, durations, strict=True)]
+    longest = max(len(r) for r in rows)
+    return torch.stack([F.pad(r, (0, longest - len(r)), value=int(r[-1])) for r in rows])

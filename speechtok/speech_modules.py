@@ -1,0 +1,134 @@
+"""The networks of the speech tokenizer: log-mel front end, conv encoder, spectrogram decoder.
+
+Conv tensors are (B, C, T) throughout; the rearrange to the quantizer's (B, N, D) happens once, in
+`SpeechTokenizer` (as in EnCodec).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+import torchaudio
+from torch import nn
+
+
+class ResBlock1d(nn.Module):
+    """Pre-activation residual block with a dilated conv (WaveNet / HiFi-GAN style).
+
+    Dilations 1, 3, 9 stacked give a wide receptive field at few parameters; GroupNorm(1) is
+    per-sample, so a sample's output does not depend on the rest of the batch (needed for
+    encode to be deterministic and chunking to be exact).
+    """
+
+    def __init__(self, channels: int, dilation: int, kernel_size: int = 3):
+        super().__init__()
+        pad = dilation * (kernel_size - 1) // 2
+        self.norm = nn.GroupNorm(1, channels)
+        self.conv1 = nn.Conv1d(channels, channels, kernel_size, padding=pad, dilation=dilation)
+        self.conv2 = nn.Conv1d(channels, channels, 1)
+        self.half_width = pad  # frames of context this block adds on each side
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.gelu(self.conv1(F.gelu(self.norm(x)))))
+
+
+def res_stack(channels: int, dilations: tuple[int, ...]) -> nn.Sequential:
+    return nn.Sequential(*[ResBlock1d(channels, d) for d in dilations])
+
+
+class LogMelFrontEnd(nn.Module):
+    """Waveform (B, T) → normalised log-mel (B, n_mels, T // hop).
+
+    The first, fixed layer of the encoder: a mel filterbank is what a learned strided conv
+    front end (wav2vec 2.0) converges to after many GPU hours, and we have CPU minutes.
+    `center=False` with a symmetric pad of (n_fft - hop) / 2 gives exactly one frame per hop,
+    so frame boundaries stay aligned when long audio is encoded in chunks.
+    """
+
+    def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int):
+        super().__init__()
+        self.n_fft, self.hop_length = n_fft, hop_length
+        self.pad = (n_fft - hop_length) // 2
+        # Constants, not weights: non-persistent, so checkpoints hold only what was learned.
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        fb = torchaudio.functional.melscale_fbanks(n_fft // 2 + 1, 0.0, sample_rate / 2,
+                                                   n_mels, sample_rate)
+        self.register_buffer("mel_fb", fb.T.contiguous(), persistent=False)  # (M, F)
+        # Global feature statistics, set from training data by the trainer (not per
+        # utterance: per-utterance normalisation would make a frame's code depend on the
+        # whole file, breaking chunked encoding).
+        self.register_buffer("feat_mean", torch.zeros(n_mels, 1))
+        self.register_buffer("feat_std", torch.ones(n_mels, 1))
+
+    def log_mel(self, wav: torch.Tensor) -> torch.Tensor:
+        wav = F.pad(wav, (self.pad, self.pad))
+        spec = torch.stft(wav, self.n_fft, self.hop_length, window=self.window, center=False,
+                          return_complex=True).abs().pow(2)  # (B, F, T/hop)
+        return torch.log((self.mel_fb @ spec).clamp_min(1e-5))  # (B, M, T/hop)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        return (self.log_mel(wav) - self.feat_mean) / self.feat_std
+
+
+class SpeechEncoder(nn.Module):
+    """Log-mel frames → latent vectors at the unit rate: (B, T) → (B, D, T / total_stride)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.front = LogMelFrontEnd(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels)
+        c = cfg.channels
+        layers: list[nn.Module] = [nn.Conv1d(cfg.n_mels, c, 7, padding=3),
+                                   res_stack(c, cfg.dilations)]
+        for s in cfg.strides:
+            # kernel 2s, padding s/2 (even s) maps length L to exactly L / s.
+            layers += [nn.GELU(), nn.Conv1d(c, c, 2 * s, stride=s, padding=s // 2),
+                       res_stack(c, cfg.dilations)]
+        layers += [nn.GELU(), nn.Conv1d(c, cfg.latent_dim, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        return self.net(self.front(wav))
+
+
+class SpectrogramDecoder(nn.Module):
+    """Unit vectors (B, D, N) → log-magnitude STFT (B, n_fft/2+1, N * upsample).
+
+    The decoder predicts a linear-frequency magnitude at a fine hop (5 ms) rather than a 50 Hz
+    mel: Griffin-Lim recovers phase far better from a well-overlapped linear spectrogram, and no
+    lossy mel inversion is needed.
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        c = cfg.decoder_channels
+        layers: list[nn.Module] = [nn.Conv1d(cfg.latent_dim, c, 3, padding=1),
+                                   res_stack(c, cfg.dilations + cfg.dilations)]
+        for _ in range(int(round(math.log2(cfg.upsample)))):
+            layers += [nn.GELU(), nn.ConvTranspose1d(c, c // 2, 4, stride=2, padding=1),
+                       res_stack(c // 2, (1, 3))]
+            c //= 2
+        layers += [nn.GELU(), nn.Conv1d(c, cfg.out_n_fft // 2 + 1, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+def receptive_half_width(cfg) -> int:
+    """Frames (at the unit rate) on each side that can influence one unit of the encoder.
+
+    Used to size the overlap when encoding in chunks: with at least this much context on each
+    side, a chunk's inner frames see exactly what a single pass sees.
+    """
+    per_stack = sum(cfg.dilations)  # kernel 3: each block adds `dilation` frames a side
+    frames = 3 + per_stack + 1  # input conv (k=7) and the stack, at the mel rate
+    rate = 1
+    for s in cfg.strides:
+        frames += s // 2 + s  # the strided conv's reach, at the finer rate
+        rate *= s
+        frames += (per_stack) * rate
+    frames += 1 * rate  # output conv (k=3)
+    frames += math.ceil(cfg.n_fft / cfg.hop_length / 2)  # the mel window
+    return math.ceil(frames / rate) + 1

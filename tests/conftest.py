@@ -1,0 +1,57 @@
+"""Shared fixtures: tiny random-initialised models and small synthetic audio made on the spot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from speechtok import SpeechTokenizer, SpeechTokenizerConfig
+
+TINY = dict(channels=16, latent_dim=8, codebook_size=16, codebook_dim=4, decoder_channels=16,
+            dilations=(1, 3), griffin_lim_iters=4, dead_code_steps=2)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def tiny_config(**overrides) -> SpeechTokenizerConfig:
+    return SpeechTokenizerConfig(**{**TINY, **overrides})
+
+
+@pytest.fixture
+def tiny_tokenizer() -> SpeechTokenizer:
+    tok = SpeechTokenizer(tiny_config())
+    tok.train()
+    tok(torch.randn(4, 16000) * 0.1)  # one training forward: k-means init of the codebook
+    return tok.eval()
+
+
+def speechlike(seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:
+    """A vowel-ish signal: a few harmonics with a wandering pitch, amplitude-modulated."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 110 + 40 * np.sin(2 * np.pi * rng.uniform(0.5, 2) * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    wav = sum(np.sin(k * phase) / k for k in range(1, 6))
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(2, 5) * t) ** 2
+    return (0.2 * wav * env + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.fixture
+def audio_folder(tmp_path):
+    """Eight short files in mixed formats: 16 kHz mono wav, 44.1 kHz stereo wav, 8 kHz flac."""
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    for i in range(8):
+        if i % 3 == 0:
+            sf.write(folder / f"clip{i}.wav", speechlike(1.0, seed=i), 16000)
+        elif i % 3 == 1:
+            x = speechlike(1.2, 44100, seed=i)
+            sf.write(folder / f"clip{i}.wav", np.stack([x, 0.5 * x], 1), 44100)
+        else:
+            sf.write(folder / f"clip{i}.flac", speechlike(0.8, 8000, seed=i), 8000)
+    return folder

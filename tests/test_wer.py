@@ -1,0 +1,65 @@
+"""WER on hand examples, and the pocketsphinx recogniser on flite speech."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from speechtok.wer import (
+    DEFAULT_MODEL_DIR,
+    edit_distance,
+    normalize,
+    transcribe,
+    word_error_rate,
+)
+
+
+def test_normalize():
+    assert normalize("Hello, World!  It's   fine.") == ["hello", "world", "it's", "fine"]
+
+
+def test_edit_distance():
+    assert edit_distance("a b c".split(), "a b c".split()) == 0
+    assert edit_distance("a b c".split(), "a x c".split()) == 1  # substitution
+    assert edit_distance("a b c".split(), "a c".split()) == 1  # deletion
+    assert edit_distance("a b c".split(), "a b c d".split()) == 1  # insertion
+    assert edit_distance([], "a b".split()) == 2
+    assert edit_distance("kitten sat".split(), "sitting sat on".split()) == 2
+
+
+def test_word_error_rate_pools_over_corpus():
+    refs = ["The cat sat.", "one two three four five six"]
+    hyps = ["the cat sat", "one two tree four six"]  # 0 edits, then 1 sub + 1 del
+    # Pooled: 2 edits / 9 reference words (not the mean of 0 and 2/6).
+    assert word_error_rate(refs, hyps) == pytest.approx(2 / 9)
+    assert word_error_rate("a b", "") == 1.0
+    assert word_error_rate("a", "x y z") == 3.0  # insertions can push WER past 1
+
+
+def test_word_error_rate_rejects_bad_input():
+    with pytest.raises(ValueError, match="hypotheses"):
+        word_error_rate(["a"], ["a", "b"])
+    with pytest.raises(ValueError, match="no words"):
+        word_error_rate(["..."], ["a"])
+
+
+HAVE_TOOLS = (
+    shutil.which("flite") is not None
+    and shutil.which("pocketsphinx_batch") is not None
+    and Path(DEFAULT_MODEL_DIR, "en-us.lm.bin").exists()
+)
+
+
+@pytest.mark.skipif(not HAVE_TOOLS, reason="needs flite, pocketsphinx and pocketsphinx-en-us")
+def test_transcribe_flite_digits(tmp_path):
+    text = "one two three four five"
+    wav16 = tmp_path / "slt.wav"
+    wav8 = tmp_path / "kal.wav"  # kal writes 8 kHz: exercises the resampling path
+    subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", str(wav16)], check=True)
+    subprocess.run(["flite", "-voice", "kal", "-t", text, "-o", str(wav8)], check=True)
+    hyps = transcribe([wav16, wav8])
+    assert len(hyps) == 2
+    for hyp in hyps:
+        found = set(hyp.split()) & set(text.split())
+        assert len(found) >= 2, hyp
