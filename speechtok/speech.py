@@ -11,6 +11,7 @@ spectrogram; phase comes from Griffin-Lim (Griffin & Lim 1984) with momentum (Pe
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -21,7 +22,12 @@ from torch import nn
 
 from .audio_io import prepare_waveform
 from .quantizer import FSQ, QuantizerOutput, ResidualVQ, VectorQuantizer
-from .speech_modules import SpectrogramDecoder, SpeechEncoder, receptive_half_width
+from .speech_modules import (
+    SpeakerEncoder,
+    SpectrogramDecoder,
+    SpeechEncoder,
+    receptive_half_width,
+)
 
 
 @dataclass
@@ -49,6 +55,10 @@ class SpeechTokenizerConfig:
     dead_code_steps: int = 50
     rvq_depth: int = 4
     fsq_levels: tuple[int, ...] = (8, 5, 5, 5)
+    # Voice: a global speaker vector conditions the decoder (0 disables); decode() without a
+    # reference uses the running mean voice of the training data.
+    speaker_dim: int = 64
+    speaker_channels: int = 128
     # Decoder: linear log-magnitude at a 5 ms hop, inverted by Griffin-Lim.
     decoder_channels: int = 256
     out_n_fft: int = 512
@@ -152,8 +162,26 @@ class SpeechTokenizer(
         self.encoder = SpeechEncoder(config)
         self.quantizer = build_quantizer(config)
         self.decoder = SpectrogramDecoder(config)
+        self.speaker_encoder = SpeakerEncoder(config) if config.speaker_dim else None
+        # The average training voice (EMA of speaker vectors): the voice of decode(units).
+        self.register_buffer("default_speaker", torch.zeros(max(config.speaker_dim, 1)))
         self.stft_window: torch.Tensor
         self.register_buffer("stft_window", torch.hann_window(config.out_n_fft), persistent=False)
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, map_location: str = "cpu", strict: bool = True,
+                         **kwargs):
+        # A local folder loads quietly (the mixin prints to stdout, which would corrupt the
+        # JSON that `speechtok encode/eval` print); Hub repo ids go through the mixin.
+        if os.path.isdir(model_id):
+            from safetensors.torch import load_model
+
+            model = cls(config=kwargs.get("config"))
+            load_model(model, os.path.join(model_id, "model.safetensors"), strict=strict,
+                       device=map_location)
+            return model
+        return super()._from_pretrained(model_id=model_id, map_location=map_location,
+                                        strict=strict, **kwargs)
 
     # ---- properties -------------------------------------------------------------------
     @property
@@ -176,16 +204,22 @@ class SpeechTokenizer(
         # center=True yields T/hop + 1 frames; the decoder makes T/hop: drop the last.
         return torch.log(spec.abs()[..., :-1].clamp_min(1e-4))
 
-    def forward(self, wav: torch.Tensor, input_wav: torch.Tensor | None = None
-                ) -> SpeechTokenizerOutput:
+    def forward(self, wav: torch.Tensor, input_wav: torch.Tensor | None = None,
+                warp: torch.Tensor | None = None) -> SpeechTokenizerOutput:
         """Training pass on `wav` (B, T) with T a multiple of `config.total_stride`.
 
-        `input_wav` (an augmented copy, e.g. gain-changed) is what the encoder sees, when given;
-        the reconstruction target is always the clean `wav`.
+        The encoder sees `input_wav` (an augmented copy, e.g. gain-changed) when given, with its
+        spectrum warped by `warp` (B,) factors (VTLP); the speaker encoder and the
+        reconstruction target always use the clean `wav`.
         """
-        z = self.encoder(wav if input_wav is None else input_wav)  # (B, D, N)
+        z = self.encoder(wav if input_wav is None else input_wav, warp)  # (B, D, N)
         q = self.quantizer(z.transpose(1, 2))  # (B, N, D)
-        log_mag = self.decoder(q.quantized.transpose(1, 2))  # (B, F, N * up)
+        speaker = None
+        if self.speaker_encoder is not None:
+            speaker = self.speaker_encoder(self.encoder.front(wav))
+            if self.training:  # track the mean voice for reference-free decoding
+                self.default_speaker.lerp_(speaker.detach().mean(0).float(), 0.01)
+        log_mag = self.decoder(q.quantized.transpose(1, 2), speaker)  # (B, F, N * up)
         return SpeechTokenizerOutput(log_mag, self.target_log_magnitude(wav), q)
 
     # ---- encoding ---------------------------------------------------------------------
@@ -241,15 +275,32 @@ class SpeechTokenizer(
         return units.long().to(self.device)
 
     @torch.inference_mode()
-    def decode_log_magnitude(self, units: torch.Tensor) -> torch.Tensor:
+    def speaker_embedding(self, wav: torch.Tensor, sample_rate: int | None = None
+                          ) -> torch.Tensor:
+        """The voice of `wav` `(batch, samples)` as `(batch, speaker_dim)`, for `decode`."""
+        if self.speaker_encoder is None:
+            raise ValueError("this tokenizer has no speaker encoder (speaker_dim=0)")
+        sr = self.sample_rate if sample_rate is None else sample_rate
+        wav = self._pad_to_stride(prepare_waveform(wav, sr, self.sample_rate).to(self.device))
+        return self.speaker_encoder(self.encoder.front(wav))
+
+    @torch.inference_mode()
+    def decode_log_magnitude(self, units: torch.Tensor, speaker: torch.Tensor | None = None
+                             ) -> torch.Tensor:
         """Units `(batch, frames)` → predicted log |STFT| `(batch, freq_bins, frames * 4)`."""
         units = self._check_units(units)
         z = self.quantizer.decode(units)  # (B, N, D)
-        return self.decoder(z.transpose(1, 2))
+        if self.speaker_encoder is not None and speaker is None:
+            speaker = self.default_speaker.expand(units.shape[0], -1)
+        return self.decoder(z.transpose(1, 2), speaker)
 
     @torch.inference_mode()
-    def decode(self, units: torch.Tensor, durations: torch.Tensor | None = None) -> torch.Tensor:
+    def decode(self, units: torch.Tensor, durations: torch.Tensor | None = None,
+               speaker: torch.Tensor | None = None) -> torch.Tensor:
         """Units `(batch, frames)` → waveform `(batch, frames * total_stride)`.
+
+        The voice is the training data's average voice, or `speaker` `(batch, speaker_dim)`
+        from `speaker_embedding(reference_wav)`.
 
         `durations` (same shape, ≥ 1) are the run lengths from `dedup`: each unit is repeated
         that many frames first (GSLM's deduplicated units). Rows of different total length are
@@ -261,7 +312,7 @@ class SpeechTokenizer(
             durations = torch.as_tensor(durations).reshape(units.shape)
             lengths = durations.sum(-1) * self.config.total_stride
             units = undedup(units, durations)
-        log_mag = self.decode_log_magnitude(units)
+        log_mag = self.decode_log_magnitude(units, speaker)
         # Griffin-Lim's istft (center=True) needs T/hop + 1 frames: repeat the last one.
         mag = torch.exp(torch.cat([log_mag, log_mag[..., -1:]], dim=-1)).float()
         length = units.shape[-1] * self.config.total_stride

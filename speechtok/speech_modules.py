@@ -14,18 +14,32 @@ import torchaudio
 from torch import nn
 
 
+class ChannelNorm(nn.Module):
+    """LayerNorm over channels at each time step of a (B, C, T) tensor.
+
+    Local in time, unlike GroupNorm/InstanceNorm (whose statistics span the whole sequence): a
+    frame's output depends only on its receptive field, so encoding in chunks gives the same
+    codes as one pass, and nothing depends on the rest of the batch.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+
+
 class ResBlock1d(nn.Module):
     """Pre-activation residual block with a dilated conv (WaveNet / HiFi-GAN style).
 
-    Dilations 1, 3, 9 stacked give a wide receptive field at few parameters; GroupNorm(1) is
-    per-sample, so a sample's output does not depend on the rest of the batch (needed for
-    encode to be deterministic and chunking to be exact).
+    Dilations 1, 3, 9 stacked give a wide receptive field at few parameters.
     """
 
     def __init__(self, channels: int, dilation: int, kernel_size: int = 3):
         super().__init__()
         pad = dilation * (kernel_size - 1) // 2
-        self.norm = nn.GroupNorm(1, channels)
+        self.norm = ChannelNorm(channels)
         self.conv1 = nn.Conv1d(channels, channels, kernel_size, padding=pad, dilation=dilation)
         self.conv2 = nn.Conv1d(channels, channels, 1)
         self.half_width = pad  # frames of context this block adds on each side
@@ -62,14 +76,32 @@ class LogMelFrontEnd(nn.Module):
         self.register_buffer("feat_mean", torch.zeros(n_mels, 1))
         self.register_buffer("feat_std", torch.ones(n_mels, 1))
 
-    def log_mel(self, wav: torch.Tensor) -> torch.Tensor:
+    def log_mel(self, wav: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
         wav = F.pad(wav, (self.pad, self.pad))
         spec = torch.stft(wav, self.n_fft, self.hop_length, window=self.window, center=False,
                           return_complex=True).abs().pow(2)  # (B, F, T/hop)
+        if warp is not None:
+            spec = warp_frequency(spec, warp)
         return torch.log((self.mel_fb @ spec).clamp_min(1e-5))  # (B, M, T/hop)
 
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        return (self.log_mel(wav) - self.feat_mean) / self.feat_std
+    def forward(self, wav: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
+        return (self.log_mel(wav, warp) - self.feat_mean) / self.feat_std
+
+
+def warp_frequency(spec: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Vocal tract length perturbation (Jaitly & Hinton 2013): S'(f) = S(f / alpha).
+
+    `spec` (B, F, T), `alpha` (B,) around 1. Scaling the frequency axis mimics a shorter or
+    longer vocal tract, so an encoder trained on warped input learns units that do not depend
+    on the speaker's formant scale: what lets units transfer to a voice never heard.
+    """
+    n_freq = spec.shape[1]
+    pos = (torch.arange(n_freq, device=spec.device)[None] / alpha[:, None]).clamp(max=n_freq - 1)
+    lo = pos.floor().long()  # (B, F)
+    hi = (lo + 1).clamp(max=n_freq - 1)
+    frac = (pos - lo)[..., None]  # (B, F, 1)
+    gather = lambda idx: spec.gather(1, idx[..., None].expand(-1, -1, spec.shape[-1]))  # noqa: E731
+    return gather(lo) * (1 - frac) + gather(hi) * frac
 
 
 class SpeechEncoder(nn.Module):
@@ -88,8 +120,27 @@ class SpeechEncoder(nn.Module):
         layers += [nn.GELU(), nn.Conv1d(c, cfg.latent_dim, 3, padding=1)]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        return self.net(self.front(wav))
+    def forward(self, wav: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(self.front(wav, warp))
+
+
+class SpeakerEncoder(nn.Module):
+    """Normalised log-mel (B, M, T) → one global voice vector (B, speaker_dim).
+
+    The decoder takes the voice from here, so the units need not spend codes on who speaks
+    (speech resynthesis with a speaker embedding, Polyak et al. 2021). Time-averaged, so it
+    carries voice quality, not the phone sequence.
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        c = cfg.speaker_channels
+        self.net = nn.Sequential(nn.Conv1d(cfg.n_mels, c, 5, padding=2), nn.GELU(),
+                                 nn.Conv1d(c, c, 5, padding=2, stride=2), nn.GELU())
+        self.proj = nn.Linear(c, cfg.speaker_dim)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.net(feats).mean(-1))
 
 
 class SpectrogramDecoder(nn.Module):
@@ -103,8 +154,9 @@ class SpectrogramDecoder(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         c = cfg.decoder_channels
-        layers: list[nn.Module] = [nn.Conv1d(cfg.latent_dim, c, 3, padding=1),
-                                   res_stack(c, cfg.dilations + cfg.dilations)]
+        self.inp = nn.Conv1d(cfg.latent_dim, c, 3, padding=1)
+        self.speaker = nn.Linear(cfg.speaker_dim, c) if cfg.speaker_dim else None
+        layers: list[nn.Module] = [res_stack(c, cfg.dilations + cfg.dilations)]
         for _ in range(int(round(math.log2(cfg.upsample)))):
             layers += [nn.GELU(), nn.ConvTranspose1d(c, c // 2, 4, stride=2, padding=1),
                        res_stack(c // 2, (1, 3))]
@@ -112,8 +164,11 @@ class SpectrogramDecoder(nn.Module):
         layers += [nn.GELU(), nn.Conv1d(c, cfg.out_n_fft // 2 + 1, 3, padding=1)]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+    def forward(self, z: torch.Tensor, speaker: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.inp(z)  # (B, C, N)
+        if self.speaker is not None:
+            h = h + self.speaker(speaker)[..., None]  # the voice, broadcast over time
+        return self.net(h)
 
 
 def receptive_half_width(cfg) -> int:

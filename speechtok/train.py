@@ -37,6 +37,7 @@ class SpeechTrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     gain_augment_db: float = 6.0  # random input gain, so units don't encode loudness
+    vtlp_range: float = 0.12  # encoder input spectra warped by a factor in 1 ± this (VTLP)
     eval_every: int = 500
     save_every: int = 250
     eval_max_items: int = 64
@@ -78,8 +79,9 @@ def lr_lambda(cfg: SpeechTrainConfig):
 
 
 def compute_losses(model: SpeechTokenizer, wav: torch.Tensor, mel_fb: torch.Tensor,
-                   input_wav: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    out = model(wav, input_wav)
+                   input_wav: torch.Tensor | None = None, warp: torch.Tensor | None = None
+                   ) -> dict[str, torch.Tensor]:
+    out = model(wav, input_wav, warp)
     terms = {
         "spectral": spectral_l1(out.log_magnitude.float(), out.target_log_magnitude),
         "mel": mel_l1(out.log_magnitude.float(), out.target_log_magnitude, mel_fb),
@@ -149,10 +151,12 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
         wav = train_src.batch(step, cfg.batch_size, segment, cfg.seed, acc.process_index)
         g = torch.Generator().manual_seed(cfg.seed * 7919 + step)
         gain_db = (torch.rand(wav.shape[0], 1, generator=g) * 2 - 1) * cfg.gain_augment_db
+        warp = 1 + (torch.rand(wav.shape[0], generator=g) * 2 - 1) * cfg.vtlp_range
         wav = wav.to(acc.device)
         with acc.autocast():
             terms = compute_losses(raw if acc.num_processes == 1 else model, wav, mel_fb,
-                                   wav * (10 ** (gain_db.to(acc.device) / 20)))
+                                   wav * (10 ** (gain_db.to(acc.device) / 20)),
+                                   warp.to(acc.device) if cfg.vtlp_range > 0 else None)
         opt.zero_grad(set_to_none=True)
         acc.backward(terms["loss"])
         if cfg.max_grad_norm > 0:
