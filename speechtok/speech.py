@@ -40,6 +40,7 @@ class SpeechTokenizerConfig:
     n_fft: int = 400
     hop_length: int = 160
     n_mels: int = 80
+    cmn_seconds: float = 0.0  # sliding mean normalisation window of the log-mel (0 = off)
     strides: tuple[int, ...] = (2,)  # conv strides after the front end: 160 * 2 = 320 → 50 Hz
     channels: int = 192
     dilations: tuple[int, ...] = (1, 3, 9)
@@ -66,7 +67,7 @@ class SpeechTokenizerConfig:
     griffin_lim_iters: int = 64
     # Encoding long audio: chunk length, and overlap on each side (frames) ≥ receptive field.
     chunk_seconds: float = 30.0
-    chunk_margin_frames: int = 32
+    chunk_margin_frames: int = 112
     loss_weights: dict[str, float] = field(
         default_factory=lambda: {"spectral": 1.0, "mel": 1.0, "quantizer": 1.0}
     )

@@ -36,10 +36,12 @@ class ResBlock1d(nn.Module):
     Dilations 1, 3, 9 stacked give a wide receptive field at few parameters.
     """
 
-    def __init__(self, channels: int, dilation: int, kernel_size: int = 3):
+    def __init__(self, channels: int, dilation: int, kernel_size: int = 3, local: bool = True):
         super().__init__()
         pad = dilation * (kernel_size - 1) // 2
-        self.norm = ChannelNorm(channels)
+        # The encoder must be local in time (exact chunking); the decoder need not be, and
+        # GroupNorm's utterance-wide statistics decoded more intelligibly there.
+        self.norm = ChannelNorm(channels) if local else nn.GroupNorm(1, channels)
         self.conv1 = nn.Conv1d(channels, channels, kernel_size, padding=pad, dilation=dilation)
         self.conv2 = nn.Conv1d(channels, channels, 1)
         self.half_width = pad  # frames of context this block adds on each side
@@ -48,8 +50,8 @@ class ResBlock1d(nn.Module):
         return x + self.conv2(F.gelu(self.conv1(F.gelu(self.norm(x)))))
 
 
-def res_stack(channels: int, dilations: tuple[int, ...]) -> nn.Sequential:
-    return nn.Sequential(*[ResBlock1d(channels, d) for d in dilations])
+def res_stack(channels: int, dilations: tuple[int, ...], local: bool = True) -> nn.Sequential:
+    return nn.Sequential(*[ResBlock1d(channels, d, local=local) for d in dilations])
 
 
 class LogMelFrontEnd(nn.Module):
@@ -61,8 +63,10 @@ class LogMelFrontEnd(nn.Module):
     so frame boundaries stay aligned when long audio is encoded in chunks.
     """
 
-    def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int):
+    def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int,
+                 cmn_frames: int = 0):
         super().__init__()
+        self.cmn_frames = cmn_frames
         self.n_fft, self.hop_length = n_fft, hop_length
         self.pad = (n_fft - hop_length) // 2
         # Constants, not weights: non-persistent, so checkpoints hold only what was learned.
@@ -85,7 +89,14 @@ class LogMelFrontEnd(nn.Module):
         return torch.log((self.mel_fb @ spec).clamp_min(1e-5))  # (B, M, T/hop)
 
     def forward(self, wav: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
-        return (self.log_mel(wav, warp) - self.feat_mean) / self.feat_std
+        feats = self.log_mel(wav, warp)
+        if self.cmn_frames:
+            # Sliding cepstral-mean-style normalisation (Kaldi's apply-cmvn-sliding): remove
+            # the local average spectrum (channel, speaker tilt) over a window of cmn_frames.
+            # Local, so chunked encoding stays exact when the overlap covers half the window.
+            feats = feats - F.avg_pool1d(feats, self.cmn_frames | 1, stride=1,
+                                         padding=self.cmn_frames // 2, count_include_pad=False)
+        return (feats - self.feat_mean) / self.feat_std
 
 
 def warp_frequency(spec: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -109,7 +120,8 @@ class SpeechEncoder(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        self.front = LogMelFrontEnd(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels)
+        self.front = LogMelFrontEnd(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels,
+                                    int(cfg.cmn_seconds * cfg.sample_rate / cfg.hop_length))
         c = cfg.channels
         layers: list[nn.Module] = [nn.Conv1d(cfg.n_mels, c, 7, padding=3),
                                    res_stack(c, cfg.dilations)]
@@ -156,10 +168,10 @@ class SpectrogramDecoder(nn.Module):
         c = cfg.decoder_channels
         self.inp = nn.Conv1d(cfg.latent_dim, c, 3, padding=1)
         self.speaker = nn.Linear(cfg.speaker_dim, c) if cfg.speaker_dim else None
-        layers: list[nn.Module] = [res_stack(c, cfg.dilations + cfg.dilations)]
+        layers: list[nn.Module] = [res_stack(c, cfg.dilations + cfg.dilations, local=False)]
         for _ in range(int(round(math.log2(cfg.upsample)))):
             layers += [nn.GELU(), nn.ConvTranspose1d(c, c // 2, 4, stride=2, padding=1),
-                       res_stack(c // 2, (1, 3))]
+                       res_stack(c // 2, (1, 3), local=False)]
             c //= 2
         layers += [nn.GELU(), nn.Conv1d(c, cfg.out_n_fft // 2 + 1, 3, padding=1)]
         self.net = nn.Sequential(*layers)
@@ -186,4 +198,5 @@ def receptive_half_width(cfg) -> int:
         frames += (per_stack) * rate
     frames += 1 * rate  # output conv (k=3)
     frames += math.ceil(cfg.n_fft / cfg.hop_length / 2)  # the mel window
+    frames += math.ceil(cfg.cmn_seconds * cfg.sample_rate / cfg.hop_length / 2) + 1
     return math.ceil(frames / rate) + 1

@@ -22,6 +22,8 @@ def test_default_config_is_50hz_and_validates():
         SpeechTokenizerConfig(strides=(3,))
     with pytest.raises(ValueError, match="chunk_margin_frames"):
         SpeechTokenizerConfig(chunk_margin_frames=2)
+    with pytest.raises(ValueError, match="chunk_margin_frames"):
+        SpeechTokenizerConfig(cmn_seconds=10.0)  # the window outgrows the default overlap
 
 
 def test_configurable_stride_changes_frame_rate(tiny_tokenizer):
@@ -43,7 +45,11 @@ def test_round_trip_shapes_and_determinism(tiny_tokenizer):
     assert torch.equal(out, tiny_tokenizer.decode(units))  # Griffin-Lim from a fixed phase
 
 
-def test_chunked_encoding_equals_single_pass(tiny_tokenizer):
+@pytest.mark.parametrize("cmn_seconds", [0.0, 1.0])
+def test_chunked_encoding_equals_single_pass(cmn_seconds):
+    tiny_tokenizer = SpeechTokenizer(tiny_config(cmn_seconds=cmn_seconds))
+    tiny_tokenizer(torch.randn(4, 16000) * 0.1)
+    tiny_tokenizer.eval()
     wav = torch.from_numpy(speechlike(12.0, seed=3))[None]
     single = tiny_tokenizer.encode(wav, chunk_seconds=1000)
     chunked = tiny_tokenizer.encode(wav, chunk_seconds=1.0)  # 12 chunks of 50 frames
