@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from speechtok.quantizer import VectorQuantizer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+from speechtok.quantizer import VectorQuantizer  # noqa: E402
 
 
 def median_seconds(fns: list, repeats: int, warmup: int) -> list[float]:
