@@ -82,10 +82,9 @@ def cmd_train(args, extra: list[str]) -> None:
 
     model_cfg, train_cfg = build_configs([SpeechTokenizerConfig, SpeechTrainConfig],
                                          args.config, parse_overrides(extra))
-    model = train_speech(args.data, args.out, model_cfg, train_cfg, resume=args.resume)
+    train_speech(args.data, args.out, model_cfg, train_cfg, resume=args.resume)
     if args.push_to_hub:
         push(args.out, args.push_to_hub)
-    del model
 
 
 def cmd_encode(args) -> None:
