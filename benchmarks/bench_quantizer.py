@@ -12,30 +12,15 @@ vectors per second, plus the bare nearest-neighbour search (one matmul + argmax)
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+from timing import median_seconds  # noqa: E402  (benchmarks/timing.py)
+
 from speechtok.quantizer import VectorQuantizer  # noqa: E402
-
-
-def median_seconds(fns: list, repeats: int, warmup: int) -> list[float]:
-    """Median wall time of each function. Runs are interleaved (a, b, a, b, ...) so that load
-    from other processes on a shared machine hits all contenders alike."""
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times, strict=True):
-            start = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - start)
-    return [statistics.median(ts) for ts in times]
 
 
 def train_step(module, x, ours: bool):

@@ -27,32 +27,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from timing import median_seconds  # benchmarks/timing.py, beside this script
 
 SAMPLE_RATE = 16000
 GSLM_LAYER = 6  # GSLM's HuBERT-base units: layer-6 features
 GSLM_K = 100  # ... clustered into K=100 (also 50 and 200 in the paper)
-
-
-def median_seconds(fns: list[Callable[[], object]], repeats: int, warmup: int) -> list[float]:
-    """Median wall time of each function. Runs are interleaved (a, b, c, a, b, c, ...) so that
-    load from other processes on a shared machine hits all contenders alike."""
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times, strict=True):
-            start = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - start)
-    return [statistics.median(ts) for ts in times]
 
 
 def n_params(*modules: torch.nn.Module) -> int:

@@ -115,6 +115,11 @@ def _dataset_items(dataset, audio_column: str) -> list[AudioItem]:
     return items
 
 
+def _is_saved_dataset(path: Path) -> bool:
+    """A folder written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk`."""
+    return (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()
+
+
 def open_splits(path: str | Path, sample_rate: int, valid_fraction: float = 0.05,
                 audio_column: str = "audio", seed: int = 0, cache: bool = True
                 ) -> tuple[AudioSource, AudioSource]:
@@ -126,7 +131,7 @@ def open_splits(path: str | Path, sample_rate: int, valid_fraction: float = 0.05
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data not found: {path}")
-    if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+    if _is_saved_dataset(path):
         from datasets import load_from_disk
 
         ds = load_from_disk(str(path))
@@ -160,7 +165,7 @@ def open_eval_source(path: str | Path, sample_rate: int, split: str | None = Non
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data not found: {path}")
-    if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+    if _is_saved_dataset(path):
         from datasets import load_from_disk
 
         ds = load_from_disk(str(path))

@@ -213,11 +213,15 @@ class SpeechTokenizer(
         spectrum warped by `warp` (B,) factors (VTLP); the speaker encoder and the
         reconstruction target always use the clean `wav`.
         """
-        z = self.encoder(wav if input_wav is None else input_wav, warp)  # (B, D, N)
+        clean = self.encoder.front(wav)  # (B, M, T/hop), shared when nothing is augmented
+        if input_wav is None and warp is None:
+            z = self.encoder.from_features(clean)  # (B, D, N)
+        else:
+            z = self.encoder(wav if input_wav is None else input_wav, warp)
         q = self.quantizer(z.transpose(1, 2))  # (B, N, D)
         speaker = None
         if self.speaker_encoder is not None:
-            speaker = self.speaker_encoder(self.encoder.front(wav))
+            speaker = self.speaker_encoder(clean)
             if self.training:  # track the mean voice for reference-free decoding
                 self.default_speaker.lerp_(speaker.detach().mean(0).float(), 0.01)
         log_mag = self.decoder(q.quantized.transpose(1, 2), speaker)  # (B, F, N * up)

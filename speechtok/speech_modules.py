@@ -44,7 +44,6 @@ class ResBlock1d(nn.Module):
         self.norm = ChannelNorm(channels) if local else nn.GroupNorm(1, channels)
         self.conv1 = nn.Conv1d(channels, channels, kernel_size, padding=pad, dilation=dilation)
         self.conv2 = nn.Conv1d(channels, channels, 1)
-        self.half_width = pad  # frames of context this block adds on each side
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(F.gelu(self.conv1(F.gelu(self.norm(x)))))
@@ -111,8 +110,9 @@ def warp_frequency(spec: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     lo = pos.floor().long()  # (B, F)
     hi = (lo + 1).clamp(max=n_freq - 1)
     frac = (pos - lo)[..., None]  # (B, F, 1)
-    gather = lambda idx: spec.gather(1, idx[..., None].expand(-1, -1, spec.shape[-1]))  # noqa: E731
-    return gather(lo) * (1 - frac) + gather(hi) * frac
+    expand = (-1, -1, spec.shape[-1])
+    low, high = (spec.gather(1, idx[..., None].expand(*expand)) for idx in (lo, hi))
+    return low * (1 - frac) + high * frac
 
 
 class SpeechEncoder(nn.Module):
@@ -134,6 +134,10 @@ class SpeechEncoder(nn.Module):
 
     def forward(self, wav: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(self.front(wav, warp))
+
+    def from_features(self, feats: torch.Tensor) -> torch.Tensor:
+        """The same from `front(wav)` already computed (the speaker encoder shares it)."""
+        return self.net(feats)
 
 
 class SpeakerEncoder(nn.Module):

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torchaudio
 from tqdm.auto import tqdm
 
 from .audio_data import AudioSource, open_splits
 from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from .config_io import dump_config
-from .evaluate import evaluate_speech
+from .evaluate import evaluate_speech, mel_filterbank
 from .losses import mel_l1, spectral_l1
 from .speech import SpeechTokenizer, SpeechTokenizerConfig
 
@@ -133,9 +132,7 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
         dump_config(out / "train_config.yaml", model_cfg, cfg)
     model, opt = acc.prepare(model, opt)
     raw = acc.unwrap_model(model)
-    mel_fb = torchaudio.functional.melscale_fbanks(
-        model_cfg.out_n_fft // 2 + 1, 0.0, model_cfg.sample_rate / 2, 80,
-        model_cfg.sample_rate).to(acc.device)
+    mel_fb = mel_filterbank(raw)
     segment = int(cfg.segment_seconds * model_cfg.sample_rate)
     segment -= segment % model_cfg.total_stride
     n_params = sum(p.numel() for p in raw.parameters())

@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from a checkout without installing
 
-from speechtok.audio_data import AudioSource, _folder_items  # noqa: E402
+from speechtok.audio_data import open_eval_source  # noqa: E402
 from speechtok.audio_io import load_audio, save_audio  # noqa: E402
 from speechtok.config_io import build_configs, parse_overrides  # noqa: E402
 from speechtok.evaluate import evaluate_speech  # noqa: E402
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if eval_file.exists():
         metrics = json.loads(eval_file.read_text())
     else:
-        test = AudioSource(_folder_items(data / "test"), tok.sample_rate, cache=False)
+        test = open_eval_source(data, tok.sample_rate, "test")
         metrics = evaluate_speech(tok, test, progress=True)
         eval_file.write_text(json.dumps(metrics, indent=2))
     print(json.dumps(metrics, indent=2))
