@@ -3,9 +3,13 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-# Debian packages: flite (the built-in speech corpus), pocketsphinx (intelligibility scoring).
+# Debian packages: flite (the built-in speech corpus), pocketsphinx (intelligibility scoring),
+# fonts (the built-in image corpus renders letters and digits in every installed face; the
+# held-out families URW Gothic, Caladea and Carlito come from these packages).
 DEB_PACKAGES := flite pocketsphinx pocketsphinx-en-us
 DEB_COMMANDS := flite pocketsphinx_batch
+FONT_PACKAGES := fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf \
+	fonts-urw-base35 fonts-croscore fonts-crosextra-carlito fonts-crosextra-caladea
 
 .PHONY: demo test lint bench system-deps install clean-demo
 
@@ -31,6 +35,22 @@ system-deps:
 	    exit 1; \
 	  fi; \
 	fi
+	@if command -v dpkg-query >/dev/null; then \
+	  fonts=""; for p in $(FONT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || fonts="$$fonts $$p"; done; \
+	  if [ -n "$$fonts" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      echo "installing font packages:$$fonts"; \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$fonts >/dev/null; \
+	    else \
+	      echo "note: font packages missing:$$fonts (sudo apt-get install$$fonts);"; \
+	      echo "the image corpus will use the fonts that are installed."; \
+	    fi; \
+	  fi; \
+	elif ! fc-list 2>/dev/null | grep -qi dejavu; then \
+	  echo "note: no DejaVu fonts found; install the DejaVu, Liberation, FreeFont, URW base35,"; \
+	  echo "Croscore, Carlito and Caladea fonts for the built-in image corpus."; \
+	fi
 
 demo: $(STAMP) system-deps
 	$(PY) recipes/builtin/run_demo.py --out runs/demo
@@ -44,6 +64,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_quantizer.py
 	$(PY) benchmarks/bench_speech_encoder.py
+	$(PY) benchmarks/bench_image_tokenizer.py
 
 clean-demo:
 	rm -rf runs/demo

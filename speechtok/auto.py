@@ -14,12 +14,16 @@ def tokenizer_kind(path: str | Path) -> str:
 
 
 def load_tokenizer(path: str | Path, device: str | None = None):
-    """A saved SpeechTokenizer (or, later, ImageTokenizer) in eval mode."""
+    """A saved SpeechTokenizer or ImageTokenizer, in eval mode."""
     kind = tokenizer_kind(path)
     if kind == "speech":
         from .speech import SpeechTokenizer
 
         model = SpeechTokenizer.from_pretrained(str(path))
+    elif kind == "image":
+        from .image import ImageTokenizer
+
+        model = ImageTokenizer.from_pretrained(str(path))
     else:
         raise ValueError(f"{path}: unknown tokenizer kind {kind!r} in config.json")
     if device is not None:

@@ -43,8 +43,11 @@ def _optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: dict[str, str])
 
 
 def save_checkpoint(folder: str | Path, model: torch.nn.Module, optimizer=None, scheduler=None,
-                    trainer_state: dict | None = None) -> Path:
-    """Atomically write a checkpoint folder (see module docstring)."""
+                    trainer_state: dict | None = None,
+                    extra: dict[str, tuple[torch.nn.Module, Any]] | None = None) -> Path:
+    """Atomically write a checkpoint folder (see module docstring). `extra` maps a name to a
+    further (module, optimizer or None), e.g. a GAN discriminator: `NAME.safetensors` and
+    `NAME_optimizer.safetensors`."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(folder.name + ".tmp")
@@ -56,6 +59,11 @@ def save_checkpoint(folder: str | Path, model: torch.nn.Module, optimizer=None, 
         save_file(tensors, str(tmp / "optimizer.safetensors"), metadata=meta)
     if scheduler is not None:
         (tmp / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
+    for name, (module, opt) in (extra or {}).items():
+        save_model(module, str(tmp / f"{name}.safetensors"))
+        if opt is not None:
+            tensors, meta = _optimizer_to_flat(opt.state_dict())
+            save_file(tensors, str(tmp / f"{name}_optimizer.safetensors"), metadata=meta)
     state = dict(trainer_state or {})
     state["torch_rng_state"] = torch.get_rng_state().tolist()
     (tmp / "trainer_state.json").write_text(json.dumps(state))
@@ -80,19 +88,31 @@ def find_checkpoint(folder: str | Path) -> Path | None:
     return None
 
 
-def load_checkpoint(folder: str | Path, model: torch.nn.Module, optimizer=None,
-                    scheduler=None) -> dict:
-    """Restore model/optimizer/scheduler and the global RNG; return the trainer state."""
-    folder = Path(folder)
+def _load_optimizer(path: Path, optimizer) -> None:
     from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as fh:
+        meta = fh.metadata()
+    optimizer.load_state_dict(_optimizer_from_flat(load_file(str(path)), meta))
+
+
+def load_checkpoint(folder: str | Path, model: torch.nn.Module, optimizer=None,
+                    scheduler=None, extra: dict[str, tuple[torch.nn.Module, Any]] | None = None
+                    ) -> dict:
+    """Restore model/optimizer/scheduler (and `extra`, as given to `save_checkpoint`) and the
+    global RNG; return the trainer state."""
+    folder = Path(folder)
     from safetensors.torch import load_model
 
     load_model(model, str(folder / "model.safetensors"))
     if optimizer is not None and (folder / "optimizer.safetensors").exists():
-        with safe_open(str(folder / "optimizer.safetensors"), "pt") as fh:
-            meta = fh.metadata()
-        tensors = load_file(str(folder / "optimizer.safetensors"))
-        optimizer.load_state_dict(_optimizer_from_flat(tensors, meta))
+        _load_optimizer(folder / "optimizer.safetensors", optimizer)
+    for name, (module, opt) in (extra or {}).items():
+        if not (folder / f"{name}.safetensors").exists():
+            raise FileNotFoundError(f"{folder} has no {name}.safetensors to resume from")
+        load_model(module, str(folder / f"{name}.safetensors"))
+        if opt is not None and (folder / f"{name}_optimizer.safetensors").exists():
+            _load_optimizer(folder / f"{name}_optimizer.safetensors", opt)
     if scheduler is not None and (folder / "scheduler.json").exists():
         scheduler.load_state_dict(json.loads((folder / "scheduler.json").read_text()))
     state = json.loads((folder / "trainer_state.json").read_text())

@@ -12,13 +12,19 @@ EPILOG = """examples:
   speechtok encode --tokenizer runs/tok a.wav b.flac --out units.jsonl --dedup
   speechtok decode --tokenizer runs/tok units.jsonl --out out.wav
   speechtok eval --tokenizer runs/tok --data corpus/ --split test
+  speechtok train image --data glyphs/ --out runs/img --downsample_factor 4 --steps 3000
+  speechtok encode --tokenizer runs/img a.png b.jpg --out codes.jsonl
+  speechtok decode --tokenizer runs/img codes.jsonl --out out.png
   speechtok push --tokenizer runs/tok user/my-speech-tokenizer --private
 """
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="speechtok", description="Train and use speech tokenizers (speech ↔ discrete units).",
+        prog="speechtok",
+        description="Train and use tokenizers: speech ↔ discrete units, images ↔ code grids. "
+        "encode/decode/eval work out from the saved config whether a tokenizer is for speech "
+        "or images.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -27,35 +33,41 @@ def _parser() -> argparse.ArgumentParser:
                        "`--key value` (e.g. --steps 2000 --codebook_size 512 --batch_size 16); "
                        "precedence: defaults < --config YAML < command line. The resolved "
                        "config is written to OUT/train_config.yaml.")
-    t.add_argument("modality", choices=["speech"], help="what to tokenize")
+    t.add_argument("modality", choices=["speech", "image"], help="what to tokenize")
     t.add_argument("--data", required=True,
-                   help="folder of audio files (wav/flac/ogg, any rate, mono or stereo; "
-                   "train/ and valid/ subfolders are used as splits) or a `datasets` dataset "
-                   "saved with save_to_disk (an 'audio' column)")
+                   help="speech: folder of audio files (wav/flac/ogg, any rate, mono or stereo) "
+                   "or a saved `datasets` dataset with an 'audio' column; image: folder of "
+                   "images (png/jpg/..., any size or mode; resized and centre-cropped) or a "
+                   "saved dataset with an image column (e.g. imagefolder with captions). "
+                   "train/ and valid/ subfolders (or splits) are used when present")
     t.add_argument("--out", required=True, help="output folder (hub-shaped tokenizer)")
     t.add_argument("--config", help="YAML file of config values")
     t.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoints/last if present")
     t.add_argument("--push-to-hub", metavar="REPO", help="upload the result to this Hub repo")
 
-    e = sub.add_parser("encode", help="audio files → units (JSON lines)")
+    e = sub.add_parser("encode", help="audio files → units, or images → code grids (JSON "
+                       "lines)")
     e.add_argument("--tokenizer", required=True, help="saved tokenizer folder")
-    e.add_argument("files", nargs="+", help="audio files")
+    e.add_argument("files", nargs="+", help="audio files (speech tokenizer) or image files "
+                   "(image tokenizer)")
     e.add_argument("--out", help="write JSON lines here instead of stdout")
     e.add_argument("--dedup", action="store_true",
-                   help="collapse repeated units and add run lengths (GSLM)")
+                   help="speech: collapse repeated units and add run lengths (GSLM)")
     e.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
 
-    d = sub.add_parser("decode", help="units (JSON lines from `encode`) → wav")
+    d = sub.add_parser("decode", help="units → wav, or code grids → png (JSON lines from "
+                       "`encode`)")
     d.add_argument("--tokenizer", required=True, help="saved tokenizer folder")
     d.add_argument("units", help="JSON lines file from `speechtok encode`, or '-' for stdin")
     d.add_argument("--out", required=True,
-                   help="output wav; with several lines, OUT_STEM-<n>.wav per line")
+                   help="output wav (speech) or png (image); with several lines, "
+                   "OUT_STEM-<n>.EXT per line")
     d.add_argument("--device", default=None)
 
     v = sub.add_parser("eval", help="print held-out metrics as JSON")
     v.add_argument("--tokenizer", required=True, help="saved tokenizer folder")
-    v.add_argument("--data", required=True, help="folder of audio or saved dataset")
+    v.add_argument("--data", required=True, help="folder of audio / images, or saved dataset")
     v.add_argument("--split", default=None,
                    help="subfolder to evaluate (default: test/ if present, else the folder)")
     v.add_argument("--max-items", type=int, default=None, help="evaluate at most N files")
@@ -77,12 +89,21 @@ def _device(name: str | None) -> str:
 
 def cmd_train(args, extra: list[str]) -> None:
     from .config_io import build_configs, parse_overrides
-    from .speech import SpeechTokenizerConfig
-    from .train import SpeechTrainConfig, train_speech
 
-    model_cfg, train_cfg = build_configs([SpeechTokenizerConfig, SpeechTrainConfig],
-                                         args.config, parse_overrides(extra))
-    train_speech(args.data, args.out, model_cfg, train_cfg, resume=args.resume)
+    if args.modality == "image":
+        from .image import ImageTokenizerConfig
+        from .train_image import ImageTrainConfig, train_image
+
+        model_cfg, train_cfg = build_configs([ImageTokenizerConfig, ImageTrainConfig],
+                                             args.config, parse_overrides(extra))
+        train_image(args.data, args.out, model_cfg, train_cfg, resume=args.resume)
+    else:
+        from .speech import SpeechTokenizerConfig
+        from .train import SpeechTrainConfig, train_speech
+
+        model_cfg, train_cfg = build_configs([SpeechTokenizerConfig, SpeechTrainConfig],
+                                             args.config, parse_overrides(extra))
+        train_speech(args.data, args.out, model_cfg, train_cfg, resume=args.resume)
     if args.push_to_hub:
         push(args.out, args.push_to_hub)
 
@@ -93,11 +114,20 @@ def cmd_encode(args) -> None:
     from .speech import dedup
 
     tok = load_tokenizer(args.tokenizer, _device(args.device))
+    is_image = tok.config.kind == "image"
+    if is_image and args.dedup:
+        raise ValueError("--dedup applies to speech units, not image codes")
     out = open(args.out, "w") if args.out else sys.stdout
     try:
         for f in args.files:
-            units = tok.encode(load_audio(f, tok.sample_rate)[None])[0].cpu()
             row = {"file": f}
+            if is_image:
+                from .image_io import load_image
+
+                row["codes"] = tok.encode(load_image(f))[0].cpu().tolist()
+                out.write(json.dumps(row) + "\n")
+                continue
+            units = tok.encode(load_audio(f, tok.sample_rate)[None])[0].cpu()
             if args.dedup:
                 u, runs = dedup(units)
                 row.update(units=u[0].tolist(), durations=runs[0].tolist())
@@ -127,7 +157,22 @@ def cmd_decode(args) -> None:
         raise ValueError(f"{args.units}: no units to decode")
     tok = load_tokenizer(args.tokenizer, _device(args.device))
     out = Path(args.out)
+    if tok.config.kind == "image":
+        from .image_io import to_pil
+
+        for i, row in enumerate(rows):
+            codes = row.get("codes") if isinstance(row, dict) else row
+            if codes is None:
+                raise ValueError(f"{args.units}: line {i + 1} has no 'codes' (is it from a "
+                                 "speech tokenizer?)")
+            path = out if len(rows) == 1 else out.with_name(f"{out.stem}-{i}{out.suffix}")
+            to_pil(tok.decode(torch.tensor(codes)[None])[0]).save(path)
+            print(path)
+        return
     for i, row in enumerate(rows):
+        if isinstance(row, dict) and "units" not in row:
+            raise ValueError(f"{args.units}: line {i + 1} has no 'units' (is it from an image "
+                             "tokenizer?)")
         units = torch.tensor(row["units"] if isinstance(row, dict) else row)
         durations = row.get("durations") if isinstance(row, dict) else None
         wav = tok.decode(units[None], None if durations is None else torch.tensor([durations]))
@@ -137,13 +182,21 @@ def cmd_decode(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from .audio_data import open_eval_source
     from .auto import load_tokenizer
-    from .evaluate import evaluate_speech
 
     tok = load_tokenizer(args.tokenizer, _device(args.device))
-    source = open_eval_source(args.data, tok.sample_rate, args.split)
-    metrics = evaluate_speech(tok, source, args.max_items, progress=True)
+    if tok.config.kind == "image":
+        from .image_data import open_image_eval_source
+        from .image_evaluate import evaluate_image
+
+        source = open_image_eval_source(args.data, tok.config.resolution, args.split)
+        metrics = evaluate_image(tok, source, args.max_items, progress=True)
+    else:
+        from .audio_data import open_eval_source
+        from .evaluate import evaluate_speech
+
+        source = open_eval_source(args.data, tok.sample_rate, args.split)
+        metrics = evaluate_speech(tok, source, args.max_items, progress=True)
     print(json.dumps(metrics, indent=2))
 
 

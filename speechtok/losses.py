@@ -21,3 +21,38 @@ def mel_l1(pred_log_mag: torch.Tensor, target_log_mag: torch.Tensor,
     def log_mel(log_mag):
         return torch.log(torch.einsum("bft,fm->bmt", log_mag.exp(), mel_fb).clamp_min(1e-5))
     return F.l1_loss(log_mel(pred_log_mag), log_mel(target_log_mag))
+
+
+# ---- image (VQGAN, Esser et al. 2021) -------------------------------------------------------
+
+def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute pixel error."""
+    return F.l1_loss(pred, target)
+
+
+def l2_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared pixel error (what PSNR measures)."""
+    return F.mse_loss(pred, target)
+
+
+def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+    """Discriminator hinge loss (Lim & Ye 2017; taming's `hinge_d_loss`):
+    ½ (E[relu(1 − D(x))] + E[relu(1 + D(x̂))])."""
+    return 0.5 * (F.relu(1 - logits_real).mean() + F.relu(1 + logits_fake).mean())
+
+
+def hinge_g_loss(logits_fake: torch.Tensor) -> torch.Tensor:
+    """Generator side of the hinge GAN: −E[D(x̂)]."""
+    return -logits_fake.mean()
+
+
+def adaptive_gan_weight(rec_loss: torch.Tensor, gan_loss: torch.Tensor,
+                        last_layer: torch.Tensor, delta: float = 1e-4,
+                        max_weight: float = 1e4) -> torch.Tensor:
+    """VQGAN eq. 7: λ = ||∇_{G_L} L_rec|| / (||∇_{G_L} L_GAN|| + δ), with G_L the decoder's last
+    layer, so the GAN term never swamps reconstruction whatever their scales. Clamped to
+    [0, max_weight] and detached, as in taming-transformers."""
+    rec_grad = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
+    gan_grad = torch.autograd.grad(gan_loss, last_layer, retain_graph=True)[0]
+    weight = rec_grad.norm() / (gan_grad.norm() + delta)
+    return weight.clamp(0.0, max_weight).detach()

@@ -45,6 +45,14 @@ def write_model_card(folder: str | Path, config: dict, metrics: dict | None = No
         usage = ("units = tok.encode(wav, sample_rate=16000)  # (batch, frames)\n"
                  "wav = tok.decode(units)  # (batch, samples) at tok.sample_rate")
         tags = ["speech-tokenizer", "audio", "vq-vae"]
+    elif kind == "image":
+        title, cls = "Image tokenizer", "ImageTokenizer"
+        g = config["resolution"] // config["downsample_factor"]
+        description = (f"VQGAN image tokenizer: {config['resolution']}×{config['resolution']} RGB "
+                       f"images ↔ {g}×{g} grids of {config['codebook_size']} codes")
+        usage = ("grid = tok.encode(images)  # PIL images or (batch, 3, H, W) in [0, 1]\n"
+                 "images = tok.decode(grid)  # (batch, 3, H, W) in [0, 1]")
+        tags = ["image-tokenizer", "vqgan", "vq-vae"]
     else:
         title, cls, description, usage, tags = "Tokenizer", "load_tokenizer", kind, "", [kind]
     numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}

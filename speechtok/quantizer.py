@@ -387,3 +387,20 @@ class FSQ(nn.Module):
         """(batch, length) code ids -> (batch, length, dim)."""
         _check_codes(codes, self.codebook_size)
         return self.out_proj(self._codes_to_grid(codes))
+
+
+def build_quantizer(cfg) -> nn.Module:
+    """The quantizer a tokenizer config asks for. `cfg` has the fields of the "Quantizer"
+    block shared by SpeechTokenizerConfig and ImageTokenizerConfig: quantizer ("vq", "rvq" or
+    "fsq"), latent_dim, codebook_size, codebook_dim, l2_normalize, commitment_weight,
+    ema_decay, kmeans_init, dead_code_steps, rvq_depth, fsq_levels."""
+    if cfg.quantizer == "fsq":
+        return FSQ(cfg.latent_dim, cfg.fsq_levels)
+    kwargs = dict(
+        codebook_dim=cfg.codebook_dim, l2_normalize=cfg.l2_normalize, beta=cfg.commitment_weight,
+        ema_decay=cfg.ema_decay, kmeans_init=cfg.kmeans_init,
+        dead_code_steps=cfg.dead_code_steps,
+    )
+    if cfg.quantizer == "rvq":
+        return ResidualVQ(cfg.rvq_depth, cfg.latent_dim, cfg.codebook_size, **kwargs)
+    return VectorQuantizer(cfg.latent_dim, cfg.codebook_size, **kwargs)

@@ -11,7 +11,6 @@ spectrogram; phase comes from Griffin-Lim (Griffin & Lim 1984) with momentum (Pe
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -21,7 +20,8 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from .audio_io import prepare_waveform
-from .quantizer import FSQ, QuantizerOutput, ResidualVQ, VectorQuantizer
+from .hub import QuietLocalLoading
+from .quantizer import QuantizerOutput, build_quantizer
 from .speech_modules import (
     SpeakerEncoder,
     SpectrogramDecoder,
@@ -130,20 +130,8 @@ class SpeechTokenizerOutput:
     quantizer: QuantizerOutput
 
 
-def build_quantizer(cfg: SpeechTokenizerConfig) -> nn.Module:
-    if cfg.quantizer == "fsq":
-        return FSQ(cfg.latent_dim, cfg.fsq_levels)
-    kwargs = dict(
-        codebook_dim=cfg.codebook_dim, l2_normalize=cfg.l2_normalize, beta=cfg.commitment_weight,
-        ema_decay=cfg.ema_decay, kmeans_init=cfg.kmeans_init,
-        dead_code_steps=cfg.dead_code_steps,
-    )
-    if cfg.quantizer == "rvq":
-        return ResidualVQ(cfg.rvq_depth, cfg.latent_dim, cfg.codebook_size, **kwargs)
-    return VectorQuantizer(cfg.latent_dim, cfg.codebook_size, **kwargs)
-
-
 class SpeechTokenizer(
+    QuietLocalLoading,
     nn.Module,
     PyTorchModelHubMixin,
     library_name="speechtok-lm",
@@ -168,21 +156,6 @@ class SpeechTokenizer(
         self.register_buffer("default_speaker", torch.zeros(max(config.speaker_dim, 1)))
         self.stft_window: torch.Tensor
         self.register_buffer("stft_window", torch.hann_window(config.out_n_fft), persistent=False)
-
-    @classmethod
-    def _from_pretrained(cls, *, model_id: str, map_location: str = "cpu", strict: bool = True,
-                         **kwargs):
-        # A local folder loads quietly (the mixin prints to stdout, which would corrupt the
-        # JSON that `speechtok encode/eval` print); Hub repo ids go through the mixin.
-        if os.path.isdir(model_id):
-            from safetensors.torch import load_model
-
-            model = cls(config=kwargs.get("config"))
-            load_model(model, os.path.join(model_id, "model.safetensors"), strict=strict,
-                       device=map_location)
-            return model
-        return super()._from_pretrained(model_id=model_id, map_location=map_location,
-                                        strict=strict, **kwargs)
 
     # ---- properties -------------------------------------------------------------------
     @property

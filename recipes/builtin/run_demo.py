@@ -1,12 +1,15 @@
 #!/usr/bin/env python
 """The built-in demo (`make demo`): everything offline, on the CPU, from nothing.
 
-Data:     flite's English voices synthesise the corpus (recipes/builtin/make_speech_corpus.py);
-          the voice `rms` and 300 sentences are held out.
-Stages:   1. corpus  2. train the speech tokenizer  3. evaluate it on the held-out voice
+Data:     flite's English voices synthesise the speech corpus (make_speech_corpus.py; the voice
+          `rms` and 300 sentences are held out); the installed fonts render captioned letters
+          and digits (make_image_corpus.py; whole font families are held out).
+Stages:   1. corpora  2. train the speech tokenizer  3. evaluate it on the held-out voice
           4. resynthesise held-out utterances and score their intelligibility with pocketsphinx
+          5. train the image tokenizer  6. evaluate it on the held-out fonts, reconstruction grid
 Command:  make demo        (or: python recipes/builtin/run_demo.py --out runs/demo)
-Result:   see README.md ("Measured") for the figures; about 13 minutes on 2 CPU cores.
+          Overrides go to one tokenizer by prefix: --speech.steps 100 --image.steps 100
+Result:   see README.md ("Measured") for the figures and times on 2 CPU cores.
 
 Each stage is skipped when its output already exists, so a rerun is fast; a killed training
 stage resumes from its last checkpoint.
@@ -28,9 +31,13 @@ from speechtok.audio_data import open_eval_source  # noqa: E402
 from speechtok.audio_io import load_audio, save_audio  # noqa: E402
 from speechtok.config_io import build_configs, parse_overrides  # noqa: E402
 from speechtok.evaluate import evaluate_speech  # noqa: E402
+from speechtok.image import ImageTokenizer, ImageTokenizerConfig  # noqa: E402
+from speechtok.image_data import open_image_eval_source  # noqa: E402
+from speechtok.image_evaluate import evaluate_image, save_reconstruction_grid  # noqa: E402
 from speechtok.model_card import write_model_card  # noqa: E402
 from speechtok.speech import SpeechTokenizer, SpeechTokenizerConfig  # noqa: E402
 from speechtok.train import SpeechTrainConfig, train_speech  # noqa: E402
+from speechtok.train_image import ImageTrainConfig, train_image  # noqa: E402
 
 
 def stage(name: str):
@@ -38,26 +45,47 @@ def stage(name: str):
     return time.time()
 
 
-def make_corpus(out: Path, num_utterances: int) -> Path:
-    data = out / "data" / "speech"
-    if (data / "corpus.json").exists():
-        print(f"corpus exists: {data}")
-        return data
-    cmd = [sys.executable, str(HERE / "make_speech_corpus.py"), "--out", str(data),
-           "--num-utterances", str(num_utterances)]
-    subprocess.run(cmd, check=True)
-    return data
+def make_corpus(out: Path, script: str, *args: str) -> Path:
+    if (out / "corpus.json").exists():
+        print(f"corpus exists: {out}")
+        return out
+    subprocess.run([sys.executable, str(HERE / script), "--out", str(out), *args], check=True)
+    return out
 
 
-def train_tokenizer(data: Path, out: Path, config: Path, overrides: list[str]) -> Path:
-    tok_dir = out / "speech_tokenizer"
+def split_overrides(tokens: list[str]) -> dict[str, dict[str, str]]:
+    """`--speech.steps 10 --image.lr=1e-3` → {"speech": {"steps": "10"}, "image": {...}}."""
+    out: dict[str, dict[str, str]] = {"speech": {}, "image": {}}
+    for key, value in parse_overrides(tokens).items():
+        prefix, _, name = key.partition(".")
+        if prefix not in out or not name:
+            raise SystemExit(f"override --{key}: say which tokenizer, e.g. --speech.{key} or "
+                             f"--image.{key}")
+        out[prefix][name] = value
+    return out
+
+
+def train_tokenizer(kind: str, data: Path, tok_dir: Path, config: Path,
+                    overrides: dict[str, str]) -> Path:
     if (tok_dir / "model.safetensors").exists():
-        print(f"speech tokenizer exists: {tok_dir}")
+        print(f"{kind} tokenizer exists: {tok_dir}")
         return tok_dir
-    model_cfg, train_cfg = build_configs([SpeechTokenizerConfig, SpeechTrainConfig], config,
-                                         parse_overrides(overrides))
-    train_speech(data, tok_dir, model_cfg, train_cfg, resume=True)
+    if kind == "speech":
+        classes, train = [SpeechTokenizerConfig, SpeechTrainConfig], train_speech
+    else:
+        classes, train = [ImageTokenizerConfig, ImageTrainConfig], train_image
+    model_cfg, train_cfg = build_configs(classes, config, overrides)
+    train(data, tok_dir, model_cfg, train_cfg, resume=True)
     return tok_dir
+
+
+def cached_json(path: Path, compute) -> dict:
+    if path.exists():
+        return json.loads(path.read_text())
+    result = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    return result
 
 
 def resynthesise(tok: SpeechTokenizer, split: Path, out_dir: Path, n: int) -> list[dict]:
@@ -75,69 +103,96 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
-    p.add_argument("--config", default=str(HERE / "speech_tokenizer.yaml"),
-                   help="tokenizer + training config (YAML)")
-    p.add_argument("--num-utterances", type=int, default=3000, help="corpus size")
+    p.add_argument("--speech-config", default=str(HERE / "speech_tokenizer.yaml"),
+                   help="speech tokenizer + training config (YAML)")
+    p.add_argument("--image-config", default=str(HERE / "image_tokenizer.yaml"),
+                   help="image tokenizer + training config (YAML)")
+    p.add_argument("--num-utterances", type=int, default=3000, help="speech corpus size")
     p.add_argument("--wer-utterances", type=int, default=100,
                    help="held-out utterances to resynthesise and score")
-    args, overrides = p.parse_known_args(argv)
+    p.add_argument("--image-size", type=int, default=32, help="glyph image side in pixels")
+    args, extra = p.parse_known_args(argv)
+    overrides = split_overrides(extra)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.time()
     timings = {}
 
-    t = stage("1/4 corpus: synthesising speech with flite")
-    data = make_corpus(out, args.num_utterances)
-    timings["corpus"] = time.time() - t
+    t = stage("1/6 corpora: speech from flite voices, captioned glyph images from fonts")
+    speech_data = make_corpus(out / "data" / "speech", "make_speech_corpus.py",
+                              "--num-utterances", str(args.num_utterances))
+    image_data = make_corpus(out / "data" / "images", "make_image_corpus.py",
+                             "--size", str(args.image_size))
+    timings["corpora"] = time.time() - t
 
-    t = stage("2/4 training the speech tokenizer")
-    tok_dir = train_tokenizer(data, out, Path(args.config), overrides)
-    timings["train"] = time.time() - t
+    t = stage("2/6 training the speech tokenizer")
+    tok_dir = train_tokenizer("speech", speech_data, out / "speech_tokenizer",
+                              Path(args.speech_config), overrides["speech"])
+    timings["train speech"] = time.time() - t
 
-    t = stage("3/4 evaluating on the held-out voice")
+    t = stage("3/6 evaluating the speech tokenizer on the held-out voice")
     tok = SpeechTokenizer.from_pretrained(str(tok_dir)).eval()
-    eval_file = tok_dir / "eval_test.json"
-    if eval_file.exists():
-        metrics = json.loads(eval_file.read_text())
-    else:
-        test = open_eval_source(data, tok.sample_rate, "test")
-        metrics = evaluate_speech(tok, test, progress=True)
-        eval_file.write_text(json.dumps(metrics, indent=2))
+    metrics = cached_json(tok_dir / "eval_test.json", lambda: evaluate_speech(
+        tok, open_eval_source(speech_data, tok.sample_rate, "test"), progress=True))
     print(json.dumps(metrics, indent=2))
-    timings["eval"] = time.time() - t
+    timings["eval speech"] = time.time() - t
 
-    t = stage("4/4 resynthesis and intelligibility (pocketsphinx WER)")
+    t = stage("4/6 resynthesis and intelligibility (pocketsphinx WER)")
     from speechtok.wer import transcribe, word_error_rate
 
-    wer_file = out / "resynthesis" / "wer.json"
-    if wer_file.exists():
-        wer = json.loads(wer_file.read_text())
-    else:
-        rows = resynthesise(tok, data / "test", out / "resynthesis", args.wer_utterances)
+    def score_resynthesis() -> dict:
+        rows = resynthesise(tok, speech_data / "test", out / "resynthesis", args.wer_utterances)
         refs = [r["text"] for r in rows]
         hyp_resyn = transcribe([out / "resynthesis" / r["file"] for r in rows], jobs=2)
-        hyp_orig = transcribe([data / "test" / r["file"] for r in rows], jobs=2)
-        wer = {
+        hyp_orig = transcribe([speech_data / "test" / r["file"] for r in rows], jobs=2)
+        return {
             "utterances": len(rows),
             "wer_resynthesised": word_error_rate(refs, hyp_resyn),
             "wer_original": word_error_rate(refs, hyp_orig),
             "examples": [{"text": r, "original": o, "resynthesised": h}
                          for r, o, h in list(zip(refs, hyp_orig, hyp_resyn, strict=True))[:10]],
         }
-        wer_file.write_text(json.dumps(wer, indent=2))
+
+    wer = cached_json(out / "resynthesis" / "wer.json", score_resynthesis)
     print(json.dumps({k: v for k, v in wer.items() if k != "examples"}, indent=2))
     timings["wer"] = time.time() - t
+    speech_summary = {**metrics, "wer_resynthesised": wer["wer_resynthesised"],
+                      "wer_original": wer["wer_original"]}
+    write_model_card(tok_dir, tok.config.to_dict(), speech_summary)
 
-    summary = {**metrics, "wer_resynthesised": wer["wer_resynthesised"],
-               "wer_original": wer["wer_original"]}
-    write_model_card(tok_dir, tok.config.to_dict(), summary)
+    t = stage("5/6 training the image tokenizer")
+    img_dir = train_tokenizer("image", image_data, out / "image_tokenizer",
+                              Path(args.image_config), overrides["image"])
+    timings["train image"] = time.time() - t
+
+    t = stage("6/6 evaluating the image tokenizer on the held-out fonts")
+    img_tok = ImageTokenizer.from_pretrained(str(img_dir)).eval()
+    test_images = open_image_eval_source(image_data, img_tok.config.resolution, "test")
+    image_metrics = cached_json(img_dir / "eval_test.json", lambda: evaluate_image(
+        img_tok, test_images, progress=True))
+    grid = save_reconstruction_grid(img_tok, test_images, out / "image_reconstructions.png")
+    print(json.dumps(image_metrics, indent=2))
+    write_model_card(img_dir, img_tok.config.to_dict(), image_metrics)
+    timings["eval image"] = time.time() - t
+
+    corpus = json.loads((image_data / "corpus.json").read_text())
     report = out / "report.md"
-    lines = ["# Demo report", "", "Speech tokenizer on the held-out voice (`rms`, unseen "
-             "sentences).", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.4g} |" for k, v in summary.items() if isinstance(v, (int, float))]
+    lines = ["# Demo report", "", "## Speech tokenizer", "",
+             "On the held-out voice (`rms`, unseen sentences).", "",
+             "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4g} |" for k, v in speech_summary.items()
+              if isinstance(v, (int, float))]
     lines += ["", "Resynthesised examples (reference / recognised from original / from "
               "resynthesis):", ""]
     lines += [f"- {e['text']} / {e['original']} / {e['resynthesised']}" for e in wer["examples"]]
+    lines += ["", "## Image tokenizer", "",
+              f"On {image_metrics['items']} glyphs of held-out font faces never trained on "
+              f"({', '.join(corpus['faces']['test'])}).", "",
+              "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4g} |" for k, v in image_metrics.items()
+              if isinstance(v, (int, float))]
+    lines += ["", f"Originals (odd rows) and reconstructions (even rows): "
+              f"![reconstructions]({grid.name})", ""]
     lines += ["", "Stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())]
     report.write_text("\n".join(lines) + "\n")
     print(f"\ndemo finished in {time.time() - t_all:.0f} s; report: {report}")

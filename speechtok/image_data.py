@@ -1,0 +1,185 @@
+"""Where training images come from: a folder of image files, or a `datasets` dataset on disk.
+
+A folder may hold `train/` and `valid/` (and `test/`) subfolders, each optionally with a
+`metadata.jsonl` of `{"file_name": ..., "text": caption, ...}` rows (the `datasets`
+"imagefolder" layout, which the built-in corpus writes). A saved dataset needs an image column
+("image" by default) and may have a caption column. Every image goes through
+`image_io.prepare_images` (RGB, resize shorter side, centre crop) once and is kept as uint8, so
+epochs cost no decoding. Batches are a function of the step number, so a resumed run sees the
+batches the killed run would have seen.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .audio_data import _is_saved_dataset
+from .image_io import load_image, prepare_images
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+@dataclass
+class ImageItem:
+    name: str
+    path: Path | None = None  # a file, or None when `data` holds encoded bytes
+    data: bytes | None = None
+    meta: dict = field(default_factory=dict)
+
+    def open(self):
+        if self.path is not None:
+            return load_image(self.path)
+        from PIL import Image
+
+        try:
+            img = Image.open(io.BytesIO(self.data))
+            img.load()
+            return img
+        except Exception as err:
+            raise ValueError(f"cannot decode image of dataset row {self.name}: {err}") from err
+
+
+class ImageSource:
+    """A list of image items, loaded at one resolution as uint8 (B, 3, R, R) on demand."""
+
+    def __init__(self, items: list[ImageItem], resolution: int, cache: bool = True):
+        if not items:
+            raise ValueError("no images found")
+        self.items, self.resolution, self.cache = items, resolution, cache
+        self._pixels: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _load_one(self, i: int) -> torch.Tensor:
+        img = prepare_images(self.items[i].open(), self.resolution)[0]
+        return (img * 255).round().to(torch.uint8)
+
+    def preload(self, progress: bool = False) -> None:
+        if self._pixels is None:
+            self._pixels = torch.stack([self._load_one(i) for i in tqdm(
+                range(len(self)), desc="load images", disable=not progress, leave=False)])
+
+    def load(self, indices) -> torch.Tensor:
+        """Float (len(indices), 3, R, R) in [0, 1]."""
+        if self.cache:
+            self.preload()
+            pix = self._pixels[torch.as_tensor(indices, dtype=torch.long)]
+        else:
+            pix = torch.stack([self._load_one(int(i)) for i in indices])
+        return pix.float() / 255.0
+
+    def batch(self, step: int, batch_size: int, seed: int, process_index: int = 0
+              ) -> torch.Tensor:
+        """The (batch_size, 3, R, R) training batch of `step` (deterministic)."""
+        g = torch.Generator().manual_seed(hash((seed, step, process_index)) % (2**63))
+        return self.load(torch.randint(len(self), (batch_size,), generator=g))
+
+
+def _folder_items(folder: Path) -> list[ImageItem]:
+    meta: dict[str, dict] = {}
+    meta_file = folder / "metadata.jsonl"
+    if meta_file.exists():
+        for n, line in enumerate(meta_file.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                    meta[row["file_name"]] = row
+                except (json.JSONDecodeError, KeyError) as err:
+                    raise ValueError(f"{meta_file}:{n}: bad metadata line ({err})") from err
+    if meta:
+        return [ImageItem(name, folder / name, meta=row) for name, row in meta.items()]
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [ImageItem(str(p.relative_to(folder)), p) for p in files]
+
+
+def _image_column(dataset, column: str | None) -> str:
+    from datasets import Image
+
+    if column is not None:
+        if column not in dataset.column_names:
+            raise ValueError(f"dataset has no column {column!r} (columns: "
+                             f"{', '.join(dataset.column_names)})")
+        return column
+    for name, feature in dataset.features.items():
+        if isinstance(feature, Image):
+            return name
+    if "image" in dataset.column_names:
+        return "image"
+    raise ValueError(f"dataset has no image column (columns: {', '.join(dataset.column_names)})")
+
+
+def _dataset_items(dataset, column: str | None = None) -> list[ImageItem]:
+    from datasets import Image
+
+    column = _image_column(dataset, column)
+    dataset = dataset.cast_column(column, Image(decode=False))
+    items = []
+    for i, row in enumerate(dataset):
+        img = row[column]
+        meta = {k: v for k, v in row.items() if k != column}
+        if img.get("bytes"):
+            items.append(ImageItem(f"row{i}", data=img["bytes"], meta=meta))
+        else:
+            items.append(ImageItem(f"row{i}", Path(img["path"]), meta=meta))
+    return items
+
+
+def _saved_splits(path: Path) -> dict[str, list[ImageItem]]:
+    from datasets import load_from_disk
+
+    ds = load_from_disk(str(path))
+    if hasattr(ds, "keys"):  # DatasetDict
+        return {name: _dataset_items(ds[name]) for name in ds}
+    return {"train": _dataset_items(ds)}
+
+
+def _folder_splits(path: Path) -> dict[str, list[ImageItem]]:
+    splits = {s: path / s for s in ("train", "valid", "validation", "test")
+              if (path / s).is_dir()}
+    if "train" in splits:
+        return {s: _folder_items(folder) for s, folder in splits.items()}
+    return {"train": _folder_items(path)}
+
+
+def open_image_splits(path: str | Path, resolution: int, valid_fraction: float = 0.05,
+                      seed: int = 0, cache: bool = True) -> tuple[ImageSource, ImageSource]:
+    """(train, valid) sources. `valid/` (or `validation/`) is used when present; otherwise a
+    deterministic `valid_fraction` of the training images is held out."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"data not found: {path}")
+    splits = _saved_splits(path) if _is_saved_dataset(path) else _folder_splits(path)
+    if "train" not in splits:
+        raise ValueError(f"{path}: no 'train' split (have {', '.join(splits)})")
+    train = splits["train"]
+    valid = splits.get("valid") or splits.get("validation")
+    if not valid:
+        if len(train) < 2:
+            raise ValueError(f"{path}: need at least 2 images to hold one out")
+        order = np.random.default_rng(seed).permutation(len(train))
+        n_valid = max(1, int(round(valid_fraction * len(train))))
+        valid = [train[i] for i in order[:n_valid]]
+        train = [train[i] for i in order[n_valid:]]
+    return ImageSource(train, resolution, cache), ImageSource(valid, resolution, cache)
+
+
+def open_image_eval_source(path: str | Path, resolution: int, split: str | None = None
+                           ) -> ImageSource:
+    """The images to evaluate: `split` (default test, else valid/validation, else all)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"data not found: {path}")
+    splits = _saved_splits(path) if _is_saved_dataset(path) else _folder_splits(path)
+    if split is None:
+        split = next((s for s in ("test", "valid", "validation", "train") if s in splits), None)
+    if split not in splits:
+        raise ValueError(f"{path}: no split {split!r} (have {', '.join(splits)})")
+    return ImageSource(splits[split], resolution, cache=True)
