@@ -115,6 +115,16 @@ def _dataset_items(dataset, audio_column: str) -> list[AudioItem]:
     return items
 
 
+def hold_out(items: list, fraction: float, seed: int, source: str) -> tuple[list, list]:
+    """(rest, held out): a deterministic random `fraction` (at least one) of `items`."""
+    if len(items) < 2:
+        raise ValueError(f"{source}: need at least 2 items to hold one out for validation, "
+                         f"got {len(items)}")
+    order = np.random.default_rng(seed).permutation(len(items))
+    n_valid = max(1, int(round(fraction * len(items))))
+    return [items[i] for i in order[n_valid:]], [items[i] for i in order[:n_valid]]
+
+
 def _is_saved_dataset(path: Path) -> bool:
     """A folder written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk`."""
     return (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()
@@ -149,12 +159,7 @@ def open_splits(path: str | Path, sample_rate: int, valid_fraction: float = 0.05
     else:
         train, valid = _folder_items(path), None
     if valid is None:
-        if len(train) < 2:
-            raise ValueError(f"{path}: need at least 2 audio files to hold one out")
-        order = np.random.default_rng(seed).permutation(len(train))
-        n_valid = max(1, int(round(valid_fraction * len(train))))
-        valid = [train[i] for i in order[:n_valid]]
-        train = [train[i] for i in order[n_valid:]]
+        train, valid = hold_out(train, valid_fraction, seed, f"{path} (audio files)")
     return (AudioSource(train, sample_rate, cache), AudioSource(valid, sample_rate, cache))
 
 

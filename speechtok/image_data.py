@@ -16,11 +16,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .audio_data import _is_saved_dataset
+from .audio_data import _is_saved_dataset, hold_out
 from .image_io import load_image, prepare_images
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -162,12 +161,7 @@ def open_image_splits(path: str | Path, resolution: int, valid_fraction: float =
     train = splits["train"]
     valid = splits.get("valid") or splits.get("validation")
     if not valid:
-        if len(train) < 2:
-            raise ValueError(f"{path}: need at least 2 images to hold one out")
-        order = np.random.default_rng(seed).permutation(len(train))
-        n_valid = max(1, int(round(valid_fraction * len(train))))
-        valid = [train[i] for i in order[:n_valid]]
-        train = [train[i] for i in order[n_valid:]]
+        train, valid = hold_out(train, valid_fraction, seed, f"{path} (images)")
     return ImageSource(train, resolution, cache), ImageSource(valid, resolution, cache)
 
 

@@ -93,17 +93,24 @@ def compute_losses(model: SpeechTokenizer, wav: torch.Tensor, mel_fb: torch.Tens
     return terms
 
 
+def make_accelerator(mixed_precision: str):
+    """(Accelerator, precision): "auto" means bf16 on a CUDA device that supports it, else
+    fp32 ("no")."""
+    from accelerate import Accelerator
+
+    mp = mixed_precision
+    if mp == "auto":
+        mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return Accelerator(mixed_precision=mp), mp
+
+
 def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerConfig,
                  cfg: SpeechTrainConfig, resume: bool = False) -> SpeechTokenizer:
     """Train a SpeechTokenizer on `data`; save it hub-shaped into `out`; return it."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     out = Path(out)
-    mp = cfg.mixed_precision
-    if mp == "auto":
-        mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    acc = Accelerator(mixed_precision=mp)
+    acc, mp = make_accelerator(cfg.mixed_precision)
     # Silence in real recordings drives activations into denormal floats, which made CPU
     # convolutions up to 10x slower here; flushing them to zero changes nothing measurable.
     torch.set_flush_denormal(True)

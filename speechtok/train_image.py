@@ -27,7 +27,7 @@ from .image import ImageTokenizer, ImageTokenizerConfig
 from .image_data import open_image_splits
 from .image_evaluate import evaluate_image, save_reconstruction_grid
 from .losses import adaptive_gan_weight, hinge_d_loss, hinge_g_loss, l1_loss, l2_loss
-from .train import lr_lambda
+from .train import lr_lambda, make_accelerator
 
 
 @dataclass
@@ -35,6 +35,9 @@ class ImageTrainConfig:
     steps: int = 3000
     batch_size: int = 64
     lr: float = 1e-3
+    # Adam betas of both optimisers; (0.5, 0.9) as taming-transformers (GAN training prefers
+    # little momentum).
+    adam_betas: tuple[float, ...] = (0.5, 0.9)
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05
     weight_decay: float = 0.0
@@ -60,6 +63,8 @@ class ImageTrainConfig:
         for name in ("steps", "batch_size", "eval_every", "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if len(self.adam_betas) != 2:
+            raise ValueError(f"adam_betas needs two values, got {self.adam_betas}")
         if self.disc_start < 0:
             raise ValueError(f"disc_start must be ≥ 0, got {self.disc_start}")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
@@ -94,14 +99,10 @@ def generator_losses(model: ImageTokenizer, x: torch.Tensor, step: int, cfg: Ima
 def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConfig,
                 cfg: ImageTrainConfig, resume: bool = False) -> ImageTokenizer:
     """Train an ImageTokenizer on `data`; save it hub-shaped into `out`; return it."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     out = Path(out)
-    mp = cfg.mixed_precision
-    if mp == "auto":
-        mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    acc = Accelerator(mixed_precision=mp)
+    acc, mp = make_accelerator(cfg.mixed_precision)
     set_seed(cfg.seed)
     train_src, valid_src = open_image_splits(data, model_cfg.resolution, cfg.valid_fraction,
                                              seed=cfg.seed, cache=cfg.cache_images)
@@ -114,11 +115,11 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
         from .perceptual import PerceptualLoss
 
         perceptual = PerceptualLoss.from_file(cfg.perceptual_weights).to(acc.device)
-    # Adam betas (0.5, 0.9) as in taming-transformers: GAN training prefers little momentum.
+    betas = tuple(cfg.adam_betas)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            betas=(0.5, 0.9))
+                            betas=betas)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
-    opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9)) \
+    opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.disc_lr, betas=betas) \
         if disc is not None else None
     extra = {"discriminator": (disc, opt_d)} if disc is not None else {}
     ckpt_dir = out / "checkpoints" / "last"
