@@ -50,9 +50,11 @@ def evaluate_image(model, source: ImageSource, max_items: int | None = None,
 @torch.no_grad()
 def save_reconstruction_grid(model, source: ImageSource, path: str | Path, n: int = 16,
                              rows: int = 2) -> Path:
-    """PNG of `rows` pairs of rows: originals above their reconstructions."""
+    """PNG of `rows` pairs of rows: originals above their reconstructions, for images spread
+    evenly over `source` (so a split sorted by font shows several fonts)."""
     count = min(len(source), n * rows)
-    x = source.load(range(count)).to(model.device)
+    picks = torch.linspace(0, len(source) - 1, count).round().long()
+    x = source.load(picks).to(model.device)
     was_training = model.training
     y = model.eval().decode(model.encode(x))
     model.train(was_training)
