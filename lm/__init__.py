@@ -1,5 +1,7 @@
 """lm: one Hugging Face causal LM over interleaved text, speech-unit and image token streams.
 
-Only the package skeleton exists so far: vocab, data, loss, model, train and generate arrive
-with the multimodal LM issues. Imports go one way: recipes → lm → speechtok.
+So far: `lm.vocab` (MultimodalVocab: one id space, contiguous range per modality),
+`lm.loss` (per-modality weighted cross-entropy) and `lm.packing` (packed blocks with a
+block-diagonal causal mask). Data formats, model building, training and generation arrive with
+the next issues. Imports go one way: recipes → lm → speechtok.
 """

@@ -1,0 +1,101 @@
+"""lm.vocab, lm.loss and lm.packing: one id space, the weighted loss, isolated packed samples."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lm.loss import IGNORE, modality_weighted_loss
+from lm.packing import collate_blocks, pack, padding_share
+from lm.vocab import AUDIO, IMAGE, TEXT, MultimodalVocab, train_bpe
+
+TEXTS = ["the uppercase letter G in DejaVu Sans Bold", "the digit 7 in Liberation Serif",
+         "anna painted the green box in the garden", "twenty one twenty two"] * 20
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    return MultimodalVocab.build(train_bpe(TEXTS, vocab_size=300), audio_size=16, image_size=12)
+
+
+def test_ranges_are_contiguous_and_arithmetic(vocab):
+    assert vocab.audio_offset == vocab.layout["text_size"]
+    assert vocab.image_offset == vocab.audio_offset + 16 and len(vocab) == vocab.image_offset + 12
+    ids = vocab.audio_ids([0, 5, 15])
+    assert ids.tolist() == [vocab.audio_offset, vocab.audio_offset + 5, vocab.audio_offset + 15]
+    assert vocab.tokenizer.convert_ids_to_tokens(ids.tolist()) == ["<a_0>", "<a_5>", "<a_15>"]
+    assert vocab.units_from_ids(ids).tolist() == [0, 5, 15]
+    assert vocab.codes_from_ids(vocab.image_ids([3, 11])).tolist() == [3, 11]
+    text = vocab.encode_text("the green box")
+    mixed = torch.tensor([vocab.boi_id, *vocab.image_ids([1, 2]).tolist(), vocab.eoi_id, *text,
+                          *vocab.audio_ids([4]).tolist()])
+    assert vocab.modality(mixed).tolist() == [TEXT, IMAGE, IMAGE, TEXT] + [TEXT] * len(text) + \
+        [AUDIO]
+    with pytest.raises(ValueError, match="speech unit 16 is out of range"):
+        vocab.audio_ids([3, 16])
+    with pytest.raises(ValueError, match="image code -1"):
+        vocab.image_ids([-1])
+
+
+def test_saves_as_a_standard_hf_tokenizer(vocab, tmp_path):
+    from transformers import AutoTokenizer
+
+    vocab.save_pretrained(tmp_path / "tok")
+    plain = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))  # no project code
+    ids = [vocab.boa_id, *vocab.audio_ids([1, 2]).tolist(), vocab.eoa_id,
+           *vocab.encode_text("the digit 7")]
+    assert len(plain) == len(vocab)
+    assert plain.decode(ids) == vocab.decode(ids)
+    assert "<boa><a_1><a_2><eoa>" in plain.decode(ids).replace(" ", "")
+    assert "the digit 7" in plain.decode(ids)
+    again = MultimodalVocab.from_pretrained(tmp_path / "tok")
+    assert again.layout == vocab.layout and again.eoi_id == vocab.eoi_id
+
+
+def test_weighted_loss_matches_hand_computation():
+    torch.manual_seed(0)
+    logits = torch.randn(1, 5, 7)
+    labels = torch.tensor([[2, 4, 6, 1, IGNORE]])
+    modality = torch.tensor([[TEXT, IMAGE, IMAGE, AUDIO, TEXT]])
+    loss, metrics = modality_weighted_loss(logits, labels, modality,
+                                           {"text": 0.125, "image": 0.875, "audio": 0.5})
+
+    def ce(t):
+        return -F.log_softmax(logits[0, t], -1)[labels[0, t]]
+
+    expected = 0.125 * ce(0) + 0.875 * (ce(1) + ce(2)) / 2 + 0.5 * ce(3)
+    assert torch.allclose(loss, expected, atol=1e-6)
+    assert metrics["tokens/image"] == 2 and metrics["tokens/text"] == 1
+    assert metrics["bits/audio"] == pytest.approx(float(ce(3)) / math.log(2), rel=1e-5)
+
+
+def test_pack_and_padding_share():
+    samples = [torch.arange(n) for n in (5, 7, 6, 20)]
+    blocks, cut = pack(samples, 12)
+    assert [[len(s) for s in b] for b in blocks] == [[5, 7], [6], [12]] and cut == 1
+    assert padding_share(blocks, 12) == pytest.approx(6 / 36)
+
+
+def test_packed_sample_logits_equal_the_sample_alone():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    model = LlamaForCausalLM(cfg).eval()
+    model.config._attn_implementation = "sdpa"
+    a, b = torch.randint(1, 50, (5,)), torch.randint(1, 50, (7,))
+    batch = collate_blocks([[a, b]], 16, pad_id=0)
+    assert batch["labels"][0, :5].tolist() == a[1:].tolist() + [IGNORE]
+    with torch.no_grad():
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
+                       attention_mask=batch["attention_mask"]).logits
+        alone = model(input_ids=b[None]).logits
+        leaky = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits
+    assert torch.isfinite(packed).all()
+    assert (packed[0, 5:12] - alone[0]).abs().max() < 1e-5
+    # position_ids alone let b attend to a (STACK.md): the 4-D mask is what isolates it
+    assert (leaky[0, 5:12] - alone[0]).abs().max() > 1e-3
