@@ -99,3 +99,45 @@ def test_packed_sample_logits_equal_the_sample_alone():
     assert (packed[0, 5:12] - alone[0]).abs().max() < 1e-5
     # position_ids alone let b attend to a (STACK.md): the 4-D mask is what isolates it
     assert (leaky[0, 5:12] - alone[0]).abs().max() > 1e-3
+
+
+def test_new_lm_round_trips_through_auto_class(vocab, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from lm.model import LMConfig, new_lm
+
+    model = new_lm(LMConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                            intermediate_size=64), len(vocab), vocab.pad_id, vocab.bos_id,
+                   vocab.eos_id).eval()
+    model.save_pretrained(tmp_path / "lm")
+    loaded = AutoModelForCausalLM.from_pretrained(str(tmp_path / "lm")).eval()
+    ids = torch.tensor([[vocab.boa_id, *vocab.audio_ids([1, 2, 3]).tolist()]])
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, loaded(ids).logits)
+
+
+def test_extend_pretrained_mean_rows_and_frozen_text(tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from lm.model import extend_lm
+
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32,
+                                        num_hidden_layers=1, num_attention_heads=2,
+                                        num_key_value_heads=1, tie_word_embeddings=False))
+    base.save_pretrained(tmp_path / "base")
+    model, old = extend_lm(tmp_path / "base", 60, freeze_rows=40)
+    emb, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    assert old == 40 and emb.shape[0] == 60 and head.shape[0] == 60
+    assert torch.allclose(emb[:40], base.get_input_embeddings().weight)
+    assert torch.allclose(emb[40:], base.get_input_embeddings().weight.mean(0).expand(20, -1))
+    assert torch.allclose(head[40:], base.get_output_embeddings().weight.mean(0).expand(20, -1))
+    before = emb.detach().clone(), head.detach().clone()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    ids = torch.tensor([[1, 45, 50, 3, 59]])
+    model(ids, labels=ids).loss.backward()
+    opt.step()
+    assert torch.equal(emb[:40], before[0][:40]) and torch.equal(head[:40], before[1][:40])
+    assert not torch.equal(emb[40:], before[0][40:])
+    with pytest.raises(FileNotFoundError, match="local paths only"):
+        extend_lm(tmp_path / "missing", 60)
