@@ -5,7 +5,7 @@
 Each modality owns one contiguous range, so unit → id is `audio_offset + unit` and image code →
 id is `image_offset + code` (arithmetic, never a string lookup), and the modality of an id is
 two comparisons. The specials <pad> <bos> <eos> <boa> <eoa> <boi> <eoi> are text-range
-tokens. Units and codes are ordinary added tokens named `<a_N>` / `<i_N>`, so the saved folder
+tokens, and <mask> is the sentinel of CM3's causal-masked samples. Units and codes are ordinary added tokens named `<a_N>` / `<i_N>`, so the saved folder
 is a standard Hugging Face tokenizer: `AutoTokenizer.from_pretrained(dir)` loads it with no
 project code, and `decode` shows units and codes readably. `multimodal_vocab.json` beside it
 records the ranges. (A literal "<a_12>" typed in a caption would encode as that unit token.)
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 SPECIALS = {"pad": "<pad>", "bos": "<bos>", "eos": "<eos>", "boa": "<boa>", "eoa": "<eoa>",
-            "boi": "<boi>", "eoi": "<eoi>"}
+            "boi": "<boi>", "eoi": "<eoi>", "mask": "<mask>"}  # <mask>: CM3's sentinel
 # Modality ids of tokens, used by the loss and the generation masks.
 TEXT, AUDIO, IMAGE = 0, 1, 2
 MODALITY_NAMES = {TEXT: "text", AUDIO: "audio", IMAGE: "image"}
@@ -29,7 +29,7 @@ LAYOUT_FILE = "multimodal_vocab.json"
 
 def train_bpe(texts: Iterable[str], vocab_size: int = 1000, min_frequency: int = 2):
     """A byte-level BPE (GPT-2 style, so any text encodes) trained on `texts`, with the
-    specials at ids 0-6; returned as a transformers fast tokenizer."""
+    specials first (ids 0-7); returned as a transformers fast tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 

@@ -141,3 +141,33 @@ def test_extend_pretrained_mean_rows_and_frozen_text(tmp_path):
     assert not torch.equal(emb[40:], before[0][40:])
     with pytest.raises(FileNotFoundError, match="local paths only"):
         extend_lm(tmp_path / "missing", 60)
+
+
+def test_sample_formats_and_cm3_round_trip(vocab):
+    import random
+
+    from lm import formats
+
+    units, grid = [3, 3, 3, 7, 7, 1], torch.tensor([[0, 1], [2, 11]])
+    s = formats.speech_only(vocab, units)
+    assert s == [vocab.bos_id, vocab.boa_id, *vocab.audio_ids([3, 7, 1]).tolist(), vocab.eoa_id,
+                 vocab.eos_id]
+    assert len(formats.speech_only(vocab, units, dedup=False)) == len(units) + 4
+    t2i = formats.caption_to_image(vocab, "the digit 7", grid)
+    text = vocab.encode_text("the digit 7")
+    assert t2i[1:1 + len(text)] == text and t2i[1 + len(text)] == vocab.boi_id
+    assert vocab.codes_from_ids(t2i[2 + len(text):-2]).tolist() == [0, 1, 2, 11]
+    i2t = formats.image_to_caption(vocab, grid, "the digit 7")
+    assert i2t[1] == vocab.boi_id and i2t[-1 - len(text):-1] == text
+    asr = formats.speech_to_text(vocab, units, "twenty one")
+    tts = formats.text_to_speech(vocab, "twenty one", units)
+    assert sorted(asr) == sorted(tts)
+    rng = random.Random(0)
+    for sample in (s, t2i, i2t, asr, formats.text_only(vocab, "anna painted the box")):
+        start, end = formats.random_span(len(sample), rng)
+        masked = formats.causal_masked(vocab, sample, start, end)
+        assert masked.count(vocab.mask_id) == 2 and len(masked) == len(sample) + 2
+        assert masked[-1 - (end - start):-1] == sample[start:end]  # the span moved to the end
+        assert formats.uncausal_masked(vocab, masked) == sample
+    with pytest.raises(ValueError, match="span"):
+        formats.causal_masked(vocab, s, 0, 2)  # would mask <bos>
