@@ -4,11 +4,12 @@
 
 Each modality owns one contiguous range, so unit → id is `audio_offset + unit` and image code →
 id is `image_offset + code` (arithmetic, never a string lookup), and the modality of an id is
-two comparisons. The specials <pad> <bos> <eos> <boa> <eoa> <boi> <eoi> are text-range
-tokens, and <mask> is the sentinel of CM3's causal-masked samples. Units and codes are ordinary added tokens named `<a_N>` / `<i_N>`, so the saved folder
-is a standard Hugging Face tokenizer: `AutoTokenizer.from_pretrained(dir)` loads it with no
-project code, and `decode` shows units and codes readably. `multimodal_vocab.json` beside it
-records the ranges. (A literal "<a_12>" typed in a caption would encode as that unit token.)
+two comparisons. The specials <pad> <bos> <eos> <boa> <eoa> <boi> <eoi> are text-range tokens,
+and <mask> is the sentinel of CM3's causal-masked samples. Units and codes are ordinary added
+tokens named `<a_N>` / `<i_N>`, so the saved folder is a standard Hugging Face tokenizer:
+`AutoTokenizer.from_pretrained(dir)` loads it with no project code, and `decode` shows units
+and codes readably. `multimodal_vocab.json` beside it records the ranges. (A literal "<a_12>"
+typed in a caption would encode as that unit token.)
 """
 
 from __future__ import annotations
