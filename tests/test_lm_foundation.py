@@ -171,3 +171,20 @@ def test_sample_formats_and_cm3_round_trip(vocab):
         assert formats.uncausal_masked(vocab, masked) == sample
     with pytest.raises(ValueError, match="span"):
         formats.causal_masked(vocab, s, 0, 2)  # would mask <bos>
+
+
+def test_mixture_follows_weights_and_is_deterministic():
+    from collections import Counter
+
+    from lm.mixture import Mixture
+
+    mix = Mixture({"speech": list(range(10)), "image": ["a", "b"], "text": ["t"]},
+                  {"speech": 3.0, "image": 1.0, "text": 0.0}, seed=1)
+    counts = Counter(name for step in range(200) for name, _ in mix.draw(step, 50))
+    assert set(counts) == {"speech", "image"}  # weight 0 never drawn
+    assert counts["speech"] / 10000 == pytest.approx(0.75, abs=0.02)
+    assert mix.draw(7, 5) == mix.draw(7, 5) and mix.draw(7, 5) != mix.draw(8, 5)
+    with pytest.raises(ValueError, match="unknown"):
+        Mixture({"a": [1]}, {"b": 1.0})
+    with pytest.raises(ValueError, match="no items"):
+        Mixture({"a": []}, {"a": 1.0})
