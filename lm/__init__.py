@@ -2,9 +2,8 @@
 
 So far: `lm.vocab` (MultimodalVocab: one id space, a contiguous range per modality),
 `lm.formats` (the sample formats, incl. CM3 causal-masked), `lm.mixture` (weighted dataset
-mixtures), `lm.loss` (per-modality weighted
-cross-entropy), `lm.packing` (packed blocks with a block-diagonal causal mask) and `lm.model`
-(a new Llama-style LM, or a local causal LM extended to the vocabulary). Pre-tokenisation,
-training and generation arrive with the next issues. Imports go one way:
-recipes → lm → speechtok.
+mixtures), `lm.loss` (per-modality weighted cross-entropy), `lm.packing` (packed blocks with a
+block-diagonal causal mask) and `lm.model` (a new Llama-style LM, or a local causal LM extended
+to the vocabulary). Pre-tokenisation, training and generation arrive with the next issues.
+Imports go one way: recipes → lm → speechtok.
 """
