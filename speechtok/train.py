@@ -93,6 +93,16 @@ def compute_losses(model: SpeechTokenizer, wav: torch.Tensor, mel_fb: torch.Tens
     return terms
 
 
+def cpu_processes() -> bool:
+    """True when launched as several processes on a machine without CUDA. accelerate then
+    needs `cpu=True` to join them (gloo); otherwise each process runs alone with world size 1.
+    (`accelerate launch --cpu --num_processes N` starts one process unless mpirun is set up;
+    `accelerate launch --multi_gpu --num_processes N` or torchrun start N.)"""
+    import os
+
+    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def make_accelerator(mixed_precision: str):
     """(Accelerator, precision): "auto" means bf16 on a CUDA device that supports it, else
     fp32 ("no")."""
@@ -101,7 +111,7 @@ def make_accelerator(mixed_precision: str):
     mp = mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    return Accelerator(mixed_precision=mp), mp
+    return Accelerator(mixed_precision=mp, cpu=cpu_processes()), mp
 
 
 def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerConfig,

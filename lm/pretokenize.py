@@ -1,0 +1,138 @@
+"""Pre-tokenisation: turn audio and images into tokenizer codes once, so LM training reads ids.
+
+The expensive step (running a speech or image tokenizer over the media) happens here, through
+`datasets.map` (cached Arrow files, `num_proc` workers); the cheap step (sample formats and
+vocabulary offsets, lm.formats / lm.vocab) happens when training reads the codes, so one
+pre-tokenised corpus serves any mixture of formats.
+
+Sharding: process `rank` of `world` encodes the contiguous shard `rank` of every split and
+writes `OUT/<split>/shard-<rank>-of-<world>` (under `accelerate launch`, rank and world come
+from the launcher and each process uses its own device). `load_codes` concatenates the shards
+in rank order, so any number of processes yields the same rows in the same order as one.
+
+Rows: speech `{"name", "text", "units": [int, ...]}` (50 Hz units, not deduplicated: dedup is a
+format choice); images `{"name", "text", "codes": [int, ...]}` (the grid in raster order) plus
+`grid_size`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+_TOKENIZERS: dict[tuple[str, str], object] = {}  # per-process cache for datasets.map workers
+
+
+def _tokenizer(path: str, device: str):
+    key = (path, device)
+    if key not in _TOKENIZERS:
+        from speechtok.auto import load_tokenizer
+
+        _TOKENIZERS[key] = load_tokenizer(path, device)
+    return _TOKENIZERS[key]
+
+
+def _items(kind: str, data: Path, split: str, tokenizer) -> list[dict]:
+    """The media of one split as rows {"name", "text", "path" or "bytes"}."""
+    if kind == "speech":
+        from speechtok.audio_data import open_eval_source
+
+        items = open_eval_source(data, tokenizer.sample_rate, split).items
+    else:
+        from speechtok.image_data import open_image_eval_source
+
+        items = open_image_eval_source(data, tokenizer.config.resolution, split).items
+    return [{"name": it.name, "text": str(it.meta.get("text", "")),
+             "path": str(it.path) if it.path is not None else None, "bytes": it.data}
+            for it in items]
+
+
+def _encode_batch(batch: dict, kind: str, tokenizer_dir: str, device: str) -> dict:
+    import io
+
+    tok = _tokenizer(tokenizer_dir, device)
+    out = []
+    for path, data, name in zip(batch["path"], batch["bytes"], batch["name"], strict=True):
+        if kind == "speech":
+            import soundfile as sf
+            import torch
+
+            from speechtok.audio_io import load_audio, prepare_waveform
+
+            if path is not None:
+                wav = load_audio(path, tok.sample_rate)
+            else:
+                try:
+                    arr, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+                except Exception as err:
+                    raise ValueError(f"cannot decode audio of {name}: {err}") from err
+                wav = prepare_waveform(torch.from_numpy(arr.T.copy()).mean(0), sr,
+                                       tok.sample_rate, warn=False)[0]
+            out.append(tok.encode(wav[None])[0].cpu().tolist())
+        else:
+            from PIL import Image
+
+            from speechtok.image_io import load_image
+
+            img = load_image(path) if path is not None else Image.open(io.BytesIO(data))
+            out.append(tok.encode(img)[0].flatten().cpu().tolist())
+    return {"units" if kind == "speech" else "codes": out}
+
+
+def pretokenize(kind: str, data: str | Path, tokenizer_dir: str | Path, out: str | Path,
+                splits: tuple[str, ...] = ("train", "valid", "test"), rank: int = 0,
+                world: int = 1, num_proc: int | None = None, device: str = "cpu") -> dict:
+    """Encode shard `rank`/`world` of every split of `data` that exists; return row counts."""
+    from datasets import Dataset
+
+    if kind not in ("speech", "image"):
+        raise ValueError(f"kind must be 'speech' or 'image', got {kind!r}")
+    data, out = Path(data), Path(out)
+    tok = _tokenizer(str(tokenizer_dir), device)
+    if tok.config.kind != kind:
+        raise ValueError(f"{tokenizer_dir} is a {tok.config.kind} tokenizer, not {kind}")
+    if not data.exists():
+        raise FileNotFoundError(f"data not found: {data}")
+    from speechtok.audio_data import _is_saved_dataset
+
+    if not _is_saved_dataset(data) and not any((data / s).is_dir() for s in splits):
+        splits = ("all",)  # a plain folder of media: one split
+    counts = {}
+    for split in splits:
+        try:
+            rows = _items(kind, data, None if split == "all" else split, tok)
+        except (FileNotFoundError, ValueError) as err:
+            if "no split" in str(err) or "has no split folder" in str(err):
+                continue  # this split does not exist
+            raise
+        shard = rows[len(rows) * rank // world: len(rows) * (rank + 1) // world]
+        ds = Dataset.from_list(shard) if shard else Dataset.from_dict(
+            {"name": [], "text": [], "path": [], "bytes": []})
+        ds = ds.map(_encode_batch, batched=True, batch_size=16, num_proc=num_proc,
+                    fn_kwargs={"kind": kind, "tokenizer_dir": str(tokenizer_dir),
+                               "device": device},
+                    remove_columns=["path", "bytes"], desc=f"{kind} {split} shard {rank}")
+        ds.save_to_disk(str(out / split / f"shard-{rank:05d}-of-{world:05d}"))
+        counts[split] = len(ds)
+    meta = {"kind": kind, "tokenizer": str(tokenizer_dir), "world": world,
+            "codebook_size": tok.config.codebook_size}
+    if kind == "image":
+        meta["grid_size"] = tok.config.grid_size
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "pretokenized.json").write_text(json.dumps(meta, indent=1))
+    return counts
+
+
+def load_codes(out: str | Path, split: str):
+    """The rows of `split`, shards concatenated in rank order (a datasets.Dataset)."""
+    from datasets import concatenate_datasets, load_from_disk
+
+    folder = Path(out) / split
+    shards = sorted(folder.glob("shard-*-of-*"))
+    if not shards:
+        raise FileNotFoundError(f"no pre-tokenised shards in {folder}")
+    worlds = {p.name.rsplit("-of-", 1)[1] for p in shards}
+    if len(worlds) != 1 or len(shards) != int(worlds.pop()):
+        raise ValueError(f"{folder}: incomplete or mixed shards {[p.name for p in shards]}")
+    return concatenate_datasets([load_from_disk(str(p)) for p in shards])
