@@ -75,7 +75,8 @@ def test_accelerate_two_processes_equal_one(speech_tok_dir, audio_folder, tmp_pa
     # `--cpu` with num_processes > 1 starts ONE process here (accelerate 1.15 wants mpirun for
     # multi-CPU); `--multi_gpu` on a machine without CUDA runs torchrun with gloo on the CPU.
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
-           "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no",
            "-m", "lm.cli", *args, "--out", str(tmp_path / "two")]
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
