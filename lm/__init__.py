@@ -1,9 +1,11 @@
 """lm: one Hugging Face causal LM over interleaved text, speech-unit and image token streams.
 
 So far: `lm.vocab` (MultimodalVocab: one id space, a contiguous range per modality),
-`lm.formats` (the sample formats, incl. CM3 causal-masked), `lm.mixture` (weighted dataset
-mixtures), `lm.loss` (per-modality weighted cross-entropy), `lm.packing` (packed blocks with a
-block-diagonal causal mask) and `lm.model` (a new Llama-style LM, or a local causal LM extended
-to the vocabulary). Pre-tokenisation, training and generation arrive with the next issues.
-Imports go one way: recipes → lm → speechtok.
+`lm.pretokenize` (`lm tokenize`: media → codes once, sharded per process), `lm.formats` (the
+sample formats, incl. CM3 causal-masked), `lm.mixture` (weighted dataset mixtures), `lm.data`
+(codes → task samples with caption dropout → packed batches, by step), `lm.loss`
+(per-modality weighted cross-entropy), `lm.packing` (packed blocks with a block-diagonal causal
+mask) and `lm.model` (a new Llama-style LM, or a local causal LM extended to the vocabulary).
+Training and generation arrive with the next issues. Imports go one way:
+recipes → lm → speechtok.
 """

@@ -188,3 +188,33 @@ def test_mixture_follows_weights_and_is_deterministic():
         Mixture({"a": [1]}, {"b": 1.0})
     with pytest.raises(ValueError, match="no items"):
         Mixture({"a": []}, {"a": 1.0})
+
+
+def test_packed_batches_from_codes(vocab):
+    from datasets import Dataset
+
+    from lm.data import PackedBatches, TaskSources
+    from lm.loss import IGNORE
+    from lm.vocab import AUDIO, IMAGE
+
+    speech = Dataset.from_dict({"name": ["a", "b"], "text": ["twenty one", "twenty two"],
+                                "units": [[1, 1, 2, 3], [4, 4, 4, 5, 6]]})
+    images = Dataset.from_dict({"name": ["x", "y", "z"], "text": ["the digit 7"] * 3,
+                                "codes": [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]})
+    src = TaskSources(vocab, speech, images, caption_dropout=1.0)
+    assert set(src.available()) == {"speech", "speech_text", "text_speech", "caption_image",
+                                    "image_caption", "text"}
+    # caption dropout 1.0: the caption is always the empty one
+    assert src.sample("caption_image", 0, 0)[:2] == [vocab.bos_id, vocab.boi_id]
+    batches = PackedBatches(src, {"speech": 1.0, "caption_image": 1.0}, block_size=32,
+                            samples_per_step=6, seed=3)
+    b = batches(5)
+    assert torch.equal(b["input_ids"], batches(5)["input_ids"])  # deterministic by step
+    real = b["labels"] != IGNORE
+    assert set(b["modality"][real].tolist()) <= {TEXT, AUDIO, IMAGE}
+    assert (b["modality"][real] == AUDIO).any() or (b["modality"][real] == IMAGE).any()
+    assert b["attention_mask"].shape == (b["input_ids"].shape[0], 1, 32, 32)
+    with pytest.raises(ValueError, match="no data for task"):
+        PackedBatches(TaskSources(vocab, speech, None), {"caption_image": 1.0}, 32, 4)
+    cm3 = TaskSources(vocab, speech, images, cm3_rate=1.0)
+    assert cm3.sample("image_caption", 1, 0).count(vocab.mask_id) == 2

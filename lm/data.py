@@ -1,0 +1,116 @@
+"""Training batches from pre-tokenised codes: sample formats × a weighted mixture → packed blocks.
+
+`TaskSources` turns the code datasets written by `lm tokenize` into id sequences on demand:
+  "speech"          speech units (deduplicated) as a GSLM unit LM
+  "caption_image"   caption → image (DALL-E); with probability `caption_dropout` the caption
+                    is dropped (the empty caption), so the LM also learns the unconditional
+                    distribution that classifier-free guidance needs at sampling time
+  "image_caption"   image → caption
+  "speech_text" / "text_speech"  speech ↔ transcript (ASR-like / TTS-like, VoxLM)
+  "text"            the captions / transcripts alone
+and `cm3_rate` of all samples are rewritten in CM3's causal-masked form. `PackedBatches`
+draws each step's samples from a `Mixture` of those tasks and packs them into blocks; all of it
+is a function of (seed, step), so a resumed run sees the batches the killed run would have.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from . import formats
+from .mixture import Mixture
+from .packing import collate_blocks, pack
+from .vocab import MultimodalVocab
+
+TASKS = ("speech", "caption_image", "image_caption", "speech_text", "text_speech", "text")
+
+
+class TaskSources:
+    """Index-addressable samples of each task (`len(sources[task])`, `sources[task][i]`)."""
+
+    def __init__(self, vocab: MultimodalVocab, speech=None, images=None,
+                 caption_dropout: float = 0.1, cm3_rate: float = 0.0, seed: int = 0):
+        if not 0 <= caption_dropout <= 1 or not 0 <= cm3_rate <= 1:
+            raise ValueError("caption_dropout and cm3_rate must lie in [0, 1]")
+        self.vocab, self.speech, self.images = vocab, speech, images
+        self.caption_dropout, self.cm3_rate, self.seed = caption_dropout, cm3_rate, seed
+        # captions and transcripts, for the text-only task (read once: a column is a list)
+        self.texts = [t for ds in (speech, images) if ds is not None for t in ds["text"] if t]
+
+    def available(self) -> dict[str, int]:
+        """Tasks this data supports, with their number of items."""
+        out = {}
+        if self.speech is not None and len(self.speech):
+            out["speech"] = len(self.speech)
+            if any(self.speech["text"]):
+                out.update(speech_text=len(self.speech), text_speech=len(self.speech))
+        if self.images is not None and len(self.images):
+            out.update(caption_image=len(self.images), image_caption=len(self.images))
+        if self.texts:
+            out["text"] = len(self.texts)
+        return out
+
+    def sample(self, task: str, index: int, draw: int) -> list[int]:
+        """The ids of item `index` of `task`; `draw` seeds its random choices (dropout, CM3)."""
+        rng = random.Random(hash((self.seed, task, index, draw)))
+        v = self.vocab
+        if task == "text":
+            ids = formats.text_only(v, self.texts[index])
+        elif task in ("speech", "speech_text", "text_speech"):
+            row = self.speech[index]
+            if task == "speech":
+                ids = formats.speech_only(v, row["units"])
+            elif task == "speech_text":
+                ids = formats.speech_to_text(v, row["units"], row["text"])
+            else:
+                ids = formats.text_to_speech(v, row["text"], row["units"])
+        elif task in ("caption_image", "image_caption"):
+            row = self.images[index]
+            if task == "caption_image":
+                caption = "" if rng.random() < self.caption_dropout else row["text"]
+                ids = formats.caption_to_image(v, caption, row["codes"])
+            else:
+                ids = formats.image_to_caption(v, row["codes"], row["text"])
+        else:
+            raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
+        if self.cm3_rate and len(ids) > 3 and rng.random() < self.cm3_rate:
+            ids = formats.causal_masked(v, ids, *formats.random_span(len(ids), rng))
+        return ids
+
+
+class _TaskView:
+    def __init__(self, sources: TaskSources, task: str, n: int):
+        self.sources, self.task, self.n = sources, task, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> tuple[str, int]:
+        return self.task, i
+
+
+class PackedBatches:
+    """Each step: `samples_per_step` samples drawn from the task mixture, packed into blocks of
+    `block_size` and collated (input_ids, labels, position_ids, attention_mask, modality)."""
+
+    def __init__(self, sources: TaskSources, weights: dict[str, float], block_size: int,
+                 samples_per_step: int, seed: int = 0):
+        available = sources.available()
+        missing = [t for t, w in weights.items() if w > 0 and t not in available]
+        if missing:
+            raise ValueError(f"no data for task(s) {', '.join(missing)} (this data supports "
+                             f"{', '.join(available) or 'nothing'})")
+        self.sources, self.block_size, self.samples_per_step = sources, block_size, samples_per_step
+        views = {t: _TaskView(sources, t, n) for t, n in available.items()}
+        self.mixture = Mixture(views, weights, seed)
+
+    def __call__(self, step: int, process_index: int = 0) -> dict[str, torch.Tensor]:
+        picks = self.mixture.draw(step, self.samples_per_step, process_index)
+        samples = [torch.tensor(self.sources.sample(task, i, step))
+                   for _, (task, i) in picks]
+        blocks, _ = pack(samples, self.block_size)
+        batch = collate_blocks(blocks, self.block_size, self.sources.vocab.pad_id)
+        batch["modality"] = self.sources.vocab.modality(batch["labels"].clamp_min(0))
+        return batch
