@@ -1,4 +1,4 @@
-"""`lm`: the multimodal LM command line. So far: `lm tokenize` (pre-tokenisation)."""
+"""`lm`: the multimodal LM command line: `lm tokenize` (pre-tokenisation), `lm train`."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ EPILOG = """examples:
       --out runs/demo/codes/speech
   accelerate launch --multi_gpu --num_processes 4 -m lm.cli tokenize --kind image --data glyphs/ \\
       --tokenizer runs/demo/image_tokenizer --out runs/demo/codes/images   # one shard per process
+  lm train --out runs/demo/bundle --speech_codes runs/demo/codes/speech \
+      --image_codes runs/demo/codes/images --steps 2000 --hidden_size 256
 """
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lm", description="Multimodal token LM over text, speech units and image codes. "
-        "Training and generation arrive with the next releases.", epilog=EPILOG,
+        "Generation arrives with the next release.", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("tokenize", help="audio / images → tokenizer codes (datasets on disk)",
@@ -34,7 +36,27 @@ def _parser() -> argparse.ArgumentParser:
                    help="datasets.map worker processes per launched process")
     t.add_argument("--device", default=None,
                    help="default: this process's device under accelerate (CUDA if present)")
+    r = sub.add_parser("train", help="train the LM on pre-tokenised codes; OUT becomes the bundle",
+                       description="Train the multimodal LM. Any field of LMConfig (lm/model.py)"
+                       " or LMTrainConfig (lm/train.py) is a `--key value`; precedence: defaults"
+                       " < --config YAML < command line. OUT gets the LM, its tokenizer and the "
+                       "speech/image tokenizers the codes came from.")
+    r.add_argument("--out", required=True, help="run directory = the bundle")
+    r.add_argument("--config", help="YAML file of config values")
+    r.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoints/last if present")
     return p
+
+
+def cmd_train(args, extra: list[str]) -> None:
+    from speechtok.config_io import build_configs, parse_overrides
+
+    from .model import LMConfig
+    from .train import LMTrainConfig, train_lm
+
+    model_cfg, train_cfg = build_configs([LMConfig, LMTrainConfig], args.config,
+                                         parse_overrides(extra))
+    train_lm(args.out, model_cfg, train_cfg, resume=args.resume)
 
 
 def cmd_tokenize(args) -> None:
@@ -54,10 +76,15 @@ def cmd_tokenize(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "tokenize":
             cmd_tokenize(args)
+        elif args.command == "train":
+            cmd_train(args, extra)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"lm {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,91 @@
+"""lm train on tiny pre-tokenised data: the bundle, per-modality losses, exact resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from test_image import tiny_image_tokenizer
+
+from lm.model import LMConfig
+from lm.pretokenize import pretokenize
+from lm.train import LMTrainConfig, train_lm
+
+TINY_LM = LMConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                   intermediate_size=64, max_positions=128)
+
+
+@pytest.fixture
+def codes(tiny_tokenizer, audio_folder, tmp_path):
+    tiny_tokenizer.save_pretrained(tmp_path / "speech_tok")
+    pretokenize("speech", audio_folder, tmp_path / "speech_tok", tmp_path / "speech_codes")
+    img_tok = tiny_image_tokenizer()
+    img_tok.save_pretrained(tmp_path / "img_tok")
+    for split, n in (("train", 6), ("valid", 2)):
+        (tmp_path / "imgs" / split).mkdir(parents=True)
+        rows = []
+        for i in range(n):
+            Image.new("RGB", (16, 16), (40 * i, 90, 255 - 40 * i)).save(
+                tmp_path / "imgs" / split / f"{i}.png")
+            rows.append({"file_name": f"{i}.png", "text": f"colour number {i}"})
+        (tmp_path / "imgs" / split / "metadata.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in rows))
+    pretokenize("image", tmp_path / "imgs", tmp_path / "img_tok", tmp_path / "image_codes")
+    return tmp_path
+
+
+def _cfg(codes, **kw):
+    return LMTrainConfig(speech_codes=str(codes / "speech_codes"),
+                         image_codes=str(codes / "image_codes"), text_vocab_size=280,
+                         block_size=64, samples_per_step=4, steps=4, eval_every=2, save_every=2,
+                         warmup_steps=1, eval_batches=1, **kw)
+
+
+def test_train_writes_a_loadable_bundle(codes):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from speechtok.auto import load_tokenizer
+
+    out = codes / "bundle"
+    model, vocab = train_lm(out, TINY_LM, _cfg(codes))
+    history = json.loads((out / "train_history.json").read_text())
+    assert [h["step"] for h in history] == [2, 4]
+    assert {"train/loss/audio", "train/loss/image", "eval/loss/image"} <= set(history[-1])
+    lm = AutoModelForCausalLM.from_pretrained(str(out)).eval()
+    tok = AutoTokenizer.from_pretrained(str(out))
+    assert len(tok) == len(vocab) == lm.config.vocab_size
+    ids = torch.tensor([[vocab.bos_id, vocab.boi_id, *vocab.image_ids([1, 2]).tolist()]])
+    with torch.no_grad():
+        assert torch.allclose(lm(ids).logits, model.eval()(ids).logits, atol=1e-6)
+    assert load_tokenizer(out / "speech_tokenizer").config.kind == "speech"
+    assert load_tokenizer(out / "image_tokenizer").config.kind == "image"
+
+
+def test_resume_is_exact(codes):
+    train_lm(codes / "full", TINY_LM, _cfg(codes))
+    train_lm(codes / "split", TINY_LM, _cfg(codes, stop_after_steps=2))
+    assert not (codes / "split" / "model.safetensors").exists()
+    train_lm(codes / "split", TINY_LM, _cfg(codes), resume=True)
+    a = load_file(codes / "full" / "model.safetensors")
+    b = load_file(codes / "split" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_train_and_config_errors(codes, capsys):
+    from lm.cli import main
+
+    args = ["train", "--out", str(codes / "cli"), "--speech_codes", str(codes / "speech_codes"),
+            "--steps", "2", "--eval_every", "1", "--block_size", "64", "--samples_per_step", "2",
+            "--hidden_size", "32", "--num_layers", "1", "--num_heads", "2", "--num_kv_heads", "1",
+            "--intermediate_size", "64", "--text_vocab_size", "280",
+            "--task_weights", "{speech: 1.0}"]
+    assert main(args) == 0
+    assert (codes / "cli" / "model.safetensors").exists()
+    assert main([*args, "--hiden_size", "8"]) == 2
+    assert "hiden_size" in capsys.readouterr().err
+    assert main(["train", "--out", str(codes / "x"), "--image_codes", str(codes / "image_codes"),
+                 "--task_weights", "{speech: 1.0}"]) == 2
+    assert "no data for task" in capsys.readouterr().err
