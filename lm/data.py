@@ -54,7 +54,9 @@ class TaskSources:
 
     def sample(self, task: str, index: int, draw: int) -> list[int]:
         """The ids of item `index` of `task`; `draw` seeds its random choices (dropout, CM3)."""
-        rng = random.Random(hash((self.seed, task, index, draw)))
+        # a string seed is hashed with SHA-512: the same in every process (hash() of a str is
+        # salted per process, which made processes disagree about caption dropout)
+        rng = random.Random(f"{self.seed}:{task}:{index}:{draw}")
         v = self.vocab
         if task == "text":
             ids = formats.text_only(v, self.texts[index])
@@ -93,7 +95,12 @@ class _TaskView:
 
 class PackedBatches:
     """Each step: `samples_per_step` samples drawn from the task mixture, packed into blocks of
-    `block_size` and collated (input_ids, labels, position_ids, attention_mask, modality)."""
+    `block_size` and collated (input_ids, labels, position_ids, attention_mask, modality).
+
+    `samples_per_step` is the global batch: with `world` processes, process `rank` gets blocks
+    rank, rank + world, ... of the same packing (padded with empty blocks to a multiple of
+    `world`), so any number of processes sees the same global batch as one.
+"""
 
     def __init__(self, sources: TaskSources, weights: dict[str, float], block_size: int,
                  samples_per_step: int, seed: int = 0):
@@ -106,11 +113,13 @@ class PackedBatches:
         views = {t: _TaskView(sources, t, n) for t, n in available.items()}
         self.mixture = Mixture(views, weights, seed)
 
-    def __call__(self, step: int, process_index: int = 0) -> dict[str, torch.Tensor]:
-        picks = self.mixture.draw(step, self.samples_per_step, process_index)
+    def __call__(self, step: int, rank: int = 0, world: int = 1) -> dict[str, torch.Tensor]:
+        picks = self.mixture.draw(step, self.samples_per_step)
         samples = [torch.tensor(self.sources.sample(task, i, step))
                    for _, (task, i) in picks]
         blocks, _ = pack(samples, self.block_size)
+        blocks += [[] for _ in range(-len(blocks) % world)]
+        blocks = blocks[rank::world]
         batch = collate_blocks(blocks, self.block_size, self.sources.vocab.pad_id)
         batch["modality"] = self.sources.vocab.modality(batch["labels"].clamp_min(0))
         return batch

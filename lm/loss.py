@@ -19,16 +19,30 @@ from .vocab import MODALITY_NAMES
 IGNORE = -100
 
 
+def token_counts(labels: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
+    """Target tokens per modality, (number of modalities,) float: to all-reduce across processes
+    before `modality_weighted_loss(..., global_counts=...)`."""
+    valid = labels != IGNORE
+    return torch.stack([(valid & (modality == m)).sum() for m in MODALITY_NAMES]).float()
+
+
 def modality_weighted_loss(logits: torch.Tensor, labels: torch.Tensor, modality: torch.Tensor,
-                           weights: dict[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
+                           weights: dict[str, float], global_counts: torch.Tensor | None = None,
+                           world_size: int = 1) -> tuple[torch.Tensor, dict[str, float]]:
     """`logits` (B, T, V) predict `labels` (B, T) position by position (already shifted;
     IGNORE marks positions without a target); `modality` (B, T) is the modality id of each
-    label. Returns (loss, metrics) with metrics `loss/<name>`, `bits/<name>`, `tokens/<name>`."""
+    label. Returns (loss, metrics) with metrics `loss/<name>`, `bits/<name>`, `tokens/<name>`
+    (of this batch).
+
+    Data-parallel: with `global_counts` (the all-reduced `token_counts`) each modality's CE sum
+    is divided by its count over all processes and scaled by `world_size`, so that the mean
+    DDP takes over processes equals the loss of the whole global batch on one process."""
     ce = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE,
                          reduction="none")
     valid = labels.flatten() != IGNORE
     mod = modality.flatten()
-    loss = logits.new_zeros((), dtype=torch.float32)
+    # zero with a graph: a process whose blocks are all padding still joins DDP's backward
+    loss = logits.float().sum() * 0.0
     metrics: dict[str, float] = {}
     for m, name in MODALITY_NAMES.items():
         sel = valid & (mod == m)
@@ -36,7 +50,10 @@ def modality_weighted_loss(logits: torch.Tensor, labels: torch.Tensor, modality:
         if n == 0:
             continue
         mean = ce[sel].mean()
-        loss = loss + weights.get(name, 0.0) * mean
+        if global_counts is None:
+            loss = loss + weights.get(name, 0.0) * mean
+        else:
+            loss = loss + weights.get(name, 0.0) * ce[sel].sum() * world_size / global_counts[m]
         value = float(mean.detach())
         metrics.update({f"loss/{name}": value, f"bits/{name}": value / math.log(2),
                         f"tokens/{name}": float(n)})

@@ -26,7 +26,7 @@ from speechtok.config_io import dump_config
 from speechtok.train import lr_lambda, make_accelerator
 
 from .data import PackedBatches, TaskSources
-from .loss import modality_weighted_loss
+from .loss import modality_weighted_loss, token_counts
 from .model import LMConfig, extend_lm, new_lm
 from .pretokenize import load_codes
 from .vocab import MultimodalVocab, train_bpe
@@ -48,7 +48,7 @@ class LMTrainConfig:
     caption_dropout: float = 0.1  # share of empty captions (classifier-free guidance)
     cm3_rate: float = 0.0  # share of samples in CM3 causal-masked form
     block_size: int = 256
-    samples_per_step: int = 16  # per process
+    samples_per_step: int = 16  # the global batch, split over processes by packed block
     steps: int = 1000
     lr: float = 1e-3
     warmup_steps: int = 50
@@ -169,24 +169,27 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
     done = start
     model.train()
     for step in bar:
-        b = {k: v.to(acc.device) for k, v in batches(step, acc.process_index).items()}
+        b = {k: v.to(acc.device) for k, v in
+             batches(step, acc.process_index, acc.num_processes).items()}
+        counts = acc.reduce(token_counts(b["labels"], b["modality"]), "sum")
         with acc.autocast():
             logits = model(input_ids=b["input_ids"], position_ids=b["position_ids"],
                            attention_mask=b["attention_mask"]).logits
             loss, metrics = modality_weighted_loss(logits, b["labels"], b["modality"],
-                                                   cfg.loss_weights)
+                                                   cfg.loss_weights, counts, acc.num_processes)
         opt.zero_grad(set_to_none=True)
         acc.backward(loss)
         if cfg.max_grad_norm > 0:
             acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         opt.step()
         sched.step()
-        bar.set_postfix(loss=round(float(loss.detach()), 4))
+        global_loss = float(acc.reduce(loss.detach(), "mean"))  # = the one-process loss
+        bar.set_postfix(loss=round(global_loss, 4))
         done = step + 1
         last = done == cfg.steps or done == cfg.stop_after_steps
         if done % cfg.eval_every == 0 or last:
             ev = evaluate(raw, valid, cfg, acc.device)
-            history.append({"step": done, "train/loss": float(loss.detach()),
+            history.append({"step": done, "train/loss": global_loss,
                             **{f"train/{k}": v for k, v in metrics.items()},
                             **{f"eval/{k}": v for k, v in ev.items()},
                             "seconds": time.time() - t0})

@@ -89,3 +89,36 @@ def test_cli_train_and_config_errors(codes, capsys):
     assert main(["train", "--out", str(codes / "x"), "--image_codes", str(codes / "image_codes"),
                  "--task_weights", "{speech: 1.0}"]) == 2
     assert "no data for task" in capsys.readouterr().err
+
+
+def test_two_processes_train_the_same_model_as_one(codes):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lm.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    args = ["--speech_codes", str(codes / "speech_codes"), "--image_codes",
+            str(codes / "image_codes"), "--steps", "20", "--eval_every", "5", "--save_every", "20",
+            "--block_size", "48", "--samples_per_step", "6", "--hidden_size", "32",
+            "--num_layers", "1", "--num_heads", "2", "--num_kv_heads", "1",
+            "--intermediate_size", "64", "--text_vocab_size", "280", "--warmup_steps", "2"]
+    assert main(["train", "--out", str(codes / "one"), *args]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+           "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "-m", "lm.cli", "train", "--out", str(codes / "two"), *args]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "2 process(es)" in run.stdout + run.stderr
+    one = json.loads((codes / "one" / "train_history.json").read_text())
+    two = json.loads((codes / "two" / "train_history.json").read_text())
+    assert [h["step"] for h in one] == [h["step"] for h in two] == [5, 10, 15, 20]
+    diffs = [abs(a["train/loss"] - b["train/loss"]) for a, b in zip(one, two, strict=True)]
+    print("max |loss(1 process) - loss(2 processes)| =", max(diffs), diffs)
+    assert max(diffs) < 1e-4  # equal up to float32 reduction order (measured 1e-6)
+    wa, wb = load_file(codes / "one" / "model.safetensors"), load_file(codes / "two" /
+                                                                      "model.safetensors")
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-4) for k in wa)
