@@ -74,8 +74,9 @@ def _encode_batch(batch: dict, kind: str, tokenizer_dir: str, device: str) -> di
 
             from speechtok.image_io import load_image
 
-            img = load_image(path) if path is not None else Image.open(io.BytesIO(data))
-            out.append(tok.encode(img)[0].flatten().cpu().tolist())
+            out.append(load_image(path) if path is not None else Image.open(io.BytesIO(data)))
+    if kind == "image":  # one forward for the whole batch
+        out = [g.flatten().tolist() for g in tok.encode(out).cpu()]
     return {"units" if kind == "speech" else "codes": out}
 
 

@@ -7,8 +7,10 @@ Data:     flite's English voices synthesise the speech corpus (make_speech_corpu
 Stages:   1. corpora  2. train the speech tokenizer  3. evaluate it on the held-out voice
           4. resynthesise held-out utterances and score their intelligibility with pocketsphinx
           5. train the image tokenizer  6. evaluate it on the held-out fonts, reconstruction grid
+          7. pre-tokenise both corpora and train the LM on speech units and caption → image
+             pairs; the bundle (LM + tokenizer + both tokenizers) goes to runs/demo/bundle
 Command:  make demo        (or: python recipes/builtin/run_demo.py --out runs/demo)
-          Overrides go to one tokenizer by prefix: --speech.steps 100 --image.steps 100
+          Overrides go to one model by prefix: --speech.steps 100 --image.steps 100 --lm.steps 50
 Result:   see README.md ("Measured") for the figures and times on 2 CPU cores.
 
 Each stage is skipped when its output already exists, so a rerun is fast; a killed training
@@ -55,12 +57,12 @@ def make_corpus(out: Path, script: str, *args: str) -> Path:
 
 def split_overrides(tokens: list[str]) -> dict[str, dict[str, str]]:
     """`--speech.steps 10 --image.lr=1e-3` → {"speech": {"steps": "10"}, "image": {...}}."""
-    out: dict[str, dict[str, str]] = {"speech": {}, "image": {}}
+    out: dict[str, dict[str, str]] = {"speech": {}, "image": {}, "lm": {}}
     for key, value in parse_overrides(tokens).items():
         prefix, _, name = key.partition(".")
         if prefix not in out or not name:
-            raise SystemExit(f"override --{key}: say which tokenizer, e.g. --speech.{key} or "
-                             f"--image.{key}")
+            raise SystemExit(f"override --{key}: say which model, e.g. --speech.{key}, "
+                             f"--image.{key} or --lm.{key}")
         out[prefix][name] = value
     return out
 
@@ -111,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wer-utterances", type=int, default=100,
                    help="held-out utterances to resynthesise and score")
     p.add_argument("--image-size", type=int, default=32, help="glyph image side in pixels")
+    p.add_argument("--lm-config", default=str(HERE / "lm.yaml"), help="LM config (YAML)")
     args, extra = p.parse_known_args(argv)
     overrides = split_overrides(extra)
     out = Path(args.out)
@@ -118,26 +121,26 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.time()
     timings = {}
 
-    t = stage("1/6 corpora: speech from flite voices, captioned glyph images from fonts")
+    t = stage("1/7 corpora: speech from flite voices, captioned glyph images from fonts")
     speech_data = make_corpus(out / "data" / "speech", "make_speech_corpus.py",
                               "--num-utterances", str(args.num_utterances))
     image_data = make_corpus(out / "data" / "images", "make_image_corpus.py",
                              "--size", str(args.image_size))
     timings["corpora"] = time.time() - t
 
-    t = stage("2/6 training the speech tokenizer")
+    t = stage("2/7 training the speech tokenizer")
     tok_dir = train_tokenizer("speech", speech_data, out / "speech_tokenizer",
                               Path(args.speech_config), overrides["speech"])
     timings["train speech"] = time.time() - t
 
-    t = stage("3/6 evaluating the speech tokenizer on the held-out voice")
+    t = stage("3/7 evaluating the speech tokenizer on the held-out voice")
     tok = SpeechTokenizer.from_pretrained(str(tok_dir)).eval()
     metrics = cached_json(tok_dir / "eval_test.json", lambda: evaluate_speech(
         tok, open_eval_source(speech_data, tok.sample_rate, "test"), progress=True))
     print(json.dumps(metrics, indent=2))
     timings["eval speech"] = time.time() - t
 
-    t = stage("4/6 resynthesis and intelligibility (pocketsphinx WER)")
+    t = stage("4/7 resynthesis and intelligibility (pocketsphinx WER)")
     from speechtok.wer import transcribe, word_error_rate
 
     def score_resynthesis() -> dict:
@@ -160,12 +163,12 @@ def main(argv: list[str] | None = None) -> int:
                       "wer_original": wer["wer_original"]}
     write_model_card(tok_dir, tok.config.to_dict(), speech_summary)
 
-    t = stage("5/6 training the image tokenizer")
+    t = stage("5/7 training the image tokenizer")
     img_dir = train_tokenizer("image", image_data, out / "image_tokenizer",
                               Path(args.image_config), overrides["image"])
     timings["train image"] = time.time() - t
 
-    t = stage("6/6 evaluating the image tokenizer on the held-out fonts")
+    t = stage("6/7 evaluating the image tokenizer on the held-out fonts")
     img_tok = ImageTokenizer.from_pretrained(str(img_dir)).eval()
     test_images = open_image_eval_source(image_data, img_tok.config.resolution, "test")
     image_metrics = cached_json(img_dir / "eval_test.json", lambda: evaluate_image(
@@ -174,6 +177,28 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(image_metrics, indent=2))
     write_model_card(img_dir, img_tok.config.to_dict(), image_metrics)
     timings["eval image"] = time.time() - t
+
+    t = stage("7/7 pre-tokenising the corpora and training the LM")
+    from lm.model import LMConfig
+    from lm.pretokenize import pretokenize
+    from lm.train import LMTrainConfig, train_lm
+
+    codes = out / "codes"
+    for kind, data, tok_path in (("speech", speech_data, tok_dir), ("image", image_data, img_dir)):
+        if not (codes / kind / "pretokenized.json").exists():
+            print(json.dumps(pretokenize(kind, data, tok_path, codes / kind)))
+    bundle = out / "bundle"
+    if not (bundle / "model.safetensors").exists():
+        lm_cfg, lm_train_cfg = build_configs(
+            [LMConfig, LMTrainConfig], Path(args.lm_config),
+            {"speech_codes": str(codes / "speech"), "image_codes": str(codes / "image"),
+             **overrides["lm"]})
+        train_lm(bundle, lm_cfg, lm_train_cfg, resume=True)
+    lm_eval = {k[len("eval/"):]: v for k, v in
+               json.loads((bundle / "train_history.json").read_text())[-1].items()
+               if k.startswith("eval/")}
+    print("LM validation, per modality:", json.dumps(lm_eval, indent=2))
+    timings["lm"] = time.time() - t
 
     corpus = json.loads((image_data / "corpus.json").read_text())
     report = out / "report.md"
@@ -193,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
               if isinstance(v, (int, float))]
     lines += ["", f"Originals (odd rows) and reconstructions (even rows): "
               f"![reconstructions]({grid.name})", ""]
+    lines += ["", "## Multimodal LM", "",
+              f"Bundle: `{bundle.name}/` (LM + tokenizer + both tokenizers). Validation loss per "
+              "modality (nats per token; bits = nats / ln 2):", "",
+              "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4g} |" for k, v in lm_eval.items()]
     lines += ["", "Stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())]
     report.write_text("\n".join(lines) + "\n")
     print(f"\ndemo finished in {time.time() - t_all:.0f} s; report: {report}")
