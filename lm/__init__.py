@@ -5,7 +5,7 @@ So far: `lm.vocab` (MultimodalVocab: one id space, a contiguous range per modali
 sample formats, incl. CM3 causal-masked), `lm.mixture` (weighted dataset mixtures), `lm.data`
 (codes → task samples with caption dropout → packed batches, by step), `lm.loss`
 (per-modality weighted cross-entropy), `lm.packing` (packed blocks with a block-diagonal causal
-mask) and `lm.model` (a new Llama-style LM, or a local causal LM extended to the vocabulary).
-Training and generation arrive with the next issues. Imports go one way:
-recipes → lm → speechtok.
+mask), `lm.model` (a new Llama-style LM, or a local causal LM extended to the vocabulary) and
+`lm.train` (`lm train`: accelerate loop, exact resume, the bundle). Generation arrives next.
+Imports go one way: recipes → lm → speechtok.
 """
