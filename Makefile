@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_quantizer.py
 	$(PY) benchmarks/bench_speech_encoder.py
 	$(PY) benchmarks/bench_image_tokenizer.py
+	$(PY) benchmarks/bench_lm_train.py  # needs runs/demo/codes (make demo)
 
 clean-demo:
 	rm -rf runs/demo
