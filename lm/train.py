@@ -61,6 +61,7 @@ class LMTrainConfig:
     seed: int = 0
     mixed_precision: str = "auto"
     stop_after_steps: int = 0
+    tensorboard: bool = True  # TensorBoard logs in OUT/logs (tensorboard --logdir OUT/logs)
 
     def __post_init__(self):
         if not (self.speech_codes or self.image_codes):
@@ -118,7 +119,9 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
     from accelerate.utils import set_seed
 
     out = Path(out)
-    acc, mp = make_accelerator(cfg.mixed_precision)
+    log = {"log_with": "tensorboard", "project_dir": str(out / "logs")} if cfg.tensorboard \
+        else {}
+    acc, mp = make_accelerator(cfg.mixed_precision, **log)
     set_seed(cfg.seed)
     speech, speech_meta = _codes(cfg.speech_codes, "train")
     images, image_meta = _codes(cfg.image_codes, "train")
@@ -163,6 +166,8 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
     acc.print(f"LM: {n_params / 1e6:.2f}M parameters, vocabulary {len(vocab)} (text "
               f"{vocab.layout['text_size']}, audio {vocab.audio_size}, image {vocab.image_size}),"
               f" tasks {weights}, {acc.num_processes} process(es), precision {mp}")
+    if cfg.tensorboard:
+        acc.init_trackers("lm")
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train lm",
                disable=not acc.is_local_main_process, dynamic_ncols=True)
     t0 = time.time()
@@ -185,10 +190,15 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
         sched.step()
         global_loss = float(acc.reduce(loss.detach(), "mean"))  # = the one-process loss
         bar.set_postfix(loss=round(global_loss, 4))
+        if cfg.tensorboard:
+            acc.log({"train/loss": global_loss, "train/lr": sched.get_last_lr()[0],
+                     **{f"train/{k}": v for k, v in metrics.items()}}, step=step + 1)
         done = step + 1
         last = done == cfg.steps or done == cfg.stop_after_steps
         if done % cfg.eval_every == 0 or last:
             ev = evaluate(raw, valid, cfg, acc.device)
+            if cfg.tensorboard:
+                acc.log({f"eval/{k}": v for k, v in ev.items()}, step=done)
             history.append({"step": done, "train/loss": global_loss,
                             **{f"train/{k}": v for k, v in metrics.items()},
                             **{f"eval/{k}": v for k, v in ev.items()},
@@ -200,6 +210,8 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
         if last:
             break
     acc.wait_for_everyone()
+    if cfg.tensorboard:
+        acc.end_training()
     if acc.is_main_process and (done == cfg.steps):
         write_bundle(out, raw, vocab, cfg, speech_meta, image_meta, history)
     return raw, vocab

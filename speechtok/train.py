@@ -103,15 +103,15 @@ def cpu_processes() -> bool:
     return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def make_accelerator(mixed_precision: str):
+def make_accelerator(mixed_precision: str, **kwargs):
     """(Accelerator, precision): "auto" means bf16 on a CUDA device that supports it, else
-    fp32 ("no")."""
+    fp32 ("no"). `kwargs` go to Accelerator (e.g. log_with, project_dir)."""
     from accelerate import Accelerator
 
     mp = mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    return Accelerator(mixed_precision=mp, cpu=cpu_processes()), mp
+    return Accelerator(mixed_precision=mp, cpu=cpu_processes(), **kwargs), mp
 
 
 def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerConfig,

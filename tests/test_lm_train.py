@@ -60,6 +60,7 @@ def test_train_writes_a_loadable_bundle(codes):
     ids = torch.tensor([[vocab.bos_id, vocab.boi_id, *vocab.image_ids([1, 2]).tolist()]])
     with torch.no_grad():
         assert torch.allclose(lm(ids).logits, model.eval()(ids).logits, atol=1e-6)
+    assert list((out / "logs" / "lm").glob("events.out.tfevents.*"))  # TensorBoard
     assert load_tokenizer(out / "speech_tokenizer").config.kind == "speech"
     assert load_tokenizer(out / "image_tokenizer").config.kind == "image"
 
