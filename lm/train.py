@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,7 @@ class LMTrainConfig:
     cm3_rate: float = 0.0  # share of samples in CM3 causal-masked form
     block_size: int = 256
     samples_per_step: int = 16  # the global batch, split over processes by packed block
+    grad_accum_steps: int = 1  # micro-batches of samples_per_step each per optimiser step
     steps: int = 1000
     lr: float = 1e-3
     warmup_steps: int = 50
@@ -66,7 +68,8 @@ class LMTrainConfig:
     def __post_init__(self):
         if not (self.speech_codes or self.image_codes):
             raise ValueError("give speech_codes and/or image_codes (folders from `lm tokenize`)")
-        for name in ("steps", "block_size", "samples_per_step", "eval_every", "save_every"):
+        for name in ("steps", "block_size", "samples_per_step", "grad_accum_steps", "eval_every",
+                     "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
 
@@ -174,16 +177,25 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
     done = start
     model.train()
     for step in bar:
-        b = {k: v.to(acc.device) for k, v in
-             batches(step, acc.process_index, acc.num_processes).items()}
-        counts = acc.reduce(token_counts(b["labels"], b["modality"]), "sum")
-        with acc.autocast():
-            logits = model(input_ids=b["input_ids"], position_ids=b["position_ids"],
-                           attention_mask=b["attention_mask"]).logits
-            loss, metrics = modality_weighted_loss(logits, b["labels"], b["modality"],
-                                                   cfg.loss_weights, counts, acc.num_processes)
+        # Gradient accumulation: `grad_accum_steps` micro-batches per optimiser step, their
+        # per-modality token counts summed (over micro-batches and processes) before any loss,
+        # so the update equals one batch holding all of them.
+        micro = [{k: v.to(acc.device) for k, v in
+                  batches(step * cfg.grad_accum_steps + j, acc.process_index,
+                          acc.num_processes).items()} for j in range(cfg.grad_accum_steps)]
+        counts = acc.reduce(sum(token_counts(b["labels"], b["modality"]) for b in micro), "sum")
         opt.zero_grad(set_to_none=True)
-        acc.backward(loss)
+        loss = torch.zeros((), device=acc.device)
+        for j, b in enumerate(micro):
+            sync = j == len(micro) - 1  # all-reduce gradients once, after the last micro-batch
+            with (nullcontext() if sync else acc.no_sync(model)), acc.autocast():
+                logits = model(input_ids=b["input_ids"], position_ids=b["position_ids"],
+                               attention_mask=b["attention_mask"]).logits
+                part, metrics = modality_weighted_loss(logits, b["labels"], b["modality"],
+                                                       cfg.loss_weights, counts,
+                                                       acc.num_processes)
+                acc.backward(part)
+            loss = loss + part.detach()
         if cfg.max_grad_norm > 0:
             acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         opt.step()

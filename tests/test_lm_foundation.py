@@ -218,3 +218,25 @@ def test_packed_batches_from_codes(vocab):
         PackedBatches(TaskSources(vocab, speech, None), {"caption_image": 1.0}, 32, 4)
     cm3 = TaskSources(vocab, speech, images, cm3_rate=1.0)
     assert cm3.sample("image_caption", 1, 0).count(vocab.mask_id) == 2
+
+
+def test_counts_normalised_micro_batches_sum_to_the_whole_batch():
+    """Gradient accumulation / data parallelism: parts normalised by the total token counts
+    add up to the loss of the whole batch."""
+    from lm.loss import token_counts
+
+    torch.manual_seed(1)
+    logits = torch.randn(4, 6, 9)
+    labels = torch.randint(0, 9, (4, 6))
+    labels[0, :2] = IGNORE
+    modality = torch.randint(0, 3, (4, 6))
+    w = {"text": 0.125, "image": 0.875, "audio": 1.0}
+    whole, _ = modality_weighted_loss(logits, labels, modality, w)
+    counts = token_counts(labels[:2], modality[:2]) + token_counts(labels[2:], modality[2:])
+    parts = [modality_weighted_loss(logits[s], labels[s], modality[s], w, counts)[0]
+             for s in (slice(0, 2), slice(2, 4))]
+    assert torch.allclose(parts[0] + parts[1], whole, atol=1e-6)
+    # without the shared counts, the mean of per-part means is a different number
+    naive = sum(modality_weighted_loss(logits[s], labels[s], modality[s], w)[0]
+                for s in (slice(0, 2), slice(2, 4))) / 2
+    assert not torch.allclose(naive, whole, atol=1e-4)

@@ -66,10 +66,10 @@ def test_train_writes_a_loadable_bundle(codes):
 
 
 def test_resume_is_exact(codes):
-    train_lm(codes / "full", TINY_LM, _cfg(codes))
-    train_lm(codes / "split", TINY_LM, _cfg(codes, stop_after_steps=2))
+    train_lm(codes / "full", TINY_LM, _cfg(codes, grad_accum_steps=2))
+    train_lm(codes / "split", TINY_LM, _cfg(codes, grad_accum_steps=2, stop_after_steps=2))
     assert not (codes / "split" / "model.safetensors").exists()
-    train_lm(codes / "split", TINY_LM, _cfg(codes), resume=True)
+    train_lm(codes / "split", TINY_LM, _cfg(codes, grad_accum_steps=2), resume=True)
     a = load_file(codes / "full" / "model.safetensors")
     b = load_file(codes / "split" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
