@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--config", help="YAML file of config values")
     r.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoints/last if present")
+    r.add_argument("--push-to-hub", metavar="REPO",
+                   help="upload the bundle to this Hub repo when training ends (token from the "
+                   "usual environment; checkpoints and logs are not uploaded)")
+    r.add_argument("--private", action="store_true", help="with --push-to-hub: a private repo")
     return p
 
 
@@ -57,6 +61,10 @@ def cmd_train(args, extra: list[str]) -> None:
     model_cfg, train_cfg = build_configs([LMConfig, LMTrainConfig], args.config,
                                          parse_overrides(extra))
     train_lm(args.out, model_cfg, train_cfg, resume=args.resume)
+    if args.push_to_hub:
+        from speechtok.cli import push
+
+        push(args.out, args.push_to_hub, private=args.private)
 
 
 def cmd_tokenize(args) -> None:

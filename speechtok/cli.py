@@ -201,7 +201,8 @@ def cmd_eval(args) -> None:
 
 
 def push(folder: str | Path, repo: str, private: bool = False, revision: str | None = None):
-    """Upload a saved tokenizer folder (without training checkpoints); token from the env."""
+    """Upload a saved tokenizer or LM bundle folder (without training checkpoints or logs);
+    the token comes from the usual environment (HF_TOKEN or the saved login)."""
     from huggingface_hub import HfApi
 
     api = HfApi()
@@ -209,8 +210,9 @@ def push(folder: str | Path, repo: str, private: bool = False, revision: str | N
     if revision:
         api.create_branch(repo, branch=revision, exist_ok=True)
     info = api.upload_folder(folder_path=str(folder), repo_id=repo, revision=revision,
-                             ignore_patterns=["checkpoints/*", "*.tmp/*"],
-                             commit_message="Upload tokenizer with speechtok-lm")
+                             ignore_patterns=["checkpoints/*", "*.tmp/*", "logs/*",
+                                              "*/checkpoints/*"],
+                             commit_message="Upload with speechtok-lm")
     print(f"pushed {folder} to {repo}: {info}")
 
 
