@@ -96,16 +96,16 @@ def pretokenize(kind: str, data: str | Path, tokenizer_dir: str | Path, out: str
         raise FileNotFoundError(f"data not found: {data}")
     from speechtok.audio_data import _is_saved_dataset
 
-    if not _is_saved_dataset(data) and not any((data / s).is_dir() for s in splits):
-        splits = ("all",)  # a plain folder of media: one split
+    if _is_saved_dataset(data):
+        from datasets import load_from_disk
+
+        saved = load_from_disk(str(data))
+        present = [s for s in splits if s in saved] if hasattr(saved, "keys") else ["all"]
+    else:  # split subfolders, or a plain folder of media as one split
+        present = [s for s in splits if (data / s).is_dir()] or ["all"]
     counts = {}
-    for split in splits:
-        try:
-            rows = _items(kind, data, None if split == "all" else split, tok)
-        except (FileNotFoundError, ValueError) as err:
-            if "no split" in str(err) or "has no split folder" in str(err):
-                continue  # this split does not exist
-            raise
+    for split in present:
+        rows = _items(kind, data, None if split == "all" else split, tok)
         shard = rows[len(rows) * rank // world: len(rows) * (rank + 1) // world]
         ds = Dataset.from_list(shard) if shard else Dataset.from_dict(
             {"name": [], "text": [], "path": [], "bytes": []})

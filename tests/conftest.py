@@ -55,3 +55,20 @@ def audio_folder(tmp_path):
         else:
             sf.write(folder / f"clip{i}.flac", speechlike(0.8, 8000, seed=i), 8000)
     return folder
+
+
+def write_captioned_images(root, splits: dict[str, int], size=(16, 16), green: int = 0,
+                           caption: str = "picture") -> None:
+    """An imagefolder with captions: root/<split>/<i>.png of distinct colours plus a
+    metadata.jsonl of {"file_name", "text": f"{caption} {i}"}."""
+    import json
+
+    from PIL import Image
+
+    for split, n in splits.items():
+        (root / split).mkdir(parents=True)
+        rows = []
+        for i in range(n):
+            Image.new("RGB", size, (40 * i, green, 255 - 40 * i)).save(root / split / f"{i}.png")
+            rows.append({"file_name": f"{i}.png", "text": f"{caption} {i}"})
+        (root / split / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import write_captioned_images
 from test_image import tiny_image_tokenizer
 
 from lm.cli import main
@@ -49,15 +50,7 @@ def test_image_codes_by_split(tmp_path):
 
     tok = tiny_image_tokenizer()
     tok.save_pretrained(tmp_path / "img_tok")
-    for split, n in (("train", 5), ("test", 2)):
-        (tmp_path / "imgs" / split).mkdir(parents=True)
-        rows = []
-        for i in range(n):
-            Image.new("RGB", (20, 16), (40 * i, 0, 255 - 40 * i)).save(
-                tmp_path / "imgs" / split / f"{i}.png")
-            rows.append({"file_name": f"{i}.png", "text": f"picture {i}"})
-        (tmp_path / "imgs" / split / "metadata.jsonl").write_text(
-            "".join(json.dumps(r) + "\n" for r in rows))
+    write_captioned_images(tmp_path / "imgs", {"train": 5, "test": 2}, size=(20, 16))
     counts = pretokenize("image", tmp_path / "imgs", tmp_path / "img_tok", tmp_path / "codes")
     assert counts == {"train": 5, "test": 2}
     test = load_codes(tmp_path / "codes", "test")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from PIL import Image
+from conftest import write_captioned_images
 from safetensors.torch import load_file
 from test_image import tiny_image_tokenizer
 
@@ -24,15 +24,8 @@ def codes(tiny_tokenizer, audio_folder, tmp_path):
     pretokenize("speech", audio_folder, tmp_path / "speech_tok", tmp_path / "speech_codes")
     img_tok = tiny_image_tokenizer()
     img_tok.save_pretrained(tmp_path / "img_tok")
-    for split, n in (("train", 6), ("valid", 2)):
-        (tmp_path / "imgs" / split).mkdir(parents=True)
-        rows = []
-        for i in range(n):
-            Image.new("RGB", (16, 16), (40 * i, 90, 255 - 40 * i)).save(
-                tmp_path / "imgs" / split / f"{i}.png")
-            rows.append({"file_name": f"{i}.png", "text": f"colour number {i}"})
-        (tmp_path / "imgs" / split / "metadata.jsonl").write_text(
-            "".join(json.dumps(r) + "\n" for r in rows))
+    write_captioned_images(tmp_path / "imgs", {"train": 6, "valid": 2}, green=90,
+                           caption="colour number")
     pretokenize("image", tmp_path / "imgs", tmp_path / "img_tok", tmp_path / "image_codes")
     return tmp_path
 
