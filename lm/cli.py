@@ -1,4 +1,5 @@
-"""`lm`: the multimodal LM command line: `lm tokenize` (pre-tokenisation), `lm train`."""
+"""`lm`: the multimodal LM command line: `lm tokenize` (pre-tokenisation), `lm train`,
+`lm generate speech | image`."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ EPILOG = """examples:
       --tokenizer runs/demo/image_tokenizer --out runs/demo/codes/images   # one shard per process
   lm train --out runs/demo/bundle --speech_codes runs/demo/codes/speech \
       --image_codes runs/demo/codes/images --steps 2000 --hidden_size 256
+  lm generate speech --model runs/demo/bundle --prompt in.wav --out out.wav --prompt-seconds 3
+  lm generate image --model runs/demo/bundle --caption "the uppercase letter G in Carlito" \
+      --out g.png --num 4 --guidance 3.0 --seed 0
 """
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="lm", description="Multimodal token LM over text, speech units and image codes. "
-        "Generation arrives with the next release.", epilog=EPILOG,
+        prog="lm", description="Multimodal token LM over text, speech units and image codes.",
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("tokenize", help="audio / images → tokenizer codes (datasets on disk)",
@@ -49,7 +53,87 @@ def _parser() -> argparse.ArgumentParser:
                    help="upload the bundle to this Hub repo when training ends (token from the "
                    "usual environment; checkpoints and logs are not uploaded)")
     r.add_argument("--private", action="store_true", help="with --push-to-hub: a private repo")
+    _generate_parser(sub)
     return p
+
+
+def _sampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="bundle folder written by `lm train`")
+    p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="0 = greedy (default: the bundle's measured best setting)")
+    p.add_argument("--top-k", type=int, default=None, help="0 = off")
+    p.add_argument("--top-p", type=float, default=None, help="1 = off")
+    p.add_argument("--seed", type=int, default=None, help="same seed, same output")
+    p.add_argument("--device", default=None, help="default: CUDA when present, else CPU")
+
+
+def _generate_parser(sub) -> None:
+    g = sub.add_parser("generate", help="continue speech, or draw images from captions")
+    kinds = g.add_subparsers(dest="kind", required=True)
+    s = kinds.add_parser("speech", help="continue a speech prompt (GSLM-style unit LM)",
+                         description="prompt wav → units → LM continuation → wav (prompt + "
+                         "continuation, resynthesised in the prompt's voice).")
+    s.add_argument("--prompt", required=True, help="audio file (any rate, mono or stereo)")
+    s.add_argument("--prompt-seconds", type=float, default=3.0,
+                   help="use the prompt's first N seconds (GSLM uses 3; 0 = all)")
+    s.add_argument("--max-seconds", type=float, default=10.0,
+                   help="longest continuation; it ends earlier when the LM emits <eoa>")
+    s.add_argument("--continuation-only", action="store_true",
+                   help="write the continuation without the resynthesised prompt")
+    _sampling_args(s)
+    i = kinds.add_parser("image", help="draw images for captions, with classifier-free guidance",
+                         description="caption → exactly h×w image codes → image tokenizer "
+                         "decoder. Several images go into one grid PNG (a row per caption), "
+                         "or numbered files with --separate.")
+    i.add_argument("--caption", required=True, action="append",
+                   help="caption text; repeat for several captions")
+    i.add_argument("--num", type=int, default=1, help="images per caption")
+    i.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale; 1 = none (default: the bundle's)")
+    i.add_argument("--separate", action="store_true",
+                   help="write OUT_0.png, OUT_1.png, ... instead of one grid")
+    _sampling_args(i)
+
+
+def cmd_generate(args) -> None:
+    from pathlib import Path
+
+    from .pipelines import Bundle, SpeechContinuation, TextToImage
+
+    bundle = Bundle(args.model, args.device)
+    sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                    seed=args.seed)
+    out = Path(args.out)
+    if args.kind == "speech":
+        from speechtok.audio_io import load_audio, save_audio
+
+        pipe = SpeechContinuation(bundle)
+        sr = pipe.speech_tokenizer.sample_rate
+        wav = load_audio(args.prompt, sr)
+        result = pipe(wav, sr, prompt_seconds=args.prompt_seconds or None,
+                      max_seconds=args.max_seconds, include_prompt=not args.continuation_only,
+                      **sampling)
+        save_audio(out, result.waveforms[0], result.sample_rate)
+        print(json.dumps({"out": str(out), "seconds": round(len(result.waveforms[0]) / sr, 2),
+                          "prompt_units": len(result.prompt_units[0]),
+                          "continuation_units": len(result.units[0]), **result.settings}))
+        return
+    from speechtok.image_io import image_grid, to_pil
+
+    pipe = TextToImage(bundle)
+    result = pipe(args.caption, num_images=args.num, guidance_scale=args.guidance, **sampling)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.separate:
+        files = [out.with_name(f"{out.stem}_{k}{out.suffix or '.png'}")
+                 for k in range(len(result.images))]
+        for f, img in zip(files, result.images, strict=True):
+            to_pil(img).save(f)
+    else:
+        files = [out]
+        image_grid(list(result.images.split(args.num))).save(out)
+    print(json.dumps({"out": [str(f) for f in files], "images": len(result.images),
+                      **result.settings}))
 
 
 def cmd_train(args, extra: list[str]) -> None:
@@ -93,8 +177,11 @@ def main(argv: list[str] | None = None) -> int:
             cmd_tokenize(args)
         elif args.command == "train":
             cmd_train(args, extra)
+        elif args.command == "generate":
+            cmd_generate(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"lm {args.command}: error: {err}", file=sys.stderr)
+        what = f"{args.command} {args.kind}" if args.command == "generate" else args.command
+        print(f"lm {what}: error: {err}", file=sys.stderr)
         return 2
     return 0
 

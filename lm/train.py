@@ -27,6 +27,7 @@ from speechtok.config_io import dump_config
 from speechtok.train import lr_lambda, make_accelerator
 
 from .data import PackedBatches, TaskSources
+from .durations import DURATIONS_FILE, mean_run_lengths, save_durations
 from .loss import modality_weighted_loss, token_counts
 from .model import LMConfig, extend_lm, new_lm
 from .pretokenize import load_codes
@@ -225,14 +226,16 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
     if cfg.tensorboard:
         acc.end_training()
     if acc.is_main_process and (done == cfg.steps):
-        write_bundle(out, raw, vocab, cfg, speech_meta, image_meta, history)
+        write_bundle(out, raw, vocab, cfg, speech_meta, image_meta, history, speech)
     return raw, vocab
 
 
 def write_bundle(out: Path, model, vocab: MultimodalVocab, cfg: LMTrainConfig, speech_meta: dict,
-                 image_meta: dict, history: list) -> None:
+                 image_meta: dict, history: list, speech=None) -> None:
     model.save_pretrained(out)
     vocab.save_pretrained(out)
+    if speech is not None and vocab.audio_size:  # run lengths for generated units
+        save_durations(out / DURATIONS_FILE, mean_run_lengths(speech["units"], vocab.audio_size))
     for name, meta in (("speech_tokenizer", speech_meta), ("image_tokenizer", image_meta)):
         src = meta.get("tokenizer")
         if src and Path(src).is_dir() and Path(src).resolve() != (out / name).resolve():
