@@ -9,7 +9,11 @@ STAMP := $(VENV)/.installed-stamp
 DEB_PACKAGES := flite pocketsphinx pocketsphinx-en-us
 DEB_COMMANDS := flite pocketsphinx_batch
 FONT_PACKAGES := fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf \
-	fonts-urw-base35 fonts-croscore fonts-crosextra-carlito fonts-crosextra-caladea
+	fonts-urw-base35 fonts-croscore fonts-crosextra-carlito fonts-crosextra-caladea \
+	fonts-go fonts-inconsolata fonts-comfortaa fonts-quicksand fonts-cabin fonts-linuxlibertine \
+	fonts-ebgaramond fonts-sil-gentium fonts-sil-charis fonts-sil-andika fonts-oldstandard \
+	fonts-league-spartan fonts-adf-accanthis fonts-adf-gillius fonts-adf-universalis fonts-dosis \
+	fonts-roboto fonts-lato fonts-open-sans fonts-cantarell fonts-texgyre fonts-firacode
 
 .PHONY: demo test lint bench system-deps install clean-demo
 

@@ -15,7 +15,7 @@ EPILOG = """examples:
   lm train --out runs/demo/bundle --speech_codes runs/demo/codes/speech \
       --image_codes runs/demo/codes/images --steps 2000 --hidden_size 256
   lm generate speech --model runs/demo/bundle --prompt in.wav --out out.wav --prompt-seconds 3
-  lm generate image --model runs/demo/bundle --caption "the uppercase letter G in Carlito" \
+  lm generate image --model runs/demo/bundle --caption "Carlito, the uppercase letter G" \
       --out g.png --num 4 --guidance 3.0 --seed 0
 """
 

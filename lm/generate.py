@@ -184,12 +184,14 @@ def generate_ids(model, vocab: MultimodalVocab, prompts: list[list[int]], *, sto
                  max_new_tokens: int, sampling: Sampling | None = None,
                  image_tokens: int = 1, guidance_scale: float = 1.0,
                  uncond_prompts: list[list[int]] | None = None, streamer=None,
-                 batched_guidance_at_one: bool = False) -> list[torch.Tensor]:
+                 batched_guidance_at_one: bool = False, **generate_kwargs
+                 ) -> list[torch.Tensor]:
     """Continue each prompt under the modality mask until `stop_id` or `max_new_tokens`.
 
     With `guidance_scale` ≠ 1 (or `batched_guidance_at_one`, to test the batched path), the
     `uncond_prompts` (one per prompt) run as the unconditional branch. Returns the new tokens
-    of each prompt, up to and including `stop_id` when it was reached.
+    of each prompt, up to and including `stop_id` when it was reached. Other keyword
+    arguments go to `model.generate` (e.g. `min_new_tokens`).
     """
     sampling = sampling or Sampling()
     if not prompts:
@@ -216,7 +218,7 @@ def generate_ids(model, vocab: MultimodalVocab, prompts: list[list[int]], *, sto
         out = model.generate(
             input_ids=input_ids, attention_mask=attention_mask, logits_processor=processors,
             max_new_tokens=max_new_tokens, eos_token_id=stop_id, pad_token_id=vocab.pad_id,
-            streamer=streamer, **kwargs)
+            streamer=streamer, **kwargs, **generate_kwargs)
     new = out[: len(prompts), input_ids.shape[1]:].cpu()
     results = []
     for row in new:

@@ -11,8 +11,8 @@ from the launcher and each process uses its own device). `load_codes` concatenat
 in rank order, so any number of processes yields the same rows in the same order as one.
 
 Rows: speech `{"name", "text", "units": [int, ...]}` (50 Hz units, not deduplicated: dedup is a
-format choice); images `{"name", "text", "codes": [int, ...]}` (the grid in raster order) plus
-`grid_size`.
+format choice); images `{"name", "text", "alt_texts", "codes": [int, ...]}` (the grid in raster
+order; `alt_texts` other captions of the image, often empty) plus `grid_size`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def _tokenizer(path: str, device: str):
 
 
 def _items(kind: str, data: Path, split: str, tokenizer) -> list[dict]:
-    """The media of one split as rows {"name", "text", "path" or "bytes"}."""
+    """The media of one split as rows {"name", "text", "alt_texts", "path" or "bytes"};
+    `alt_texts` are other captions of the same item (metadata "alt_texts", a list)."""
     if kind == "speech":
         from speechtok.audio_data import open_eval_source
 
@@ -43,6 +44,7 @@ def _items(kind: str, data: Path, split: str, tokenizer) -> list[dict]:
 
         items = open_image_eval_source(data, tokenizer.config.resolution, split).items
     return [{"name": it.name, "text": str(it.meta.get("text", "")),
+             "alt_texts": [str(t) for t in it.meta.get("alt_texts", []) or []],
              "path": str(it.path) if it.path is not None else None, "bytes": it.data}
             for it in items]
 
@@ -108,14 +110,14 @@ def pretokenize(kind: str, data: str | Path, tokenizer_dir: str | Path, out: str
         rows = _items(kind, data, None if split == "all" else split, tok)
         shard = rows[len(rows) * rank // world: len(rows) * (rank + 1) // world]
         ds = Dataset.from_list(shard) if shard else Dataset.from_dict(
-            {"name": [], "text": [], "path": [], "bytes": []})
+            {"name": [], "text": [], "alt_texts": [], "path": [], "bytes": []})
         ds = ds.map(_encode_batch, batched=True, batch_size=16, num_proc=num_proc,
                     fn_kwargs={"kind": kind, "tokenizer_dir": str(tokenizer_dir),
                                "device": device},
                     remove_columns=["path", "bytes"], desc=f"{kind} {split} shard {rank}")
         ds.save_to_disk(str(out / split / f"shard-{rank:05d}-of-{world:05d}"))
         counts[split] = len(ds)
-    meta = {"kind": kind, "tokenizer": str(tokenizer_dir), "world": world,
+    meta = {"kind": kind, "tokenizer": str(Path(tokenizer_dir).resolve()), "world": world,
             "codebook_size": tok.config.codebook_size}
     if kind == "image":
         meta["grid_size"] = tok.config.grid_size

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class LMTrainConfig:
     loss_weights: dict[str, float] = field(
         default_factory=lambda: {"text": 0.125, "image": 0.875, "audio": 1.0})
     caption_dropout: float = 0.1  # share of empty captions (classifier-free guidance)
+    caption_token_noise: float = 0.0  # chance of each caption token becoming a random one
     cm3_rate: float = 0.0  # share of samples in CM3 causal-masked form
     block_size: int = 256
     samples_per_step: int = 16  # the global batch, split over processes by packed block
@@ -142,7 +144,8 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
     else:
         model = new_lm(model_cfg, len(vocab), vocab.pad_id, vocab.bos_id, vocab.eos_id)
     model.config._attn_implementation = "sdpa"  # the 4-D packing mask needs SDPA or eager
-    sources = TaskSources(vocab, speech, images, cfg.caption_dropout, cfg.cm3_rate, cfg.seed)
+    sources = TaskSources(vocab, speech, images, cfg.caption_dropout, cfg.cm3_rate, cfg.seed,
+                          cfg.caption_token_noise)
     weights = {t: w for t, w in cfg.task_weights.items() if w > 0}
     batches = PackedBatches(sources, weights, cfg.block_size, cfg.samples_per_step, cfg.seed)
     v_speech, _ = _codes(cfg.speech_codes, "valid")
@@ -241,4 +244,7 @@ def write_bundle(out: Path, model, vocab: MultimodalVocab, cfg: LMTrainConfig, s
         if src and Path(src).is_dir() and Path(src).resolve() != (out / name).resolve():
             shutil.rmtree(out / name, ignore_errors=True)
             shutil.copytree(src, out / name, ignore=shutil.ignore_patterns("checkpoints"))
+        elif src and not (out / name).is_dir():
+            warnings.warn(f"the {name} the codes came from ({src}) is gone: the bundle has no "
+                          f"{name}/, so it cannot generate that modality", stacklevel=2)
     (out / "train_history.json").write_text(json.dumps(history, indent=1))

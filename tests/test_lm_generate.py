@@ -285,3 +285,21 @@ def test_cli_generate(bundle, tmp_path, capsys):
         capsys.readouterr()
         assert main(argv) == 2
         assert message in capsys.readouterr().err
+
+
+def test_speech_unit_nll_scores_unit_targets_only(lm):
+    from lm.evaluate import speech_unit_nll
+
+    model, v = lm
+    utt = torch.tensor([1, 1, 2, 3, 3])  # dedups to 1 2 3: three unit targets
+    ids = torch.tensor([[v.bos_id, v.boa_id, *v.audio_ids([1, 2, 3]).tolist(), v.eoa_id,
+                         v.eos_id]])
+    with torch.no_grad():
+        logp = model(ids).logits[0].log_softmax(-1)
+    by_hand = -sum(float(logp[p - 1, ids[0, p]]) for p in (2, 3, 4)) / 3
+    alone = speech_unit_nll(model, v, [utt])
+    assert alone["units"] == 3 and alone["nll_per_unit"] == pytest.approx(by_hand, abs=1e-4)
+    other = torch.tensor([5, 6, 7, 8, 9, 10, 11])
+    both = speech_unit_nll(model, v, [utt, other])  # padded together
+    expected = (3 * by_hand + 7 * speech_unit_nll(model, v, [other])["nll_per_unit"]) / 10
+    assert both["nll_per_unit"] == pytest.approx(expected, abs=1e-3)

@@ -9,6 +9,10 @@ Stages:   1. corpora  2. train the speech tokenizer  3. evaluate it on the held-
           5. train the image tokenizer  6. evaluate it on the held-out fonts, reconstruction grid
           7. pre-tokenise both corpora and train the LM on speech units and caption → image
              pairs; the bundle (LM + tokenizer + both tokenizers) goes to runs/demo/bundle
+          8. generate: tune guidance × temperature on validation captions (scored by a glyph
+             classifier trained on real images), make the best the bundle's default, score it
+             on the test captions, draw a grid; continue two held-out speech prompts and
+             transcribe them; the LM's per-unit NLL on held-out speech
 Command:  make demo        (or: python recipes/builtin/run_demo.py --out runs/demo)
           Overrides go to one model by prefix: --speech.steps 100 --image.steps 100 --lm.steps 50
 Result:   see README.md ("Measured") for the figures and times on 2 CPU cores.
@@ -101,6 +105,38 @@ def resynthesise(tok: SpeechTokenizer, split: Path, out_dir: Path, n: int) -> li
     return rows
 
 
+def generation_report(images: dict, clf: dict, speech: dict, folder: str) -> list[str]:
+    lines = ["", "## Generation", "",
+             "Images for held-out captions, judged by a glyph classifier trained on real "
+             f"training glyphs (its accuracy on the {clf['real_test_images']} real test glyphs: "
+             f"**{clf['real_test_accuracy']:.3f}**). Sweep on the "
+             f"{images['valid_captions']} validation captions (one image each, seed 0):", "",
+             "| guidance | temperature | valid accuracy | seconds |", "|---|---|---|---|"]
+    lines += [f"| {r['guidance_scale']} | {r['temperature'] or 'greedy'} | "
+              f"{r['valid_accuracy']:.3f} | {r['seconds']} |" for r in images["sweep_on_valid"]]
+    d = images["default"]
+    lines += ["", f"Bundle default (best on valid): guidance {d['guidance_scale']}, temperature "
+              f"{d['temperature'] or 'greedy'}. **Accuracy on the {images['test_captions']} test "
+              f"captions (held-out font families): {images['test_accuracy_at_default']:.3f}**.",
+              "", f"A row per character, one held-out face per column: "
+              f"![generated]({folder}/{images['grid']})", "",
+              f"Speech: prompts cut to {speech['prompt_seconds']} s from held-out utterances "
+              f"(voice never trained on), continued for at most {speech['max_seconds']} s. "
+              "What pocketsphinx recognises:", "",
+              "| source text | prompt | prompt + continuation | continuation alone |",
+              "|---|---|---|---|"]
+    for p in speech["prompts"]:
+        r = p["recognised"]
+        lines.append(f"| {p['source_text']} | {r['prompt']} | {r['output']} | "
+                     f"{r['continuation']} |")
+    nll = speech["heldout_speech"]
+    lines += ["", f"Files: {', '.join(p['output'] for p in speech['prompts'])} in `{folder}/`. "
+              f"LM per-unit NLL on {nll['utterances']} held-out utterances ({nll['units']} "
+              f"deduplicated units): {nll['nll_per_unit']:.3f} nats "
+              f"({nll['bits_per_unit']:.3f} bits)."]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,26 +157,26 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.time()
     timings = {}
 
-    t = stage("1/7 corpora: speech from flite voices, captioned glyph images from fonts")
+    t = stage("1/8 corpora: speech from flite voices, captioned glyph images from fonts")
     speech_data = make_corpus(out / "data" / "speech", "make_speech_corpus.py",
                               "--num-utterances", str(args.num_utterances))
     image_data = make_corpus(out / "data" / "images", "make_image_corpus.py",
                              "--size", str(args.image_size))
     timings["corpora"] = time.time() - t
 
-    t = stage("2/7 training the speech tokenizer")
+    t = stage("2/8 training the speech tokenizer")
     tok_dir = train_tokenizer("speech", speech_data, out / "speech_tokenizer",
                               Path(args.speech_config), overrides["speech"])
     timings["train speech"] = time.time() - t
 
-    t = stage("3/7 evaluating the speech tokenizer on the held-out voice")
+    t = stage("3/8 evaluating the speech tokenizer on the held-out voice")
     tok = SpeechTokenizer.from_pretrained(str(tok_dir)).eval()
     metrics = cached_json(tok_dir / "eval_test.json", lambda: evaluate_speech(
         tok, open_eval_source(speech_data, tok.sample_rate, "test"), progress=True))
     print(json.dumps(metrics, indent=2))
     timings["eval speech"] = time.time() - t
 
-    t = stage("4/7 resynthesis and intelligibility (pocketsphinx WER)")
+    t = stage("4/8 resynthesis and intelligibility (pocketsphinx WER)")
     from speechtok.wer import transcribe, word_error_rate
 
     def score_resynthesis() -> dict:
@@ -163,12 +199,12 @@ def main(argv: list[str] | None = None) -> int:
                       "wer_original": wer["wer_original"]}
     write_model_card(tok_dir, tok.config.to_dict(), speech_summary)
 
-    t = stage("5/7 training the image tokenizer")
+    t = stage("5/8 training the image tokenizer")
     img_dir = train_tokenizer("image", image_data, out / "image_tokenizer",
                               Path(args.image_config), overrides["image"])
     timings["train image"] = time.time() - t
 
-    t = stage("6/7 evaluating the image tokenizer on the held-out fonts")
+    t = stage("6/8 evaluating the image tokenizer on the held-out fonts")
     img_tok = ImageTokenizer.from_pretrained(str(img_dir)).eval()
     test_images = open_image_eval_source(image_data, img_tok.config.resolution, "test")
     image_metrics = cached_json(img_dir / "eval_test.json", lambda: evaluate_image(
@@ -178,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     write_model_card(img_dir, img_tok.config.to_dict(), image_metrics)
     timings["eval image"] = time.time() - t
 
-    t = stage("7/7 pre-tokenising the corpora and training the LM")
+    t = stage("7/8 pre-tokenising the corpora and training the LM")
     from lm.model import LMConfig
     from lm.pretokenize import pretokenize
     from lm.train import LMTrainConfig, train_lm
@@ -199,6 +235,23 @@ def main(argv: list[str] | None = None) -> int:
                if k.startswith("eval/")}
     print("LM validation, per modality:", json.dumps(lm_eval, indent=2))
     timings["lm"] = time.time() - t
+
+    t = stage("8/8 generation: images for held-out captions, continuations of held-out speech")
+    from demo_generate import continue_speech, glyph_classifier, tune_and_score_images
+
+    gen_dir = out / "generation"
+    gen_dir.mkdir(exist_ok=True)
+    clf, clf_metrics = glyph_classifier(image_data, out / "glyph_classifier",
+                                        img_tok.config.resolution)
+    print(json.dumps(clf_metrics))
+    images_gen = cached_json(gen_dir / "images.json", lambda: tune_and_score_images(
+        bundle, clf, image_data, gen_dir))
+    print(json.dumps({k: v for k, v in images_gen.items()
+                      if k not in ("sweep_on_valid", "grid_captions")}, indent=2))
+    speech_gen = cached_json(gen_dir / "speech.json", lambda: continue_speech(
+        bundle, speech_data, codes / "speech", gen_dir))
+    print(json.dumps(speech_gen, indent=2))
+    timings["generate"] = time.time() - t
 
     corpus = json.loads((image_data / "corpus.json").read_text())
     report = out / "report.md"
@@ -223,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
               "modality (nats per token; bits = nats / ln 2):", "",
               "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.4g} |" for k, v in lm_eval.items()]
+    lines += generation_report(images_gen, clf_metrics, speech_gen, gen_dir.name)
     lines += ["", "Stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())]
     report.write_text("\n".join(lines) + "\n")
     print(f"\ndemo finished in {time.time() - t_all:.0f} s; report: {report}")
