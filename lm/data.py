@@ -32,18 +32,11 @@ class TaskSources:
     """Index-addressable samples of each task (`len(sources[task])`, `sources[task][i]`)."""
 
     def __init__(self, vocab: MultimodalVocab, speech=None, images=None,
-                 caption_dropout: float = 0.1, cm3_rate: float = 0.0, seed: int = 0,
-                 caption_token_noise: float = 0.0):
-        for name, p in (("caption_dropout", caption_dropout), ("cm3_rate", cm3_rate),
-                        ("caption_token_noise", caption_token_noise)):
-            if not 0 <= p <= 1:
-                raise ValueError(f"{name} must lie in [0, 1], got {p}")
+                 caption_dropout: float = 0.1, cm3_rate: float = 0.0, seed: int = 0):
+        if not 0 <= caption_dropout <= 1 or not 0 <= cm3_rate <= 1:
+            raise ValueError("caption_dropout and cm3_rate must lie in [0, 1]")
         self.vocab, self.speech, self.images = vocab, speech, images
         self.caption_dropout, self.cm3_rate, self.seed = caption_dropout, cm3_rate, seed
-        self.caption_token_noise = caption_token_noise
-        # ordinary text ids (no specials), the replacements of caption_token_noise
-        specials = set(vocab.special_ids.values())
-        self._plain_text_ids = [i for i in range(vocab.layout["text_size"]) if i not in specials]
         # captions and transcripts, for the text-only task (read once: a column is a list)
         self.texts = [t for ds in (speech, images) if ds is not None for t in ds["text"] if t]
 
@@ -86,27 +79,12 @@ class TaskSources:
                     else captions[0]
                 caption = "" if rng.random() < self.caption_dropout else caption
                 ids = formats.caption_to_image(v, caption, row["codes"])
-                if self.caption_token_noise and caption:
-                    ids = self._noisy_caption(ids, rng)
             else:
                 ids = formats.image_to_caption(v, row["codes"], row["text"])
         else:
             raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
         if self.cm3_rate and len(ids) > 3 and rng.random() < self.cm3_rate:
             ids = formats.causal_masked(v, ids, *formats.random_span(len(ids), rng))
-        return ids
-
-
-    def _noisy_caption(self, ids: list[int], rng: random.Random) -> list[int]:
-        """Replace each caption token (between <bos> and <boi>) by a random text token with
-        probability `caption_token_noise`: word noise (as BERT's random-token replacement) so
-        that captions with words never seen in training (a new font's name) do not derail the
-        image; the model learns to lean on the words it can trust."""
-        ids = list(ids)
-        end = ids.index(self.vocab.boi_id)
-        for k in range(1, end):
-            if rng.random() < self.caption_token_noise:
-                ids[k] = self._plain_text_ids[rng.randrange(len(self._plain_text_ids))]
         return ids
 
 

@@ -49,7 +49,6 @@ class LMTrainConfig:
     loss_weights: dict[str, float] = field(
         default_factory=lambda: {"text": 0.125, "image": 0.875, "audio": 1.0})
     caption_dropout: float = 0.1  # share of empty captions (classifier-free guidance)
-    caption_token_noise: float = 0.0  # chance of each caption token becoming a random one
     cm3_rate: float = 0.0  # share of samples in CM3 causal-masked form
     block_size: int = 256
     samples_per_step: int = 16  # the global batch, split over processes by packed block
@@ -144,8 +143,7 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
     else:
         model = new_lm(model_cfg, len(vocab), vocab.pad_id, vocab.bos_id, vocab.eos_id)
     model.config._attn_implementation = "sdpa"  # the 4-D packing mask needs SDPA or eager
-    sources = TaskSources(vocab, speech, images, cfg.caption_dropout, cfg.cm3_rate, cfg.seed,
-                          cfg.caption_token_noise)
+    sources = TaskSources(vocab, speech, images, cfg.caption_dropout, cfg.cm3_rate, cfg.seed)
     weights = {t: w for t, w in cfg.task_weights.items() if w > 0}
     batches = PackedBatches(sources, weights, cfg.block_size, cfg.samples_per_step, cfg.seed)
     v_speech, _ = _codes(cfg.speech_codes, "valid")
