@@ -70,6 +70,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_speech_encoder.py
 	$(PY) benchmarks/bench_image_tokenizer.py
 	$(PY) benchmarks/bench_lm_train.py  # needs runs/demo/codes (make demo)
+	$(PY) benchmarks/bench_generate.py  # uses runs/demo/bundle when present
 
 clean-demo:
 	rm -rf runs/demo

@@ -5,11 +5,11 @@ Model: the demo bundle (runs/demo/bundle, or --bundle DIR) when it exists, else 
 the demo's size (recipes/builtin/lm.yaml) over the demo's vocabulary sizes; random weights
 generate at the same speed.
 
-  plain    model.generate(do_sample=True) from <bos> <boa> + 20 units, no logits processor,
-           no stop token: always max_new_tokens tokens
-  ours     lm.generate.generate_ids with the modality mask on the same prompt (audio units
-           and <eoa> only), stopping at <eoa> but with min_new_tokens = max_new_tokens (one
-           more processor on our side), so both make the same number of tokens
+  plain    model.generate(do_sample=True) from <bos> <boa> + 20 units with its attention mask
+           (as batched prompts need), stop token <eoa> held off by min_new_tokens =
+           max_new_tokens, so it always makes max_new_tokens tokens; no other processor
+  ours     lm.generate.generate_ids on the same prompt with the same stop and length settings:
+           the difference is the modality mask (audio units and <eoa> only)
   image    TextToImage-style generation of one 8×8 grid (+ <eoi>) from a caption, guidance
            scale 3 (cond + uncond rows in one batch) against scale 1 (cond rows only)
 
@@ -86,8 +86,10 @@ def main() -> None:
 
 def plain(model, v, prompt, batch, n):
     with torch.inference_mode():
-        model.generate(torch.tensor([prompt] * batch), do_sample=True, max_new_tokens=n,
-                       pad_token_id=v.pad_id, eos_token_id=None, top_k=0)
+        ids = torch.tensor([prompt] * batch)
+        model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True,
+                       max_new_tokens=n, min_new_tokens=n, pad_token_id=v.pad_id,
+                       eos_token_id=v.eoa_id, top_k=0)
 
 
 def ours(model, v, prompt, batch, n):

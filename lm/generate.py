@@ -41,51 +41,77 @@ OUTSIDE, IN_AUDIO, IN_IMAGE, IMAGE_DONE = 0, 1, 2, 3
 
 
 class ModalityMask(LogitsProcessor):
-    """Scores of tokens the current span does not allow become −inf (module docstring)."""
+    """Scores of tokens the current span does not allow become −inf (module docstring).
+
+    The span state of each row is computed from all ids on the first call and then updated
+    from the one new token per step (a few tensor ops, no Python loop over rows or ids)."""
 
     def __init__(self, vocab: MultimodalVocab, image_tokens: int):
         if image_tokens < 1:
             raise ValueError(f"image_tokens must be ≥ 1, got {image_tokens}")
         self.vocab, self.image_tokens = vocab, image_tokens
         self.markers = torch.tensor([vocab.boa_id, vocab.eoa_id, vocab.boi_id, vocab.eoi_id])
-        self._table: torch.Tensor | None = None
+        self._penalty: torch.Tensor | None = None
+        self._step: tuple | None = None  # (length, last ids, base state, tokens since <boi>)
 
-    def table(self, width: int, device) -> torch.Tensor:
-        """(4, width) bool: allowed tokens in each state. Ids past the vocabulary (a model whose
-        embedding was padded to a round size) are never allowed."""
-        t = self._table
+    def penalty(self, width: int, device) -> torch.Tensor:
+        """(4, width) additive scores: 0 where the state allows the token, −inf elsewhere.
+        Ids past the vocabulary (a model whose embedding was padded to a round size) are never
+        allowed."""
+        t = self._penalty
         if t is None or t.shape[1] != width or t.device != torch.device(device):
             v = self.vocab
             ids = torch.arange(width)
             modality = v.modality(ids.clamp(max=len(v) - 1))
             real = ids < len(v)
-            t = torch.stack([
+            allowed = torch.stack([
                 real & (modality == TEXT),
                 real & ((modality == AUDIO) | (ids == v.eoa_id)),
                 real & (modality == IMAGE),
                 ids == v.eoi_id,
-            ]).to(device)
-            self._table = t
+            ])
+            t = torch.zeros(allowed.shape).masked_fill(~allowed, float("-inf")).to(device)
+            # what each id does to the span: open audio / image, close, or nothing (-1)
+            effect = torch.full((width,), -1, dtype=torch.long)
+            effect[[v.boa_id, v.eoa_id, v.boi_id, v.eoi_id]] = torch.tensor(
+                [IN_AUDIO, OUTSIDE, IN_IMAGE, OUTSIDE])
+            self._penalty, self._effect = t, effect.to(device)
         return t
 
-    def states(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """(B,) state of each row after `input_ids` (B, T)."""
+    def _full(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(base state, tokens since the last <boi>) of each row, from all of `input_ids`."""
         pos = torch.arange(1, input_ids.shape[1] + 1, device=input_ids.device)
         markers = self.markers.to(input_ids.device)
         # last position (1-based; 0 = absent) of each marker: (B, 4)
         last = ((input_ids[:, :, None] == markers) * pos[None, :, None]).amax(1)
-        boa, eoa, boi, eoi = last.unbind(1)
-        in_image = boi > eoi
-        done = (input_ids.shape[1] - boi) >= self.image_tokens
-        state = torch.where(boa > eoa, IN_AUDIO, OUTSIDE)
-        return torch.where(in_image, torch.where(done, IMAGE_DONE, IN_IMAGE), state)
+        # the latest marker decides: <boa> audio, <boi> image, <eoa> / <eoi> (or none) outside
+        opens = torch.tensor([IN_AUDIO, OUTSIDE, IN_IMAGE, OUTSIDE], device=input_ids.device)
+        base = torch.where(last.amax(1) > 0, opens[last.argmax(1)], OUTSIDE)
+        return base, input_ids.shape[1] - last[:, 2]
+
+    def states(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B,) state of each row after `input_ids` (B, T)."""
+        base, since_boi = self._full(input_ids)
+        return self._final(base, since_boi)
+
+    def _final(self, base: torch.Tensor, since_boi: torch.Tensor) -> torch.Tensor:
+        done = (base == IN_IMAGE) & (since_boi >= self.image_tokens)
+        return torch.where(done, IMAGE_DONE, base)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor
                  ) -> torch.FloatTensor:
-        allowed = self.table(scores.shape[-1], scores.device)[self.states(input_ids)]
-        return scores.masked_fill(~allowed, float("-inf"))
-
-
+        penalty = self.penalty(scores.shape[-1], scores.device)
+        length, step = input_ids.shape[1], self._step
+        if (step is not None and length == step[0] + 1 and step[1].shape[0] == len(input_ids)
+                and torch.equal(input_ids[:, -2], step[1])):  # one new token: update
+            new = input_ids[:, -1]
+            effect = self._effect[new]
+            base = torch.where(effect >= 0, effect, step[2])
+            since_boi = torch.where(effect == IN_IMAGE, 0, step[3] + 1)
+        else:  # first call of a generation
+            base, since_boi = self._full(input_ids)
+        self._step = (length, input_ids[:, -1], base, since_boi)
+        return scores + penalty[self._final(base, since_boi)]
 class ClassifierFreeGuidance(LogitsProcessor):
     """Rows [0, B) conditional, [B, 2B) unconditional → guided logits in both halves.
 

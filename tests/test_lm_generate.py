@@ -95,6 +95,22 @@ def test_states_follow_the_markers(lm):
     assert mask.states(ids).tolist() == [OUTSIDE, IN_AUDIO, IN_IMAGE, IMAGE_DONE, OUTSIDE]
 
 
+def test_incremental_state_equals_the_full_computation(lm):
+    _, v = lm
+    mask = ModalityMask(v, image_tokens=3)
+    g = torch.Generator().manual_seed(0)
+    markers = torch.tensor([v.boa_id, v.eoa_id, v.boi_id, v.eoi_id])
+    ids = torch.full((4, 1), v.bos_id)
+    for _ in range(60):  # random ids, a third of them span markers
+        new = torch.randint(0, len(v), (4, 1), generator=g)
+        pick = torch.rand(4, 1, generator=g) < 0.3
+        new[pick] = markers[torch.randint(0, 4, (int(pick.sum()),), generator=g)]
+        ids = torch.cat([ids, new], 1)
+        out = mask(ids, torch.zeros(4, len(v)))
+        expected = mask.penalty(len(v), "cpu")[mask.states(ids)]
+        assert torch.equal(out, expected)
+
+
 @pytest.mark.parametrize("sampling", SETTINGS, ids=lambda s: f"T{s.temperature}k{s.top_k}"
                          f"p{s.top_p}")
 def test_no_out_of_modality_token_is_ever_emitted(lm, sampling):
