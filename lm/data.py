@@ -72,8 +72,8 @@ class TaskSources:
         elif task in ("caption_image", "image_caption"):
             row = self.images[index]
             if task == "caption_image":
-                # one of the item's captions, uniformly (COCO-style several captions per
-                # image: the built-in glyphs have one with the font and one without)
+                # one of the item's captions, uniformly (COCO gives five per image; the
+                # metadata's "alt_texts" carries the others)
                 captions = [row["text"], *(row.get("alt_texts") or [])]
                 caption = captions[rng.randrange(len(captions))] if len(captions) > 1 \
                     else captions[0]
