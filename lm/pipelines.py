@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from speechtok.audio_io import prepare_waveform
 from speechtok.auto import load_tokenizer
 
 from .durations import DURATIONS_FILE, expand_durations, load_durations, mean_run_lengths
@@ -189,24 +190,23 @@ class SpeechContinuation:
 
     def prompt_units(self, wav: torch.Tensor, sample_rate: int, prompt_seconds: float | None
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """One prompt `(samples,)` → (deduplicated units, run lengths, speaker embedding)."""
+        """One prompt `(samples,)` or `(channels, samples)` → (deduplicated units, run lengths,
+        speaker embedding). Cut first, then downmixed and resampled once (with a warning)."""
         wav = torch.as_tensor(wav, dtype=torch.float32)
-        if wav.dim() == 2 and wav.shape[0] <= 8:  # (channels, samples): downmix
-            wav = wav.mean(0)
-        if wav.dim() != 1:
+        if wav.dim() not in (1, 2):
             raise ValueError(f"a prompt must be (samples,) or (channels, samples), got shape "
                              f"{tuple(wav.shape)}")
         if prompt_seconds is not None:
-            wav = wav[: int(round(prompt_seconds * sample_rate))]
+            wav = wav[..., : int(round(prompt_seconds * sample_rate))]
         tok = self.speech_tokenizer
         frame = tok.config.total_stride * sample_rate / tok.sample_rate
-        if wav.numel() < frame:
-            raise ValueError(f"the prompt has {wav.numel()} samples at {sample_rate} Hz, shorter "
-                             f"than one frame ({1000 / tok.frame_rate:.0f} ms)")
-        units = tok.encode(wav[None], sample_rate=sample_rate)[0].cpu()
+        if wav.shape[-1] < frame:
+            raise ValueError(f"the prompt has {wav.shape[-1]} samples at {sample_rate} Hz, "
+                             f"shorter than one frame ({1000 / tok.frame_rate:.0f} ms)")
+        wav = prepare_waveform(wav.reshape(1, -1, wav.shape[-1]), sample_rate, tok.sample_rate)
+        units = tok.encode(wav)[0].cpu()
         values, runs = torch.unique_consecutive(units, return_counts=True)
-        speaker = (tok.speaker_embedding(wav[None], sample_rate=sample_rate)
-                   if tok.speaker_encoder is not None else None)
+        speaker = tok.speaker_embedding(wav) if tok.speaker_encoder is not None else None
         return values, runs, speaker
 
     def __call__(self, wav, sample_rate: int, prompt_seconds: float | None = 3.0,

@@ -66,6 +66,11 @@ class ImageSource:
             self._pixels = torch.stack([self._load_one(i) for i in tqdm(
                 range(len(self)), desc="load images", disable=not progress, leave=False)])
 
+    def pixels(self) -> torch.Tensor:
+        """Every image as uint8 (N, 3, R, R), loaded once."""
+        self.preload()
+        return self._pixels
+
     def load(self, indices) -> torch.Tensor:
         """Float (len(indices), 3, R, R) in [0, 1]."""
         if self.cache:

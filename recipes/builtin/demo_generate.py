@@ -35,9 +35,8 @@ def _labelled(image_data: Path, split: str, resolution: int
               ) -> tuple[torch.Tensor, list[str], list[str], list[str]]:
     """(uint8 pixels, characters, captions, font faces) of a split of the glyph corpus."""
     source = open_image_eval_source(image_data, resolution, split)
-    source.preload()
     meta = [it.meta for it in source.items]
-    return (source._pixels, [m["char"] for m in meta], [m["text"] for m in meta],
+    return (source.pixels(), [m["char"] for m in meta], [m["text"] for m in meta],
             [f"{m['family']} {m['style']}" for m in meta])
 
 
