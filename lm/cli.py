@@ -1,5 +1,5 @@
 """`lm`: the multimodal LM command line: `lm tokenize` (pre-tokenisation), `lm train`,
-`lm generate speech | image`."""
+`lm generate speech | image`, `lm push`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ EPILOG = """examples:
   lm generate speech --model runs/demo/bundle --prompt in.wav --out out.wav --prompt-seconds 3
   lm generate image --model runs/demo/bundle --caption "Carlito, the uppercase letter G" \
       --out g.png --num 4 --guidance 3.0 --seed 0
+  lm push runs/demo/bundle user/speechtok-lm-demo --private --revision v1
+
+Hub uploads take the token from HF_TOKEN or the saved login (`hf auth login`); there is no
+--token flag, so the token stays out of shell history. HF_ENDPOINT selects another Hub.
 """
 
 
@@ -53,7 +57,19 @@ def _parser() -> argparse.ArgumentParser:
                    help="upload the bundle to this Hub repo when training ends (token from the "
                    "usual environment; checkpoints and logs are not uploaded)")
     r.add_argument("--private", action="store_true", help="with --push-to-hub: a private repo")
+    r.add_argument("--revision", metavar="BRANCH", default=None,
+                   help="with --push-to-hub: the branch to push to (created if missing)")
     _generate_parser(sub)
+    h = sub.add_parser("push", help="upload a bundle to the Hugging Face Hub",
+                       description="Upload a bundle written by `lm train` (the LM, its "
+                       "tokenizer, the speech/image tokenizers, README.md; a model card is "
+                       "written first if there is none) without checkpoints or logs. The token "
+                       "comes from HF_TOKEN or the saved login (`hf auth login`).")
+    h.add_argument("model", metavar="DIR", help="bundle folder written by `lm train`")
+    h.add_argument("repo", help="Hub repo id, e.g. user/name")
+    h.add_argument("--private", action="store_true", help="create the repo as private")
+    h.add_argument("--revision", metavar="BRANCH", default=None,
+                   help="branch to push to (created from main if missing)")
     return p
 
 
@@ -146,9 +162,22 @@ def cmd_train(args, extra: list[str]) -> None:
                                          parse_overrides(extra))
     train_lm(args.out, model_cfg, train_cfg, resume=args.resume)
     if args.push_to_hub:
-        from speechtok.cli import push
+        push_bundle(args.out, args.push_to_hub, args.private, args.revision)
 
-        push(args.out, args.push_to_hub, private=args.private)
+
+def push_bundle(folder: str, repo: str, private: bool = False, revision: str | None = None):
+    from pathlib import Path
+
+    from speechtok.hub import push
+
+    from .model_card import write_bundle_card
+    from .vocab import LAYOUT_FILE
+
+    folder_ = Path(folder)
+    if (folder_ / "model.safetensors").is_file() and not (folder_ / LAYOUT_FILE).exists():
+        raise FileNotFoundError(f"{folder} is not an LM bundle (no {LAYOUT_FILE}); for a "
+                                "tokenizer use `speechtok push`")
+    return push(folder, repo, private, revision, write_card=write_bundle_card)
 
 
 def cmd_tokenize(args) -> None:
@@ -179,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_train(args, extra)
         elif args.command == "generate":
             cmd_generate(args)
+        elif args.command == "push":
+            push_bundle(args.model, args.repo, args.private, args.revision)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         what = f"{args.command} {args.kind}" if args.command == "generate" else args.command
         print(f"lm {what}: error: {err}", file=sys.stderr)

@@ -31,6 +31,7 @@ from .data import PackedBatches, TaskSources
 from .durations import DURATIONS_FILE, mean_run_lengths, save_durations
 from .loss import modality_weighted_loss, token_counts
 from .model import LMConfig, extend_lm, new_lm
+from .model_card import write_bundle_card
 from .pretokenize import load_codes
 from .vocab import MultimodalVocab, train_bpe
 
@@ -246,3 +247,4 @@ def write_bundle(out: Path, model, vocab: MultimodalVocab, cfg: LMTrainConfig, s
             warnings.warn(f"the {name} the codes came from ({src}) is gone: the bundle has no "
                           f"{name}/, so it cannot generate that modality", stacklevel=2)
     (out / "train_history.json").write_text(json.dumps(history, indent=1))
+    write_bundle_card(out)  # hub-shaped from the start: README.md with metadata and metrics

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from .hub import push
+
 EPILOG = """examples:
   speechtok train speech --data corpus/ --out runs/tok --steps 2000 --codebook_size 256
   speechtok encode --tokenizer runs/tok a.wav b.flac --out units.jsonl --dedup
@@ -15,7 +17,10 @@ EPILOG = """examples:
   speechtok train image --data glyphs/ --out runs/img --downsample_factor 4 --steps 3000
   speechtok encode --tokenizer runs/img a.png b.jpg --out codes.jsonl
   speechtok decode --tokenizer runs/img codes.jsonl --out out.png
-  speechtok push --tokenizer runs/tok user/my-speech-tokenizer --private
+  speechtok push --tokenizer runs/tok user/my-speech-tokenizer --private --revision v1
+
+Hub uploads take the token from HF_TOKEN or the saved login (`hf auth login`); there is no
+--token flag, so the token stays out of shell history.
 """
 
 
@@ -44,7 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--config", help="YAML file of config values")
     t.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoints/last if present")
-    t.add_argument("--push-to-hub", metavar="REPO", help="upload the result to this Hub repo")
+    t.add_argument("--push-to-hub", metavar="REPO",
+                   help="upload the result to this Hub repo (token from HF_TOKEN or the saved "
+                   "login; checkpoints are not uploaded)")
+    t.add_argument("--private", action="store_true", help="with --push-to-hub: a private repo")
+    t.add_argument("--revision", metavar="BRANCH", default=None,
+                   help="with --push-to-hub: the branch to push to (created if missing)")
 
     e = sub.add_parser("encode", help="audio files → units, or images → code grids (JSON "
                        "lines)")
@@ -73,11 +83,16 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--max-items", type=int, default=None, help="evaluate at most N files")
     v.add_argument("--device", default=None)
 
-    h = sub.add_parser("push", help="upload a saved tokenizer to the Hugging Face Hub")
+    h = sub.add_parser("push", help="upload a saved tokenizer to the Hugging Face Hub",
+                       description="Upload a saved tokenizer folder (config.json, "
+                       "model.safetensors, README.md; a model card is written first if there "
+                       "is none) without its checkpoints. The token comes from HF_TOKEN or the "
+                       "saved login (`hf auth login`); HF_ENDPOINT selects another Hub.")
     h.add_argument("--tokenizer", required=True, help="saved tokenizer folder")
     h.add_argument("repo", help="Hub repo id, e.g. user/name")
     h.add_argument("--private", action="store_true", help="create the repo as private")
-    h.add_argument("--revision", default=None, help="branch to push to")
+    h.add_argument("--revision", metavar="BRANCH", default=None,
+                   help="branch to push to (created from main if missing)")
     return p
 
 
@@ -105,7 +120,7 @@ def cmd_train(args, extra: list[str]) -> None:
                                              args.config, parse_overrides(extra))
         train_speech(args.data, args.out, model_cfg, train_cfg, resume=args.resume)
     if args.push_to_hub:
-        push(args.out, args.push_to_hub)
+        push(args.out, args.push_to_hub, args.private, args.revision)
 
 
 def cmd_encode(args) -> None:
@@ -198,22 +213,6 @@ def cmd_eval(args) -> None:
         source = open_eval_source(args.data, tok.sample_rate, args.split)
         metrics = evaluate_speech(tok, source, args.max_items, progress=True)
     print(json.dumps(metrics, indent=2))
-
-
-def push(folder: str | Path, repo: str, private: bool = False, revision: str | None = None):
-    """Upload a saved tokenizer or LM bundle folder (without training checkpoints or logs);
-    the token comes from the usual environment (HF_TOKEN or the saved login)."""
-    from huggingface_hub import HfApi
-
-    api = HfApi()
-    api.create_repo(repo, private=private, exist_ok=True)
-    if revision:
-        api.create_branch(repo, branch=revision, exist_ok=True)
-    info = api.upload_folder(folder_path=str(folder), repo_id=repo, revision=revision,
-                             ignore_patterns=["checkpoints/*", "*.tmp/*", "logs/*",
-                                              "*/checkpoints/*"],
-                             commit_message="Upload with speechtok-lm")
-    print(f"pushed {folder} to {repo}: {info}")
 
 
 def main(argv: list[str] | None = None) -> int:
