@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from speechtok.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from speechtok.config_io import dump_config
+from speechtok.loss_curve import LossCurve
 from speechtok.train import lr_lambda, make_accelerator
 
 from .data import PackedBatches, TaskSources
@@ -61,6 +62,7 @@ class LMTrainConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     eval_every: int = 200
+    log_every: int = 25  # training terms averaged every N steps → train_curve.json
     eval_batches: int = 4
     save_every: int = 200
     seed: int = 0
@@ -157,11 +159,12 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
                             betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     ckpt_dir = out / "checkpoints" / "last"
-    start, history = 0, []
+    start, history, curve = 0, [], LossCurve(cfg.log_every)
     found = find_checkpoint(ckpt_dir) if resume else None
     if found is not None:
         state = load_checkpoint(found, model, opt, sched)
         start, history = state["step"], state.get("history", [])
+        curve = LossCurve(cfg.log_every, state.get("curve"))
         acc.print(f"resuming from {found} at step {start}")
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -205,6 +208,8 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
         sched.step()
         global_loss = float(acc.reduce(loss.detach(), "mean"))  # = the one-process loss
         bar.set_postfix(loss=round(global_loss, 4))
+        curve.add(step + 1, {"train/loss": global_loss,
+                             **{f"train/{k}": v for k, v in metrics.items()}})
         if cfg.tensorboard:
             acc.log({"train/loss": global_loss, "train/lr": sched.get_last_lr()[0],
                      **{f"train/{k}": v for k, v in metrics.items()}}, step=step + 1)
@@ -221,7 +226,8 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
             acc.print(f"step {done}: " + json.dumps({k: round(v, 4) for k, v in ev.items()
                                                      if k.startswith("loss/")}))
         if acc.is_main_process and (done % cfg.save_every == 0 or last):
-            save_checkpoint(ckpt_dir, raw, opt, sched, {"step": done, "history": history})
+            save_checkpoint(ckpt_dir, raw, opt, sched, {"step": done, "history": history,
+                                                        "curve": curve.points})
         if last:
             break
     acc.wait_for_everyone()
@@ -229,6 +235,7 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
         acc.end_training()
     if acc.is_main_process and (done == cfg.steps):
         write_bundle(out, raw, vocab, cfg, speech_meta, image_meta, history, speech)
+        curve.save(out)
     return raw, vocab
 
 

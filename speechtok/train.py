@@ -21,6 +21,7 @@ from .audio_data import AudioSource, open_splits
 from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from .config_io import dump_config
 from .evaluate import evaluate_speech, mel_filterbank
+from .loss_curve import LossCurve
 from .losses import mel_l1, spectral_l1
 from .speech import SpeechTokenizer, SpeechTokenizerConfig
 
@@ -38,6 +39,7 @@ class SpeechTrainConfig:
     gain_augment_db: float = 6.0  # random input gain, so units don't encode loudness
     vtlp_range: float = 0.12  # encoder input spectra warped by a factor in 1 ± this (VTLP)
     eval_every: int = 500
+    log_every: int = 25  # training terms averaged every N steps → train_curve.json
     save_every: int = 250
     eval_max_items: int = 64
     valid_fraction: float = 0.05
@@ -132,11 +134,12 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
                             betas=(0.8, 0.99))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     ckpt_dir = out / "checkpoints" / "last"
-    start_step, history = 0, []
+    start_step, history, curve = 0, [], LossCurve(cfg.log_every)
     found = find_checkpoint(ckpt_dir) if resume else None
     if found is not None:
         state = load_checkpoint(found, model, opt, sched)
         start_step, history = state["step"], state.get("history", [])
+        curve = LossCurve(cfg.log_every, state.get("curve"))
         acc.print(f"resuming from {found} at step {start_step}")
     else:
         if resume:
@@ -180,6 +183,7 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
         logs = {f"train/{k}": round(float(v.detach()), 4) for k, v in terms.items()}
         bar.set_postfix(loss=logs["train/loss"], usage=logs.get("train/usage"))
         done = step + 1
+        curve.add(done, logs)
         last = (done == cfg.steps or done == cfg.stop_after_steps
                 or (cfg.max_minutes and time.time() - t0 > 60 * cfg.max_minutes))
         if done % cfg.eval_every == 0 or last:
@@ -187,11 +191,13 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
             history.append({"step": done, **logs, **{f"eval/{k}": v for k, v in metrics.items()}})
             acc.print(f"step {done}: " + json.dumps({k: round(v, 4) for k, v in metrics.items()}))
         if acc.is_main_process and (done % cfg.save_every == 0 or last):
-            save_checkpoint(ckpt_dir, raw, opt, sched, {"step": done, "history": history})
+            save_checkpoint(ckpt_dir, raw, opt, sched, {"step": done, "history": history,
+                                                        "curve": curve.points})
         if last:
             break
     acc.wait_for_everyone()
     if acc.is_main_process:
         raw.save_pretrained(out)
         (out / "train_history.json").write_text(json.dumps(history, indent=1))
+        curve.save(out)
     return raw

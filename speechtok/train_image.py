@@ -26,6 +26,7 @@ from .discriminators import PatchDiscriminator
 from .image import ImageTokenizer, ImageTokenizerConfig
 from .image_data import open_image_splits
 from .image_evaluate import evaluate_image, save_reconstruction_grid
+from .loss_curve import LossCurve
 from .losses import adaptive_gan_weight, hinge_d_loss, hinge_g_loss, l1_loss, l2_loss
 from .train import lr_lambda, make_accelerator
 
@@ -49,6 +50,7 @@ class ImageTrainConfig:
     disc_layers: int = 2  # 2 suits 32-64 px images; taming uses 3 at 256 px
     perceptual_weights: str | None = None  # local VGG16 .safetensors (speechtok.perceptual)
     eval_every: int = 500
+    log_every: int = 25  # training terms averaged every N steps → train_curve.json
     save_every: int = 500
     eval_max_items: int = 512
     grid_images: int = 16
@@ -103,6 +105,9 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
 
     out = Path(out)
     acc, mp = make_accelerator(cfg.mixed_precision)
+    # The blank backgrounds of glyphs and digits drive activations into denormal floats, which
+    # slow CPU convolutions (as silence does in speech.train); flushing them changes nothing.
+    torch.set_flush_denormal(True)
     set_seed(cfg.seed)
     train_src, valid_src = open_image_splits(data, model_cfg.resolution, cfg.valid_fraction,
                                              seed=cfg.seed, cache=cfg.cache_images)
@@ -123,11 +128,12 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
         if disc is not None else None
     extra = {"discriminator": (disc, opt_d)} if disc is not None else {}
     ckpt_dir = out / "checkpoints" / "last"
-    start_step, history = 0, []
+    start_step, history, curve = 0, [], LossCurve(cfg.log_every)
     found = find_checkpoint(ckpt_dir) if resume else None
     if found is not None:
         state = load_checkpoint(found, model, opt, sched, extra)
         start_step, history = state["step"], state.get("history", [])
+        curve = LossCurve(cfg.log_every, state.get("curve"))
         acc.print(f"resuming from {found} at step {start_step}")
     elif resume:
         acc.print(f"--resume: no checkpoint in {ckpt_dir}, starting fresh")
@@ -175,6 +181,7 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
         logs = {f"train/{k}": round(float(v.detach()), 4) for k, v in terms.items()}
         bar.set_postfix(l1=logs["train/l1"], usage=logs.get("train/usage"))
         done = step + 1
+        curve.add(done, logs)
         last = (done == cfg.steps or done == cfg.stop_after_steps
                 or (cfg.max_minutes and time.time() - t0 > 60 * cfg.max_minutes))
         if done % cfg.eval_every == 0 or last:
@@ -185,7 +192,8 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
                 save_reconstruction_grid(raw, valid_src, out / "reconstructions.png",
                                          cfg.grid_images)
         if acc.is_main_process and (done % cfg.save_every == 0 or last):
-            save_checkpoint(ckpt_dir, raw, opt, sched, {"step": done, "history": history},
+            save_checkpoint(ckpt_dir, raw, opt, sched, {"step": done, "history": history,
+                                                        "curve": curve.points},
                             {"discriminator": (raw_disc, opt_d)} if disc is not None else None)
         if last:
             break
@@ -193,4 +201,5 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
     if acc.is_main_process:
         raw.save_pretrained(out)
         (out / "train_history.json").write_text(json.dumps(history, indent=1))
+        curve.save(out)
     return raw

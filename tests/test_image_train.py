@@ -91,9 +91,13 @@ def _train(data, out, *extra):
 
 def test_discriminator_starts_at_disc_start(glyphs, tmp_path):
     out, _ = glyphs
-    _train(out, tmp_path / "run", "--steps", "4", "--disc_start", "2")
+    _train(out, tmp_path / "run", "--steps", "4", "--disc_start", "2", "--log_every", "2")
     history = json.loads((tmp_path / "run" / "train_history.json").read_text())
     assert [h["step"] for h in history] == [1, 2, 3, 4]
+    curve = json.loads((tmp_path / "run" / "train_curve.json").read_text())
+    assert [p["step"] for p in curve] == [2, 4]  # the loss curve: windows of 2 steps
+    assert curve[1]["train/l1"] == pytest.approx(
+        (history[2]["train/l1"] + history[3]["train/l1"]) / 2, abs=1e-4)
     assert [("train/gan_d" in h) for h in history] == [False, False, True, True]
     assert all(h["train/gan_lambda"] > 0 for h in history[2:])
     assert (tmp_path / "run" / "reconstructions.png").exists()
