@@ -1,0 +1,211 @@
+"""What every dataset recipe (recipes/<name>/run.py) shares: its command line and its stages.
+
+A recipe = a reader that writes the dataset in our layouts (layouts.py) + these stages, called
+as the built-in demo calls them: train the tokenizer(s), evaluate them on the test split,
+pre-tokenise, train the LM (the bundle), then a recipe-specific generation stage. The stage
+helpers written for the demo (train_tokenizer, split_overrides, cached_json, stage) are
+imported from recipes/builtin/run_demo.py, not copied. Every stage is skipped when its output
+exists, and a killed training stage resumes from its last checkpoint, so rerunning the same
+command finishes the job.
+
+Import direction: recipes → lm → speechtok; nothing in lm or speechtok imports from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+RECIPES = Path(__file__).resolve().parent
+ROOT = RECIPES.parent
+for _path in (ROOT, RECIPES / "builtin"):  # run from a checkout without installing
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from run_demo import (  # noqa: E402
+    cached_json,
+    resynthesise,
+    split_overrides,
+    stage,
+    train_tokenizer,
+)
+
+from speechtok.config_io import build_configs  # noqa: E402
+
+CONFIG_FILES = {"speech": "speech_tokenizer.yaml", "image": "image_tokenizer.yaml",
+                "lm": "lm.yaml"}
+OVERRIDES_HELP = ("Any field of a model's YAML config can be overridden by model prefix: "
+                  "--{models}.steps 100 (speech: SpeechTokenizerConfig + SpeechTrainConfig, "
+                  "image: ImageTokenizerConfig + ImageTrainConfig, lm: LMConfig + "
+                  "LMTrainConfig). Stages whose output exists are skipped; delete a stage's "
+                  "folder under --out to redo it.")
+
+__all__ = ["cached_json", "resynthesise", "stage", "train_tokenizer", "recipe_parser", "parse_args",
+           "model_configs", "pretokenize_once", "train_lm_once", "evaluate_speech_tokenizer",
+           "evaluate_image_tokenizer", "Timer", "write_results", "pocketsphinx_available",
+           "flush_denormals"]
+
+
+def recipe_parser(doc: str, here: Path, models: tuple[str, ...],
+                  data_help: str, data_default: str | None = None) -> argparse.ArgumentParser:
+    """The options every recipe has: --data, --out, --max-samples and a config per model."""
+    p = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=OVERRIDES_HELP.format(models="|".join(models)))
+    p.add_argument("--data", required=data_default is None, default=data_default, help=data_help)
+    p.add_argument("--out", default=f"runs/{here.name}", help=f"run directory (default: "
+                   f"runs/{here.name})")
+    p.add_argument("--max-samples", type=int, default=None, metavar="N",
+                   help="use at most N items of each split (train, valid, test): a quick run")
+    for kind in models:
+        p.add_argument(f"--{kind}-config", default=str(here / CONFIG_FILES[kind]),
+                       help=f"{kind} model config (YAML; default: {CONFIG_FILES[kind]} here)")
+    return p
+
+
+def parse_args(p: argparse.ArgumentParser, argv: list[str] | None, models: tuple[str, ...]
+               ) -> tuple[argparse.Namespace, dict[str, dict[str, str]]]:
+    """(options, per-model overrides); an override for a model the recipe lacks is an error."""
+    args, extra = p.parse_known_args(argv)
+    overrides = split_overrides(extra)
+    unused = [f"--{kind}.{key}" for kind, values in overrides.items() if kind not in models
+              for key in values]
+    if unused:
+        p.error(f"this recipe trains no such model: {' '.join(unused)}")
+    if args.max_samples is not None and args.max_samples < 1:
+        p.error("--max-samples must be ≥ 1")
+    return args, overrides
+
+
+def flush_denormals() -> None:
+    """Flush denormal floats to zero on the CPU. Silence in audio and the blank backgrounds of
+    digits and glyphs drive activations into denormals, which made CPU convolutions several
+    times slower here (the two-step MNIST smoke run: 27 s → 16 s); speechtok.train does the same
+    for speech, and nothing measurable changes in the results."""
+    import torch
+
+    torch.set_flush_denormal(True)
+
+
+def model_configs(kind: str, config: str | Path, overrides: dict[str, str]) -> list:
+    """The resolved dataclasses of `kind` (validated now, so a bad override fails before any
+    data is converted)."""
+    if kind == "speech":
+        from speechtok.speech import SpeechTokenizerConfig
+        from speechtok.train import SpeechTrainConfig
+
+        classes = [SpeechTokenizerConfig, SpeechTrainConfig]
+    elif kind == "image":
+        from speechtok.image import ImageTokenizerConfig
+        from speechtok.train_image import ImageTrainConfig
+
+        classes = [ImageTokenizerConfig, ImageTrainConfig]
+    else:
+        from lm.model import LMConfig
+        from lm.train import LMTrainConfig
+
+        classes = [LMConfig, LMTrainConfig]
+        overrides = {"speech_codes": "(set by the recipe)", **overrides}
+    return build_configs(classes, config, overrides)
+
+
+class Timer:
+    """Seconds per stage, for results.json: `with timer("train lm"): ...`."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str):
+        timer = self
+
+        class _Stage:
+            def __enter__(self):
+                self.t = stage(name)
+
+            def __exit__(self, *exc):
+                timer.seconds[name] = round(time.time() - self.t, 1)
+
+        return _Stage()
+
+
+def evaluate_speech_tokenizer(tok_dir: Path, data: Path, max_items: int | None) -> dict:
+    """Codebook use, bitrate and spectral distances on the test split (cached), and the model
+    card with them."""
+    from speechtok.audio_data import open_eval_source
+    from speechtok.evaluate import evaluate_speech
+    from speechtok.model_card import write_model_card
+    from speechtok.speech import SpeechTokenizer
+
+    tok = SpeechTokenizer.from_pretrained(str(tok_dir)).eval()
+    metrics = cached_json(tok_dir / "eval_test.json", lambda: evaluate_speech(
+        tok, open_eval_source(data, tok.sample_rate, "test"), max_items, progress=True))
+    write_model_card(tok_dir, tok.config.to_dict(), metrics)
+    print(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def evaluate_image_tokenizer(tok_dir: Path, data: Path, grid: Path) -> dict:
+    """PSNR, SSIM and codebook use on the test split (cached), a reconstruction grid, and the
+    model card."""
+    from speechtok.image import ImageTokenizer
+    from speechtok.image_data import open_image_eval_source
+    from speechtok.image_evaluate import evaluate_image, save_reconstruction_grid
+    from speechtok.model_card import write_model_card
+
+    tok = ImageTokenizer.from_pretrained(str(tok_dir)).eval()
+    test = open_image_eval_source(data, tok.config.resolution, "test")
+    metrics = cached_json(tok_dir / "eval_test.json", lambda: evaluate_image(
+        tok, test, progress=True))
+    save_reconstruction_grid(tok, test, grid)
+    write_model_card(tok_dir, tok.config.to_dict(), metrics)
+    print(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def pretokenize_once(kind: str, data: Path, tok_dir: Path, codes: Path) -> Path:
+    """Encode every split once (`lm tokenize`); skipped when the codes exist."""
+    from lm.pretokenize import pretokenize
+
+    if not (codes / "pretokenized.json").exists():
+        print(json.dumps(pretokenize(kind, data, tok_dir, codes)))
+    return codes
+
+
+def train_lm_once(bundle: Path, config: str | Path, overrides: dict[str, str],
+                  speech_codes: Path | None = None, image_codes: Path | None = None) -> dict:
+    """Train the LM into `bundle` (skipped when it exists; resumes a killed run); return its
+    last validation losses per modality."""
+    from lm.model import LMConfig
+    from lm.train import LMTrainConfig, train_lm
+
+    if not (bundle / "model.safetensors").exists():
+        codes = {k: str(v) for k, v in (("speech_codes", speech_codes),
+                                        ("image_codes", image_codes)) if v is not None}
+        model_cfg, train_cfg = build_configs([LMConfig, LMTrainConfig], config,
+                                             {**codes, **overrides})
+        train_lm(bundle, model_cfg, train_cfg, resume=True)
+    history = json.loads((bundle / "train_history.json").read_text())
+    last = {k[len("eval/"):]: v for k, v in history[-1].items() if k.startswith("eval/")}
+    print("LM validation:", json.dumps(last, indent=1))
+    return last
+
+
+def pocketsphinx_available(wanted: bool) -> bool:
+    """Whether to score speech with the offline recogniser: asked for and installed."""
+    if wanted and shutil.which("pocketsphinx_batch") is None:
+        print("note: pocketsphinx is not installed (apt-get install pocketsphinx "
+              "pocketsphinx-en-us): no transcripts")
+        return False
+    return wanted
+
+
+def write_results(out: Path, results: dict) -> Path:
+    """OUT/results.json: every stage's figures and times, the recipe's one summary."""
+    path = out / "results.json"
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"results: {path}")
+    return path
