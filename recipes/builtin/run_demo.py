@@ -4,30 +4,42 @@
 Data:     flite's English voices synthesise the speech corpus (make_speech_corpus.py; the voice
           `rms` and 300 sentences are held out); the installed fonts render captioned letters
           and digits (make_image_corpus.py; whole font families are held out).
-Stages:   1. corpora  2. train the speech tokenizer  3. evaluate it on the held-out voice
-          4. resynthesise held-out utterances and score their intelligibility with pocketsphinx
-          5. train the image tokenizer  6. evaluate it on the held-out fonts, reconstruction grid
-          7. pre-tokenise both corpora and train the LM on speech units and caption → image
-             pairs; the bundle (LM + tokenizer + both tokenizers) goes to runs/demo/bundle
-          8. generate: tune guidance × temperature on validation captions (scored by a glyph
-             classifier trained on real images), make the best the bundle's default, score it
-             on the test captions, draw a grid; continue two held-out speech prompts and
-             transcribe them; the LM's per-unit NLL on held-out speech
+Stages:   speech branch: 1. speech corpus  2. train the speech tokenizer  3. evaluate it on the
+            held-out voice  4. resynthesise held-out utterances, pocketsphinx WER  5. speech codes
+          image branch: 6. glyph corpus  7. train the image tokenizer  8. evaluate it on the
+            held-out fonts, reconstruction grid  9. image codes  10. the glyph classifier that
+            judges generated images (trained on real training glyphs)
+          The two branches share nothing, so they run side by side, one CPU thread each: these
+          small convolutional models gain little from a second thread (1.3× here), the LM
+          gains 1.9×, so the LM gets both threads afterwards.
+          11. train the LM on speech units and caption → image pairs; the bundle (LM +
+              tokenizer + both tokenizers) goes to runs/demo/bundle
+          12. generate: tune guidance × temperature on validation captions, make the best the
+              bundle's default, score it on the test captions, draw a grid; continue two
+              held-out speech prompts and transcribe them; the LM's NLL on held-out speech
+          13. push the bundle to a local stand-in Hub and check that what it received loads
+              and generates the same images and speech for a fixed seed
+          14. the report: runs/demo/report.md and report.html (loss curves, codebook use,
+              reconstructions, spectrograms, generated images, every metric)
 Command:  make demo        (or: python recipes/builtin/run_demo.py --out runs/demo)
           Overrides go to one model by prefix: --speech.steps 100 --image.steps 100 --lm.steps 50
 Result:   see README.md ("Measured") for the figures and times on 2 CPU cores.
 
 Each stage is skipped when its output already exists, so a rerun is fast; a killed training
-stage resumes from its last checkpoint.
+stage resumes from its last checkpoint. A failing stage is named, with its error and log.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import subprocess
 import sys
 import time
+import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -105,36 +117,204 @@ def resynthesise(tok: SpeechTokenizer, split: Path, out_dir: Path, n: int) -> li
     return rows
 
 
-def generation_report(images: dict, clf: dict, speech: dict, folder: str) -> list[str]:
-    lines = ["", "## Generation", "",
-             "Images for held-out captions, judged by a glyph classifier trained on real "
-             f"training glyphs (its accuracy on the {clf['real_test_images']} real test glyphs: "
-             f"**{clf['real_test_accuracy']:.3f}**). Sweep on the "
-             f"{images['valid_captions']} validation captions (one image each, seed 0):", "",
-             "| guidance | temperature | valid accuracy | seconds |", "|---|---|---|---|"]
-    lines += [f"| {r['guidance_scale']} | {r['temperature'] or 'greedy'} | "
-              f"{r['valid_accuracy']:.3f} | {r['seconds']} |" for r in images["sweep_on_valid"]]
-    d = images["default"]
-    lines += ["", f"Bundle default (best on valid): guidance {d['guidance_scale']}, temperature "
-              f"{d['temperature'] or 'greedy'}. **Accuracy on the {images['test_captions']} test "
-              f"captions (held-out font families): {images['test_accuracy_at_default']:.3f}**.",
-              "", f"A row per character, one held-out face per column: "
-              f"![generated]({folder}/{images['grid']})", "",
-              f"Speech: prompts cut to {speech['prompt_seconds']} s from held-out utterances "
-              f"(voice never trained on), continued for at most {speech['max_seconds']} s. "
-              "What pocketsphinx recognises:", "",
-              "| source text | prompt | prompt + continuation | continuation alone |",
-              "|---|---|---|---|"]
-    for p in speech["prompts"]:
-        r = p["recognised"]
-        lines.append(f"| {p['source_text']} | {r['prompt']} | {r['output']} | "
-                     f"{r['continuation']} |")
-    nll = speech["heldout_speech"]
-    lines += ["", f"Files: {', '.join(p['output'] for p in speech['prompts'])} in `{folder}/`. "
-              f"LM per-unit NLL on {nll['utterances']} held-out utterances ({nll['units']} "
-              f"deduplicated units): {nll['nll_per_unit']:.3f} nats "
-              f"({nll['bits_per_unit']:.3f} bits)."]
-    return lines
+class StageFailed(RuntimeError):
+    """A stage's error, with the stage's name in front (it crosses process boundaries)."""
+
+
+@contextmanager
+def timed(name: str, timings: dict):
+    """Run a stage: print its header, time it, and name it when it fails."""
+    t = stage(name)
+    try:
+        yield
+    except StageFailed:
+        raise
+    except Exception as err:
+        traceback.print_exc()
+        raise StageFailed(f"stage '{name}' failed: {type(err).__name__}: {err}") from None
+    timings[name] = round(time.time() - t, 1)
+
+
+def speech_branch(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
+    """Stages 1-5: speech corpus, tokenizer, its evaluation and resynthesis WER, speech codes."""
+    timings: dict = {}
+    with timed("1 speech corpus: flite voices with phone alignments", timings):
+        data = make_corpus(out / "data" / "speech", "make_speech_corpus.py",
+                           "--num-utterances", str(args.num_utterances))
+    with timed("2 training the speech tokenizer", timings):
+        tok_dir = train_tokenizer("speech", data, out / "speech_tokenizer",
+                                  Path(args.speech_config), overrides)
+    with timed("3 evaluating the speech tokenizer on the held-out voice", timings):
+        tok = SpeechTokenizer.from_pretrained(str(tok_dir)).eval()
+        metrics = cached_json(tok_dir / "eval_test.json", lambda: evaluate_speech(
+            tok, open_eval_source(data, tok.sample_rate, "test"), progress=True))
+        print(json.dumps(metrics, indent=2))
+    with timed("4 resynthesis and intelligibility (pocketsphinx WER)", timings):
+        wer = cached_json(out / "resynthesis" / "wer.json", lambda: score_resynthesis(
+            tok, data, out / "resynthesis", args.wer_utterances))
+        print(json.dumps({k: v for k, v in wer.items() if k != "examples"}, indent=2))
+        write_model_card(tok_dir, tok.config.to_dict(),
+                         {**metrics, "wer_resynthesised": wer["wer_resynthesised"],
+                          "wer_original": wer["wer_original"]})
+    with timed("5 speech codes (pre-tokenising the speech corpus)", timings):
+        pretokenize_once("speech", data, tok_dir, out / "codes" / "speech")
+    return timings
+
+
+def image_branch(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
+    """Stages 6-10: glyph corpus, image tokenizer, its evaluation, image codes, the judge."""
+    from demo_generate import glyph_classifier
+
+    timings: dict = {}
+    with timed("6 glyph corpus: captioned letters and digits in every installed font", timings):
+        data = make_corpus(out / "data" / "images", "make_image_corpus.py",
+                           "--size", str(args.image_size))
+    with timed("7 training the image tokenizer", timings):
+        img_dir = train_tokenizer("image", data, out / "image_tokenizer",
+                                  Path(args.image_config), overrides)
+    with timed("8 evaluating the image tokenizer on the held-out fonts", timings):
+        img_tok = ImageTokenizer.from_pretrained(str(img_dir)).eval()
+        test_images = open_image_eval_source(data, img_tok.config.resolution, "test")
+        metrics = cached_json(img_dir / "eval_test.json", lambda: evaluate_image(
+            img_tok, test_images, progress=True))
+        save_reconstruction_grid(img_tok, test_images, out / "image_reconstructions.png")
+        print(json.dumps(metrics, indent=2))
+        write_model_card(img_dir, img_tok.config.to_dict(), metrics)
+    with timed("9 image codes (pre-tokenising the glyph corpus)", timings):
+        pretokenize_once("image", data, img_dir, out / "codes" / "image")
+    with timed("10 the glyph classifier (judge of generated images)", timings):
+        glyph_classifier(data, out / "glyph_classifier", img_tok.config.resolution,
+                         args.classifier_epochs)
+    return timings
+
+
+def score_resynthesis(tok: SpeechTokenizer, data: Path, out: Path, n: int) -> dict:
+    from speechtok.wer import transcribe, word_error_rate
+
+    rows = resynthesise(tok, data / "test", out, n)
+    refs = [r["text"] for r in rows]
+    hyp_resyn = transcribe([out / r["file"] for r in rows], jobs=2)
+    hyp_orig = transcribe([data / "test" / r["file"] for r in rows], jobs=2)
+    return {"utterances": len(rows),
+            "wer_resynthesised": word_error_rate(refs, hyp_resyn),
+            "wer_original": word_error_rate(refs, hyp_orig),
+            "examples": [{"text": r, "original": o, "resynthesised": h}
+                         for r, o, h in list(zip(refs, hyp_orig, hyp_resyn, strict=True))[:10]]}
+
+
+def pretokenize_once(kind: str, data: Path, tok_dir: Path, codes: Path) -> None:
+    from lm.pretokenize import pretokenize
+
+    if (codes / "pretokenized.json").exists():
+        print(f"{kind} codes exist: {codes}")
+    else:
+        print(json.dumps(pretokenize(kind, data, tok_dir, codes)))
+
+
+def _branch_in_child(fn, log: str, *fn_args):
+    """A branch in its own process: one torch thread, every line of output into its log."""
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(fd, 1)  # subprocesses (flite, pocketsphinx) inherit these
+    os.dup2(fd, 2)
+    sys.stdout.reconfigure(line_buffering=True)
+    return fn(*fn_args)
+
+
+def _last_line(log: Path) -> str:
+    if not log.exists():
+        return ""
+    with open(log, "rb") as f:
+        f.seek(max(0, log.stat().st_size - 4096))
+        tail = f.read().decode("utf-8", "replace")
+    lines = [ln.strip() for ln in re.split(r"[\r\n]", tail) if ln.strip()]
+    return lines[-1][:120] if lines else ""
+
+
+def run_branches(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
+    """The speech and image branches: side by side in two processes (logs under OUT/logs,
+    the latest line of each shown every 20 s), or one after the other with --sequential."""
+    branches = {"speech": (speech_branch, overrides["speech"]),
+                "image": (image_branch, overrides["image"])}
+    if not args.parallel:
+        timings = {}
+        for fn, over in branches.values():
+            timings.update(fn(out, args, over))
+        return timings
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, wait
+
+    logs = {name: out / "logs" / f"{name}_branch.log" for name in branches}
+    logs["speech"].parent.mkdir(parents=True, exist_ok=True)
+    print(f"speech and image branches run side by side; logs: {logs['speech']}, "
+          f"{logs['image']}", flush=True)
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
+        futures = {name: pool.submit(_branch_in_child, fn, str(logs[name]), out, args, over)
+                   for name, (fn, over) in branches.items()}
+        shown = dict.fromkeys(branches, "")
+        pending = set(futures.values())
+        while pending:
+            _, pending = wait(pending, timeout=20)
+            for name in branches:
+                line = _last_line(logs[name])
+                if line != shown[name]:
+                    print(f"[{name}] {line}", flush=True)
+                    shown[name] = line
+        timings, failures = {}, []
+        for name, future in futures.items():
+            try:
+                timings.update(future.result())
+            except Exception as err:
+                failures.append(f"{name} branch: {err} (log: {logs[name]})")
+        if failures:
+            raise StageFailed("; ".join(failures))
+    return timings
+
+
+def hub_round_trip(bundle: Path, folder: Path, image_captions: list[str], prompt: Path) -> dict:
+    """Push the bundle to a local stand-in for the Hub (speechtok.local_hub), load what it
+    received, and compare generations at a fixed seed (sampling, not greedy)."""
+    import shutil
+
+    import torch
+
+    from lm.cli import push_bundle
+    from lm.pipelines import SpeechContinuation, TextToImage
+    from speechtok.local_hub import LocalHub
+
+    shutil.rmtree(folder, ignore_errors=True)
+    repo = "demo/speechtok-lm-demo"
+    saved = {k: os.environ.get(k) for k in ("HF_TOKEN", "HF_ENDPOINT")}
+    os.environ["HF_TOKEN"] = "hf_local_demo_token"  # the stand-in checks that one is sent
+    try:
+        with LocalHub(folder) as hub, LocalHub.without_xet():  # it speaks LFS, not Xet
+            os.environ["HF_ENDPOINT"] = hub.endpoint
+            push_bundle(str(bundle), repo)
+            received = hub.path(repo)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    sampling = dict(temperature=1.0, seed=0)
+    same = {}
+    a, b = (TextToImage.from_pretrained(p)(image_captions, **sampling) for p in (bundle, received))
+    same["images"] = bool(torch.equal(a.grids, b.grids) and torch.equal(a.images, b.images))
+    wav = load_audio(prompt, 16000)
+    a, b = (SpeechContinuation.from_pretrained(p)(wav, 16000, prompt_seconds=1.5,
+                                                   max_seconds=2.0, **sampling)
+            for p in (bundle, received))
+    same["speech"] = bool(all(torch.equal(x, y) for x, y in zip(a.units, b.units, strict=True))
+                          and all(torch.equal(x, y) for x, y in
+                                  zip(a.waveforms, b.waveforms, strict=True)))
+    files = sorted(str(p.relative_to(received)) for p in received.rglob("*") if p.is_file())
+    return {"repo": repo, "files_received": len(files),
+            "checkpoints_uploaded": any("checkpoints" in f for f in files),
+            "identical_generations": same, "captions": image_captions, "sampling": sampling}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,141 +326,86 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image-config", default=str(HERE / "image_tokenizer.yaml"),
                    help="image tokenizer + training config (YAML)")
     p.add_argument("--num-utterances", type=int, default=3000, help="speech corpus size")
-    p.add_argument("--wer-utterances", type=int, default=100,
+    p.add_argument("--wer-utterances", type=int, default=40,
                    help="held-out utterances to resynthesise and score")
     p.add_argument("--image-size", type=int, default=32, help="glyph image side in pixels")
+    p.add_argument("--classifier-epochs", type=int, default=2,
+                   help="epochs of the glyph classifier that judges generated images")
     p.add_argument("--lm-config", default=str(HERE / "lm.yaml"), help="LM config (YAML)")
+    p.add_argument("--parallel", action=argparse.BooleanOptionalAction,
+                   default=(os.cpu_count() or 1) >= 2,
+                   help="run the speech and image branches side by side (default: when there "
+                   "are 2+ CPUs); --no-parallel runs them one after the other")
     args, extra = p.parse_known_args(argv)
     overrides = split_overrides(extra)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.time()
-    timings = {}
+    try:
+        timings = run_branches(out, args, overrides)
+        timings.update(lm_and_generation(out, args, overrides["lm"]))
+    except StageFailed as err:
+        print(f"\ndemo failed: {err}\nFix the cause and rerun the same command: finished "
+              "stages are skipped.", file=sys.stderr)
+        return 1
+    timings["total"] = round(time.time() - t_all, 1)
+    # every run's stage times, oldest first: a rerun skips finished stages, so its times alone
+    # would hide what the first run cost
+    runs = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() \
+        else []
+    (out / "timings.json").write_text(json.dumps(runs + [timings], indent=1))
+    from report import write_report
 
-    t = stage("1/8 corpora: speech from flite voices, captioned glyph images from fonts")
-    speech_data = make_corpus(out / "data" / "speech", "make_speech_corpus.py",
-                              "--num-utterances", str(args.num_utterances))
-    image_data = make_corpus(out / "data" / "images", "make_image_corpus.py",
-                             "--size", str(args.image_size))
-    timings["corpora"] = time.time() - t
+    md, html = write_report(out)
+    print(f"\ndemo finished in {timings['total']:.0f} s; report: {md} ({html.name} beside it)")
+    return 0
 
-    t = stage("2/8 training the speech tokenizer")
-    tok_dir = train_tokenizer("speech", speech_data, out / "speech_tokenizer",
-                              Path(args.speech_config), overrides["speech"])
-    timings["train speech"] = time.time() - t
 
-    t = stage("3/8 evaluating the speech tokenizer on the held-out voice")
-    tok = SpeechTokenizer.from_pretrained(str(tok_dir)).eval()
-    metrics = cached_json(tok_dir / "eval_test.json", lambda: evaluate_speech(
-        tok, open_eval_source(speech_data, tok.sample_rate, "test"), progress=True))
-    print(json.dumps(metrics, indent=2))
-    timings["eval speech"] = time.time() - t
-
-    t = stage("4/8 resynthesis and intelligibility (pocketsphinx WER)")
-    from speechtok.wer import transcribe, word_error_rate
-
-    def score_resynthesis() -> dict:
-        rows = resynthesise(tok, speech_data / "test", out / "resynthesis", args.wer_utterances)
-        refs = [r["text"] for r in rows]
-        hyp_resyn = transcribe([out / "resynthesis" / r["file"] for r in rows], jobs=2)
-        hyp_orig = transcribe([speech_data / "test" / r["file"] for r in rows], jobs=2)
-        return {
-            "utterances": len(rows),
-            "wer_resynthesised": word_error_rate(refs, hyp_resyn),
-            "wer_original": word_error_rate(refs, hyp_orig),
-            "examples": [{"text": r, "original": o, "resynthesised": h}
-                         for r, o, h in list(zip(refs, hyp_orig, hyp_resyn, strict=True))[:10]],
-        }
-
-    wer = cached_json(out / "resynthesis" / "wer.json", score_resynthesis)
-    print(json.dumps({k: v for k, v in wer.items() if k != "examples"}, indent=2))
-    timings["wer"] = time.time() - t
-    speech_summary = {**metrics, "wer_resynthesised": wer["wer_resynthesised"],
-                      "wer_original": wer["wer_original"]}
-    write_model_card(tok_dir, tok.config.to_dict(), speech_summary)
-
-    t = stage("5/8 training the image tokenizer")
-    img_dir = train_tokenizer("image", image_data, out / "image_tokenizer",
-                              Path(args.image_config), overrides["image"])
-    timings["train image"] = time.time() - t
-
-    t = stage("6/8 evaluating the image tokenizer on the held-out fonts")
-    img_tok = ImageTokenizer.from_pretrained(str(img_dir)).eval()
-    test_images = open_image_eval_source(image_data, img_tok.config.resolution, "test")
-    image_metrics = cached_json(img_dir / "eval_test.json", lambda: evaluate_image(
-        img_tok, test_images, progress=True))
-    grid = save_reconstruction_grid(img_tok, test_images, out / "image_reconstructions.png")
-    print(json.dumps(image_metrics, indent=2))
-    write_model_card(img_dir, img_tok.config.to_dict(), image_metrics)
-    timings["eval image"] = time.time() - t
-
-    t = stage("7/8 pre-tokenising the corpora and training the LM")
-    from lm.model import LMConfig
-    from lm.pretokenize import pretokenize
-    from lm.train import LMTrainConfig, train_lm
-
-    codes = out / "codes"
-    for kind, data, tok_path in (("speech", speech_data, tok_dir), ("image", image_data, img_dir)):
-        if not (codes / kind / "pretokenized.json").exists():
-            print(json.dumps(pretokenize(kind, data, tok_path, codes / kind)))
-    bundle = out / "bundle"
-    if not (bundle / "model.safetensors").exists():
-        lm_cfg, lm_train_cfg = build_configs(
-            [LMConfig, LMTrainConfig], Path(args.lm_config),
-            {"speech_codes": str(codes / "speech"), "image_codes": str(codes / "image"),
-             **overrides["lm"]})
-        train_lm(bundle, lm_cfg, lm_train_cfg, resume=True)
-    lm_eval = {k[len("eval/"):]: v for k, v in
-               json.loads((bundle / "train_history.json").read_text())[-1].items()
-               if k.startswith("eval/")}
-    print("LM validation, per modality:", json.dumps(lm_eval, indent=2))
-    timings["lm"] = time.time() - t
-
-    t = stage("8/8 generation: images for held-out captions, continuations of held-out speech")
+def lm_and_generation(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
+    """Stages 11-13: the LM, generation and its scores, the Hub round trip."""
     from demo_generate import continue_speech, glyph_classifier, tune_and_score_images
 
-    gen_dir = out / "generation"
-    gen_dir.mkdir(exist_ok=True)
-    clf, clf_metrics = glyph_classifier(image_data, out / "glyph_classifier",
-                                        img_tok.config.resolution)
-    print(json.dumps(clf_metrics))
-    images_gen = cached_json(gen_dir / "images.json", lambda: tune_and_score_images(
-        bundle, clf, image_data, gen_dir))
-    print(json.dumps({k: v for k, v in images_gen.items()
-                      if k not in ("sweep_on_valid", "grid_captions")}, indent=2))
-    speech_gen = cached_json(gen_dir / "speech.json", lambda: continue_speech(
-        bundle, speech_data, codes / "speech", gen_dir))
-    print(json.dumps(speech_gen, indent=2))
-    timings["generate"] = time.time() - t
+    from lm.model import LMConfig
+    from lm.train import LMTrainConfig, train_lm
 
-    corpus = json.loads((image_data / "corpus.json").read_text())
-    report = out / "report.md"
-    lines = ["# Demo report", "", "## Speech tokenizer", "",
-             "On the held-out voice (`rms`, unseen sentences).", "",
-             "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.4g} |" for k, v in speech_summary.items()
-              if isinstance(v, (int, float))]
-    lines += ["", "Resynthesised examples (reference / recognised from original / from "
-              "resynthesis):", ""]
-    lines += [f"- {e['text']} / {e['original']} / {e['resynthesised']}" for e in wer["examples"]]
-    lines += ["", "## Image tokenizer", "",
-              f"On {image_metrics['items']} glyphs of held-out font faces never trained on "
-              f"({', '.join(corpus['faces']['test'])}).", "",
-              "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.4g} |" for k, v in image_metrics.items()
-              if isinstance(v, (int, float))]
-    lines += ["", f"Originals (odd rows) and reconstructions (even rows): "
-              f"![reconstructions]({grid.name})", ""]
-    lines += ["", "## Multimodal LM", "",
-              f"Bundle: `{bundle.name}/` (LM + tokenizer + both tokenizers). Validation loss per "
-              "modality (nats per token; bits = nats / ln 2):", "",
-              "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.4g} |" for k, v in lm_eval.items()]
-    lines += generation_report(images_gen, clf_metrics, speech_gen, gen_dir.name)
-    lines += ["", "Stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())]
-    report.write_text("\n".join(lines) + "\n")
-    print(f"\ndemo finished in {time.time() - t_all:.0f} s; report: {report}")
-    return 0
+    timings: dict = {}
+    codes, bundle = out / "codes", out / "bundle"
+    speech_data, image_data = out / "data" / "speech", out / "data" / "images"
+    with timed("11 training the LM on speech units and caption → image pairs", timings):
+        if not (bundle / "model.safetensors").exists():
+            lm_cfg, lm_train_cfg = build_configs(
+                [LMConfig, LMTrainConfig], Path(args.lm_config),
+                {"speech_codes": str(codes / "speech"), "image_codes": str(codes / "image"),
+                 **overrides})
+            train_lm(bundle, lm_cfg, lm_train_cfg, resume=True)
+        else:
+            print(f"LM bundle exists: {bundle}")
+    with timed("12 generation: images for held-out captions, continued held-out speech",
+               timings):
+        gen_dir = out / "generation"
+        gen_dir.mkdir(exist_ok=True)
+        resolution = json.loads((bundle / "image_tokenizer" / "config.json").read_text())[
+            "resolution"]
+        clf, clf_metrics = glyph_classifier(image_data, out / "glyph_classifier", resolution,
+                                            args.classifier_epochs)
+        (gen_dir / "classifier.json").write_text(json.dumps(clf_metrics, indent=1))
+        images = cached_json(gen_dir / "images.json", lambda: tune_and_score_images(
+            bundle, clf, image_data, gen_dir))
+        print(json.dumps({k: v for k, v in images.items()
+                          if k not in ("sweep_on_valid", "grid_captions")}, indent=2))
+        speech = cached_json(gen_dir / "speech.json", lambda: continue_speech(
+            bundle, speech_data, codes / "speech", gen_dir))
+        print(json.dumps(speech, indent=2))
+    with timed("13 Hub round trip: lm push to a local stand-in Hub, load what it received",
+               timings):
+        first = json.loads((speech_data / "test" / "metadata.jsonl").read_text().split("\n")[0])
+        prompt = speech_data / "test" / first["file"]
+        trip = cached_json(out / "hub_round_trip.json", lambda: hub_round_trip(
+            bundle, out / "local_hub", images["grid_captions"][:4], prompt))
+        print(json.dumps(trip, indent=2))
+        if not all(trip["identical_generations"].values()):
+            raise RuntimeError(f"the pushed bundle generates differently: {trip}")
+    return timings
 
 
 if __name__ == "__main__":
