@@ -22,7 +22,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
 # Install the Debian packages when missing; where that is impossible (not root, no apt-get)
@@ -66,6 +66,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'  # the reference libraries, only for benchmarks
 	$(PY) benchmarks/bench_quantizer.py
 	$(PY) benchmarks/bench_speech_encoder.py
 	$(PY) benchmarks/bench_image_tokenizer.py

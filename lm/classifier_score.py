@@ -99,9 +99,9 @@ class ImageClassifier:
 
 def train_classifier(images: torch.Tensor, labels: list[str], epochs: int = 8,
                      batch_size: int = 128, lr: float = 2e-3, max_shift: int = 1, seed: int = 0,
-                     progress: bool = True) -> ImageClassifier:
+                     progress: bool = True, width: int = 32) -> ImageClassifier:
     """Fit a `SmallCNN` on uint8 images `(N, 3, R, R)` with string `labels` (AdamW, cosine
-    schedule, small random shifts as augmentation)."""
+    schedule, small random shifts as augmentation); `width`: channels of the first block."""
     if len(images) != len(labels) or not len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     classes = sorted(set(labels))
@@ -109,7 +109,7 @@ def train_classifier(images: torch.Tensor, labels: list[str], epochs: int = 8,
     y = torch.tensor([index[t] for t in labels])
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = SmallCNN(len(classes), images.shape[-1])
+    model = SmallCNN(len(classes), images.shape[-1], width)
     steps = epochs * -(-len(y) // batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)

@@ -28,6 +28,7 @@ for _path in (ROOT, RECIPES / "builtin"):  # run from a checkout without install
 
 from run_demo import (  # noqa: E402
     cached_json,
+    pretokenize_once,
     resynthesise,
     split_overrides,
     stage,
@@ -114,7 +115,9 @@ def model_configs(kind: str, config: str | Path, overrides: dict[str, str]) -> l
 
 
 class Timer:
-    """Seconds per stage, for results.json: `with timer("train lm"): ...`."""
+    """Seconds per stage, for results.json: `with timer("train lm"): ...`. Unlike the demo's
+    `timed`, errors pass through unchanged (the stage header printed before them says which
+    stage), so a recipe's caller sees FileNotFoundError and ValueError as they are."""
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
@@ -164,15 +167,6 @@ def evaluate_image_tokenizer(tok_dir: Path, data: Path, grid: Path) -> dict:
     write_model_card(tok_dir, tok.config.to_dict(), metrics)
     print(json.dumps(metrics, indent=1))
     return metrics
-
-
-def pretokenize_once(kind: str, data: Path, tok_dir: Path, codes: Path) -> Path:
-    """Encode every split once (`lm tokenize`); skipped when the codes exist."""
-    from lm.pretokenize import pretokenize
-
-    if not (codes / "pretokenized.json").exists():
-        print(json.dumps(pretokenize(kind, data, tok_dir, codes)))
-    return codes
 
 
 def train_lm_once(bundle: Path, config: str | Path, overrides: dict[str, str],

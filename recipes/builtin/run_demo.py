@@ -202,13 +202,15 @@ def score_resynthesis(tok: SpeechTokenizer, data: Path, out: Path, n: int) -> di
                          for r, o, h in list(zip(refs, hyp_orig, hyp_resyn, strict=True))[:10]]}
 
 
-def pretokenize_once(kind: str, data: Path, tok_dir: Path, codes: Path) -> None:
+def pretokenize_once(kind: str, data: Path, tok_dir: Path, codes: Path) -> Path:
+    """Encode every split once (`lm tokenize`); skipped when the codes exist."""
     from lm.pretokenize import pretokenize
 
     if (codes / "pretokenized.json").exists():
         print(f"{kind} codes exist: {codes}")
     else:
         print(json.dumps(pretokenize(kind, data, tok_dir, codes)))
+    return codes
 
 
 def _branch_in_child(fn, log: str, *fn_args):
@@ -325,8 +327,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="speech tokenizer + training config (YAML)")
     p.add_argument("--image-config", default=str(HERE / "image_tokenizer.yaml"),
                    help="image tokenizer + training config (YAML)")
-    p.add_argument("--num-utterances", type=int, default=3000, help="speech corpus size")
-    p.add_argument("--wer-utterances", type=int, default=40,
+    p.add_argument("--num-utterances", type=int, default=2500, help="speech corpus size")
+    p.add_argument("--wer-utterances", type=int, default=30,
                    help="held-out utterances to resynthesise and score")
     p.add_argument("--image-size", type=int, default=32, help="glyph image side in pixels")
     p.add_argument("--classifier-epochs", type=int, default=2,
