@@ -27,7 +27,9 @@ from speechtok.audio_io import load_audio, save_audio
 from speechtok.image_data import open_image_eval_source
 from speechtok.image_io import image_grid
 
-GUIDANCE_SCALES = (1.0, 1.5, 2.0, 3.0)
+# 3.0 scored below 2.0 in every sweep so far (issue 5 note, and the issue 6 runs): left out to
+# save time; `lm generate image --guidance 3` still takes it
+GUIDANCE_SCALES = (1.0, 1.5, 2.0)
 # 0 = greedy. The issue 5 sweep's best was greedy (guidance 1.5); temperature 1.0 is left out
 # to save time.
 TEMPERATURES = (0.0, 0.7)

@@ -327,7 +327,9 @@ def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
     shown = runs[:1] + runs[1:][-2:]  # the first run and the last two reruns
     stages = list(dict.fromkeys(k for r in shown for k in r))
     b += [("h", 2, "Stage times"),
-          ("p", "Seconds per stage; a rerun skips the stages whose output exists."),
+          ("p", "Seconds per stage. Stages 1-5 (speech) and 6-10 (images) run side by side, one "
+           "thread each, so their times overlap; `total` is the wall-clock time of the run (the "
+           "install before it not included). A rerun skips the stages whose output exists."),
           ("table", ["stage"] + [f"run {runs.index(r) + 1}" for r in shown],
            [(k, *(r.get(k, "") for r in shown)) for k in stages])]
     return b
