@@ -244,7 +244,7 @@ def _last_line(log: Path) -> str:
 
 def run_branches(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
     """The speech and image branches: side by side in two processes (logs under OUT/logs,
-    the latest line of each shown every 20 s), or one after the other with --sequential."""
+    the latest line of each shown every 20 s), or one after the other with --no-parallel."""
     branches = {"speech": (speech_branch, overrides["speech"]),
                 "image": (image_branch, overrides["image"])}
     if not args.parallel:
@@ -364,7 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     (out / "timings.json").write_text(json.dumps(runs + [timings], indent=1))
     from report import write_report
 
-    md, html = write_report(out)
+    try:
+        with timed("14 the report: report.md and report.html with their figures", {}):
+            md, html = write_report(out)
+    except StageFailed as err:
+        print(f"\ndemo failed: {err}", file=sys.stderr)
+        return 1
     print(f"\ndemo finished in {timings['total']:.0f} s; report: {md} ({html.name} beside it)")
     return 0
 
