@@ -56,7 +56,8 @@ def write_model_card(folder: str | Path, config: dict, metrics: dict | None = No
     else:
         title, cls, description, usage, tags = "Tokenizer", "load_tokenizer", kind, "", [kind]
     numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    metrics_yaml = "".join(f"  {k}: {v:.4g}\n" for k, v in numeric.items())
+    # the Hub's metadata spec: `metrics` lists metric names; the values are in the card's table
+    metrics_yaml = "".join(f"- {k}\n" for k in numeric)
     text = CARD.format(
         tags="".join(f"- {t}\n" for t in tags + ["speechtok-lm"]).rstrip("\n"),
         metrics_yaml=("metrics:\n" + metrics_yaml) if metrics_yaml else "",

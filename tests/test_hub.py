@@ -211,3 +211,12 @@ def test_push_errors_name_the_problem(tmp_path, capsys):
         assert message in capsys.readouterr().err
     assert tok_main(["push", "--tokenizer", str(tmp_path / "nope"), "user/x"]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_tokenizer_card_lists_metric_names_and_tables_their_values(tmp_path):
+    from speechtok.model_card import write_model_card
+
+    card = write_model_card(tmp_path, {"kind": "image", "resolution": 32, "downsample_factor": 4,
+                                       "codebook_size": 240}, {"psnr": 29.73, "ssim": 0.985})
+    assert front_matter(card)["metrics"] == ["psnr", "ssim"]  # the Hub spec: names only
+    assert "| psnr | 29.73 |" in card.read_text()
