@@ -165,7 +165,10 @@ def cmd_train(args, extra: list[str]) -> None:
         push_bundle(args.out, args.push_to_hub, args.private, args.revision)
 
 
-def push_bundle(folder: str, repo: str, private: bool = False, revision: str | None = None):
+def push_bundle(folder: str, repo: str, private: bool = False, revision: str | None = None,
+                **hub: str | None):
+    """Upload an LM bundle with its model card; `hub`: `endpoint=` / `token=` for
+    speechtok.hub.push (default: the environment's)."""
     from pathlib import Path
 
     from speechtok.hub import push
@@ -177,7 +180,7 @@ def push_bundle(folder: str, repo: str, private: bool = False, revision: str | N
     if (folder_ / "model.safetensors").is_file() and not (folder_ / LAYOUT_FILE).exists():
         raise FileNotFoundError(f"{folder} is not an LM bundle (no {LAYOUT_FILE}); for a "
                                 "tokenizer use `speechtok push`")
-    return push(folder, repo, private, revision, write_card=write_bundle_card)
+    return push(folder, repo, private, revision, write_card=write_bundle_card, **hub)
 
 
 def cmd_tokenize(args) -> None:

@@ -56,20 +56,10 @@ def _encode_batch(batch: dict, kind: str, tokenizer_dir: str, device: str) -> di
     out = []
     for path, data, name in zip(batch["path"], batch["bytes"], batch["name"], strict=True):
         if kind == "speech":
-            import soundfile as sf
-            import torch
+            from speechtok.audio_io import decode_audio, load_audio
 
-            from speechtok.audio_io import load_audio, prepare_waveform
-
-            if path is not None:
-                wav = load_audio(path, tok.sample_rate)
-            else:
-                try:
-                    arr, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-                except Exception as err:
-                    raise ValueError(f"cannot decode audio of {name}: {err}") from err
-                wav = prepare_waveform(torch.from_numpy(arr.T.copy()).mean(0), sr,
-                                       tok.sample_rate, warn=False)[0]
+            wav = load_audio(path, tok.sample_rate) if path is not None else \
+                decode_audio(data, tok.sample_rate, name)
             out.append(tok.encode(wav[None])[0].cpu().tolist())
         else:
             from PIL import Image

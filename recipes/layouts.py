@@ -19,7 +19,6 @@ The LibriSpeech reader is here because two recipes (librispeech, librispeech_tex
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import shutil
@@ -28,13 +27,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
 from speechtok.audio_data import _is_saved_dataset, hold_out
-from speechtok.audio_io import load_audio, prepare_waveform, save_audio
-from speechtok.image_io import load_image, prepare_images, to_pil
+from speechtok.audio_io import decode_audio as decode_audio_bytes
+from speechtok.audio_io import load_audio, save_audio
+from speechtok.image_data import ImageItem
+from speechtok.image_io import prepare_images, to_pil
 
 SPLITS = ("train", "valid", "test")
 DONE_FILE = "prepared.json"
@@ -182,12 +182,7 @@ def decode_audio(e: Example, sample_rate: int) -> torch.Tensor:
     """Mono `(samples,)` at `sample_rate` through speechtok.audio_io (errors name the item)."""
     if isinstance(e.media, (str, Path)):
         return load_audio(e.media, sample_rate)  # names the file when it cannot be read
-    try:
-        data, sr = sf.read(io.BytesIO(e.media), dtype="float32", always_2d=True)
-        wav = torch.from_numpy(data.T.copy())  # (C, T)
-        return prepare_waveform(wav.mean(0), sr, sample_rate, warn=False)[0]
-    except Exception as err:
-        raise ValueError(f"cannot decode the audio of {e.name}: {err}") from err
+    return decode_audio_bytes(e.media, sample_rate, e.name)
 
 
 def write_audio_folder(out: Path, read_splits, sample_rate: int, settings: dict) -> dict:
@@ -205,16 +200,9 @@ def write_audio_folder(out: Path, read_splits, sample_rate: int, settings: dict)
 def open_image(e: Example):
     """A PIL image from a path, bytes or PIL image (errors name the item)."""
     if isinstance(e.media, (str, Path)):
-        return load_image(e.media)  # names the file when it cannot be read
+        return ImageItem(e.name, path=Path(e.media)).open()  # names the file it cannot read
     if isinstance(e.media, bytes):
-        from PIL import Image
-
-        try:
-            img = Image.open(io.BytesIO(e.media))
-            img.load()
-            return img
-        except Exception as err:
-            raise ValueError(f"cannot decode the image of {e.name}: {err}") from err
+        return ImageItem(e.name, data=e.media).open()
     return e.media
 
 

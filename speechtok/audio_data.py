@@ -8,16 +8,14 @@ generator, so a resumed run sees exactly the batches the killed run would have s
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
-from .audio_io import list_audio_files, load_audio, prepare_waveform
+from .audio_io import decode_audio, list_audio_files, load_audio
 
 
 @dataclass
@@ -50,12 +48,7 @@ class AudioSource:
         if item.path is not None:
             wav = load_audio(item.path, self.sample_rate)
         else:
-            try:
-                data, sr = sf.read(io.BytesIO(item.data), dtype="float32", always_2d=True)
-            except Exception as err:
-                raise ValueError(f"cannot decode audio of dataset row {item.name}: {err}") from err
-            wav = prepare_waveform(torch.from_numpy(data.T.copy()).mean(0), sr,
-                                   self.sample_rate, warn=False)[0]
+            wav = decode_audio(item.data, self.sample_rate, f"dataset row {item.name}")
         if self.cache:
             self._cache[index] = wav
         return wav

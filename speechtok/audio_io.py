@@ -7,6 +7,7 @@ files are read with soundfile (its wheels ship libsndfile) and resampled with
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -45,6 +46,17 @@ def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
         return prepare_waveform(wav.mean(0, keepdim=True), sr, sample_rate, warn=False)[0]
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
+
+
+def decode_audio(data: bytes, sample_rate: int, name: str) -> torch.Tensor:
+    """Encoded audio bytes (a `datasets` row, say) as `load_audio` reads a file: mono
+    `(samples,)` at `sample_rate`; undecodable bytes raise a ValueError naming `name`."""
+    try:
+        decoded, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except Exception as err:  # soundfile raises several types for corrupt/unknown formats
+        raise ValueError(f"cannot decode audio of {name}: {err}") from err
+    wav = torch.from_numpy(np.ascontiguousarray(decoded.T))  # (C, T)
+    return prepare_waveform(wav.mean(0, keepdim=True), sr, sample_rate, warn=False)[0]
 
 
 def prepare_waveform(
