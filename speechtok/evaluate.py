@@ -1,7 +1,7 @@
 """Held-out evaluation of a speech tokenizer: codebook use, bitrate, reconstruction, phones.
 
-Reconstruction distances are measured on spectrograms (the decoder's output before
-Griffin-Lim), so they compare models without the vocoder's phase noise. Phone purity and PNMI
+The reconstruction distance is measured on the log-mel (the decoder's output before
+Griffin-Lim), so it compares models without the vocoder's phase noise. Phone purity and PNMI
 (HuBERT, Hsu et al. 2021, Sec. IV) need frame-level phone labels: the built-in corpus stores
 flite's alignments in `metadata.jsonl` (`"phones": [[phone, start, end], ...]`).
 """
@@ -9,11 +9,10 @@ flite's alignments in `metadata.jsonl` (`"phones": [[phone, start, end], ...]`).
 from __future__ import annotations
 
 import torch
-import torchaudio
 from tqdm.auto import tqdm
 
 from .audio_data import AudioSource
-from .losses import mel_l1, spectral_l1
+from .losses import log_mel_l1
 from .metrics import (
     bitrate,
     cluster_purity,
@@ -25,22 +24,14 @@ from .metrics import (
 )
 
 
-def mel_filterbank(model) -> torch.Tensor:
-    cfg = model.config
-    return torchaudio.functional.melscale_fbanks(
-        cfg.out_n_fft // 2 + 1, 0.0, cfg.sample_rate / 2, 80, cfg.sample_rate
-    ).to(model.device)
-
-
 @torch.no_grad()
 def evaluate_speech(model, source: AudioSource, max_items: int | None = None,
                     progress: bool = False) -> dict[str, float]:
     """Metrics of `model` over (up to `max_items` of) `source`, as a flat dict of floats."""
     was_training = model.training
     model.eval()
-    mel_fb = mel_filterbank(model)
     n = len(source) if max_items is None else min(len(source), max_items)
-    codes, labels, spec, mel, frames = [], [], [], [], 0
+    codes, labels, mel, frames = [], [], [], 0
     for i in tqdm(range(n), disable=not progress, desc="evaluate"):
         wav = model._pad_to_stride(source.load(i)[None].to(model.device))
         out = model(wav)
@@ -50,8 +41,7 @@ def evaluate_speech(model, source: AudioSource, max_items: int | None = None,
         unit = unit.flatten().cpu()
         codes.append(unit)
         frames += len(unit)
-        spec.append(float(spectral_l1(out.log_magnitude.float(), out.target_log_magnitude)))
-        mel.append(float(mel_l1(out.log_magnitude.float(), out.target_log_magnitude, mel_fb)))
+        mel.append(float(log_mel_l1(out.log_mel, out.target_log_mel)))
         phones = source.items[i].meta.get("phones")
         if phones:
             labels.append(frame_phone_labels(phones, len(unit), model.frame_rate))
@@ -68,7 +58,6 @@ def evaluate_speech(model, source: AudioSource, max_items: int | None = None,
         "perplexity": perplexity(all_codes, K),
         "bitrate_nominal": rate.nominal,
         "bitrate_empirical": rate.empirical,
-        "spectral_l1": sum(spec) / n,
         "mel_l1": sum(mel) / n,
     }
     if labels:

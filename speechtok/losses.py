@@ -6,21 +6,11 @@ import torch
 import torch.nn.functional as F
 
 
-def spectral_l1(pred_log_mag: torch.Tensor, target_log_mag: torch.Tensor) -> torch.Tensor:
-    """Mean |log|S_pred| − log|S|| over time-frequency bins: the log-magnitude term of the
-    multi-resolution STFT loss (Yamamoto et al. 2020, Parallel WaveGAN), at one resolution
-    because the decoder outputs the spectrogram directly."""
-    return F.l1_loss(pred_log_mag, target_log_mag)
-
-
-def mel_l1(pred_log_mag: torch.Tensor, target_log_mag: torch.Tensor,
-           mel_fb: torch.Tensor) -> torch.Tensor:
-    """L1 between log-mel spectra of the two magnitudes: weights errors by perceptual band
-    width, so low frequencies, where speech formants live, count more than in `spectral_l1`.
-    `mel_fb` is (freq_bins, n_mels), as from torchaudio.functional.melscale_fbanks."""
-    def log_mel(log_mag):
-        return torch.log(torch.einsum("bft,fm->bmt", log_mag.exp(), mel_fb).clamp_min(1e-5))
-    return F.l1_loss(log_mel(pred_log_mag), log_mel(target_log_mag))
+def log_mel_l1(pred_log_mel: torch.Tensor, target_log_mel: torch.Tensor) -> torch.Tensor:
+    """Mean |log-mel_pred − log-mel| over bins and frames: the log-magnitude term of the
+    multi-resolution STFT loss (Yamamoto et al. 2020, Parallel WaveGAN) on a mel axis, where
+    bands are as wide as hearing resolves them, so formants count more than high harmonics."""
+    return F.l1_loss(pred_log_mel.float(), target_log_mel)
 
 
 # ---- image (VQGAN, Esser et al. 2021) -------------------------------------------------------

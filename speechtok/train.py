@@ -20,9 +20,9 @@ from tqdm.auto import tqdm
 from .audio_data import AudioSource, open_splits
 from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from .config_io import dump_config
-from .evaluate import evaluate_speech, mel_filterbank
+from .evaluate import evaluate_speech
 from .loss_curve import LossCurve
-from .losses import mel_l1, spectral_l1
+from .losses import log_mel_l1
 from .speech import SpeechTokenizer, SpeechTokenizerConfig
 
 
@@ -79,15 +79,11 @@ def lr_lambda(cfg: SpeechTrainConfig):
     return fn
 
 
-def compute_losses(model: SpeechTokenizer, wav: torch.Tensor, mel_fb: torch.Tensor,
+def compute_losses(model: SpeechTokenizer, wav: torch.Tensor,
                    input_wav: torch.Tensor | None = None, warp: torch.Tensor | None = None
                    ) -> dict[str, torch.Tensor]:
     out = model(wav, input_wav, warp)
-    terms = {
-        "spectral": spectral_l1(out.log_magnitude.float(), out.target_log_magnitude),
-        "mel": mel_l1(out.log_magnitude.float(), out.target_log_magnitude, mel_fb),
-        "quantizer": out.quantizer.loss,
-    }
+    terms = {"mel": log_mel_l1(out.log_mel, out.target_log_mel), "quantizer": out.quantizer.loss}
     w = model.config.loss_weights
     terms["loss"] = sum(w.get(k, 0.0) * v for k, v in terms.items())
     for k, v in out.quantizer.metrics.items():
@@ -152,7 +148,6 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
         dump_config(out / "train_config.yaml", model_cfg, cfg)
     model, opt = acc.prepare(model, opt)
     raw = acc.unwrap_model(model)
-    mel_fb = mel_filterbank(raw)
     segment = int(cfg.segment_seconds * model_cfg.sample_rate)
     segment -= segment % model_cfg.total_stride
     n_params = sum(p.numel() for p in raw.parameters())
@@ -171,7 +166,7 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
         warp = 1 + (torch.rand(wav.shape[0], generator=g) * 2 - 1) * cfg.vtlp_range
         wav = wav.to(acc.device)
         with acc.autocast():
-            terms = compute_losses(raw if acc.num_processes == 1 else model, wav, mel_fb,
+            terms = compute_losses(raw if acc.num_processes == 1 else model, wav,
                                    wav * (10 ** (gain_db.to(acc.device) / 20)),
                                    warp.to(acc.device) if cfg.vtlp_range > 0 else None)
         opt.zero_grad(set_to_none=True)

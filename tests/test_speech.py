@@ -134,3 +134,21 @@ def test_other_quantizers(kind):
     assert units.shape == ((1, 3, 50) if kind == "rvq" else (1, 50))
     if kind == "fsq":
         assert tok.config.codebook_size == 8 * 5 * 5 * 5
+
+
+def test_mel_to_log_magnitude_keeps_time_alignment_and_inverts_the_filterbank(tiny_tokenizer):
+    """The decoder's 20 ms log-mel becomes a 5 ms linear magnitude for Griffin-Lim: frame t of
+    the mel lands on fine frame 4t, and the filterbank applied to the result gives back the
+    mel (the pseudo-inverse is a right inverse; only negative bins are floored)."""
+    tok, n = tiny_tokenizer, 10
+    wav = torch.from_numpy(speechlike(seconds=n * tok.config.total_stride / 16000))[None]
+    log_mel = tok.target_log_mel(wav)  # (1, M, n): a real speech-like mel
+    assert log_mel.shape == (1, tok.config.decoder_mels, n)
+    log_mag = tok.mel_to_log_magnitude(log_mel)
+    assert log_mag.shape == (1, tok.config.out_n_fft // 2 + 1, 4 * n)
+    back = torch.log(torch.einsum("bft,fm->bmt", log_mag.exp(), tok.synth_fb)[..., ::4])
+    assert (back - log_mel).abs().median() < 0.05
+    # One loud mel frame → the loudest fine frame is the one centred on the same sample.
+    spike = torch.full((1, tok.config.decoder_mels, n), -6.0)
+    spike[..., 3] = 0.0
+    assert int(tok.mel_to_log_magnitude(spike).mean(1).argmax()) == 12

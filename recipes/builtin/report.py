@@ -39,7 +39,7 @@ def _json(path: Path):
 
 def plot_loss_curves(out: Path, target: Path) -> Path:
     """Training terms (means over windows of steps) and held-out evaluations of the 3 models."""
-    panels = [("speech tokenizer", out / "speech_tokenizer", ["train/loss", "train/spectral",
+    panels = [("speech tokenizer", out / "speech_tokenizer", ["train/loss", "train/quantizer",
                                                               "train/mel"], []),
               ("image tokenizer", out / "image_tokenizer", ["train/loss", "train/l1", "train/l2"],
                []),

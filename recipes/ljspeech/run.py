@@ -24,7 +24,7 @@ Stages:   1. LJSpeech → an audio folder at the tokenizer's 16 kHz (resampled b
              resynthesised clips (intelligibility, as GSLM scores resynthesis with ASR)
 Command:  python recipes/ljspeech/run.py --data /data/LJSpeech-1.1 --out runs/ljspeech
 Result:   not measured here: there is no LJSpeech on this machine (no internet). In
-          OUT/results.json look for: mel_l1 / spectral_l1 lower than the built-in demo's
+          OUT/results.json look for: mel_l1 lower than the built-in demo's
           multi-speaker tokenizer reaches; codebook usage near 100 %; wer_resynthesised close
           to wer_original (the demo's multi-speaker tokenizer: 0.50 against 0.12 on flite
           voices; Griffin-Lim of the true spectrogram, the ceiling, gave 0.17). Listen to
