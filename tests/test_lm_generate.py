@@ -36,6 +36,7 @@ def make_bundle(path, speech_tokenizer=None, image_tokenizer=None, text=CAPTIONS
     vocab = MultimodalVocab.build(train_bpe(text * 4, 300),
                                   speech_tokenizer.config.codebook_size if speech_tokenizer else 0,
                                   image_tokenizer.config.codebook_size if image_tokenizer else 0)
+    torch.manual_seed(0)  # the LM's weights must not depend on the tokenizers built before it
     model = new_lm(TINY_LM, len(vocab), vocab.pad_id, vocab.bos_id, vocab.eos_id)
     model.save_pretrained(path)
     vocab.save_pretrained(path)
