@@ -97,6 +97,9 @@ class SpeechTokenizerConfig:
             if up != int(up) or int(up) & (int(up) - 1):
                 raise ValueError(f"total stride {self.total_stride} / {name} "
                                  f"{getattr(self, name)} must be a power of 2")
+        if self.decoder_hop < self.out_hop:
+            raise ValueError(f"decoder_hop {self.decoder_hop} must be ≥ out_hop {self.out_hop} "
+                             "(the mel is interpolated to Griffin-Lim's finer hop)")
         if self.quantizer == "fsq":
             self.codebook_size = math.prod(self.fsq_levels)
         if self.chunk_margin_frames < receptive_half_width(self):

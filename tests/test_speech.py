@@ -24,6 +24,10 @@ def test_default_config_is_50hz_and_validates():
         SpeechTokenizerConfig(chunk_margin_frames=2)
     with pytest.raises(ValueError, match="chunk_margin_frames"):
         SpeechTokenizerConfig(cmn_seconds=10.0)  # the window outgrows the default overlap
+    with pytest.raises(ValueError, match="decoder_hop"):
+        SpeechTokenizerConfig(decoder_hop=240)
+    with pytest.raises(ValueError, match="decoder_hop 40 must be ≥ out_hop"):
+        SpeechTokenizerConfig(decoder_hop=40)
 
 
 def test_configurable_stride_changes_frame_rate(tiny_tokenizer):
