@@ -87,7 +87,8 @@ class LogMelFrontEnd(nn.Module):
             spec = warp_frequency(spec, warp)
         return torch.log((self.mel_fb @ spec).clamp_min(1e-5))  # (B, M, T/hop)
 
-    def forward(self, wav: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
+    def features(self, wav: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
+        """The log-mel, mean-normalised if configured, before the global scaling."""
         feats = self.log_mel(wav, warp)
         if self.cmn_frames:
             # Sliding cepstral-mean-style normalisation (Kaldi's apply-cmvn-sliding): remove
@@ -95,7 +96,10 @@ class LogMelFrontEnd(nn.Module):
             # Local, so chunked encoding stays exact when the overlap covers half the window.
             feats = feats - F.avg_pool1d(feats, self.cmn_frames | 1, stride=1,
                                          padding=self.cmn_frames // 2, count_include_pad=False)
-        return (feats - self.feat_mean) / self.feat_std
+        return feats
+
+    def forward(self, wav: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
+        return (self.features(wav, warp) - self.feat_mean) / self.feat_std
 
 
 def warp_frequency(spec: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:

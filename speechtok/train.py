@@ -60,11 +60,11 @@ class SpeechTrainConfig:
 
 
 def feature_stats(model: SpeechTokenizer, source: AudioSource, n: int = 200):
-    """Per-mel-bin mean and std of the log-mel over up to `n` training clips."""
+    """Per-mel-bin mean and std of the encoder's features over up to `n` training clips."""
     feats = []
     step = max(1, len(source) // n)
     for i in range(0, len(source), step):
-        feats.append(model.encoder.front.log_mel(source.load(i)[None])[0])
+        feats.append(model.encoder.front.features(source.load(i)[None])[0])
     f = torch.cat(feats, dim=-1)
     return f.mean(-1, keepdim=True), f.std(-1, keepdim=True).clamp_min(1e-3)
 
