@@ -23,12 +23,13 @@ Stages:   speech branch: 1. speech corpus  2. train the speech tokenizer  3. eva
               reconstructions, spectrograms, generated images, every metric)
 Command:  make demo        (or: python recipes/builtin/run_demo.py --out runs/demo)
           Overrides go to one model by prefix: --speech.steps 100 --image.steps 100 --lm.steps 50
-Result:   (2026-12-02, a fresh clone) speech units use 88 % of the 256 codes on the held-out
-          voice, PNMI 0.58, pocketsphinx WER of resynthesised speech 0.41 (originals 0.10);
+Result:   (2026-12-02, a fresh clone) speech units use 98 % of the 512 codes on the held-out
+          voice, PNMI 0.62, pocketsphinx WER of resynthesised speech 0.36 (originals 0.10);
           image tokenizer 29.7 dB PSNR on held-out fonts; generated glyphs show the requested
-          character for 0.65 of the test captions (the judge: 0.98 on real glyphs); the pushed
-          bundle generates identically. More in README.md ("Measured") and runs/demo/report.md.
-Time:     19 min 12 s on 2 CPU cores with the install (the demo itself 16 min 44 s); a rerun
+          character for 0.53 of the test captions (0.78 with --lm.seed 1; the judge: 0.98 on real
+          glyphs); the pushed bundle generates identically. More in README.md ("Measured")
+          and runs/demo/report.md.
+Time:     18 min 32 s on 2 CPU cores with the install (the demo itself 16 min 31 s); a rerun
           that finds every output takes 13 s.
 
 Each stage is skipped when its output already exists, so a rerun is fast; a killed training

@@ -26,7 +26,7 @@ Command:  python recipes/ljspeech/run.py --data /data/LJSpeech-1.1 --out runs/lj
 Result:   not measured here: there is no LJSpeech on this machine (no internet). In
           OUT/results.json look for: mel_l1 lower than the built-in demo's
           multi-speaker tokenizer reaches; codebook usage near 100 %; wer_resynthesised close
-          to wer_original (the demo's multi-speaker tokenizer: 0.41 against 0.10 on flite
+          to wer_original (the demo's multi-speaker tokenizer: 0.36 against 0.10 on flite
           voices; Griffin-Lim of the true spectrogram, the ceiling, gave 0.17). Listen to
           OUT/resynthesis beside the originals.
 Time:     not run here; the config is sized for a GPU, not for this machine's 2 CPU cores.
