@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", required=True,
                    help="output wav (speech) or png (image); with several lines, "
                    "OUT_STEM-<n>.EXT per line")
+    d.add_argument("--voice", metavar="AUDIO",
+                   help="speech: speak in the voice of this recording (e.g. the file the units "
+                   "came from); default: the training data's average voice")
     d.add_argument("--device", default=None)
 
     v = sub.add_parser("eval", help="print held-out metrics as JSON")
@@ -175,6 +178,8 @@ def cmd_decode(args) -> None:
     if tok.config.kind == "image":
         from .image_io import to_pil
 
+        if args.voice:
+            raise ValueError("--voice is for speech tokenizers; this one is an image tokenizer")
         for i, row in enumerate(rows):
             codes = row.get("codes") if isinstance(row, dict) else row
             if codes is None:
@@ -184,13 +189,19 @@ def cmd_decode(args) -> None:
             to_pil(tok.decode(torch.tensor(codes)[None])[0]).save(path)
             print(path)
         return
+    speaker = None
+    if args.voice:
+        from .audio_io import load_audio
+
+        speaker = tok.speaker_embedding(load_audio(args.voice, tok.sample_rate)[None])
     for i, row in enumerate(rows):
         if isinstance(row, dict) and "units" not in row:
             raise ValueError(f"{args.units}: line {i + 1} has no 'units' (is it from an image "
                              "tokenizer?)")
         units = torch.tensor(row["units"] if isinstance(row, dict) else row)
         durations = row.get("durations") if isinstance(row, dict) else None
-        wav = tok.decode(units[None], None if durations is None else torch.tensor([durations]))
+        wav = tok.decode(units[None], None if durations is None else torch.tensor([durations]),
+                         speaker)
         path = out if len(rows) == 1 else out.with_name(f"{out.stem}-{i}{out.suffix}")
         save_audio(path, wav[0], tok.sample_rate)
         print(path)

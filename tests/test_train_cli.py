@@ -10,9 +10,10 @@ import yaml
 from conftest import TINY
 from safetensors.torch import load_file
 
+from speechtok.audio_io import load_audio
 from speechtok.cli import main
 from speechtok.config_io import build_configs, parse_overrides
-from speechtok.speech import SpeechTokenizerConfig
+from speechtok.speech import SpeechTokenizer, SpeechTokenizerConfig
 from speechtok.train import SpeechTrainConfig
 
 TINY_ARGS = [f"--{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}"
@@ -74,6 +75,19 @@ def test_encode_decode_eval_cli(audio_folder, tmp_path, capsys):
                  "--out", str(tmp_path / "out.wav")]) == 0
     assert sorted(p.name for p in tmp_path.glob("out-*.wav")) == [
         "out-0.wav", "out-1.wav", "out-2.wav"]
+    # --voice: the same units spoken in the voice of a recording instead of the mean voice.
+    first = tmp_path / "first.jsonl"
+    first.write_text(units.read_text().splitlines()[0] + "\n")
+    assert main(["decode", "--tokenizer", str(tmp_path / "tok"), str(first), "--voice",
+                 files[1], "--out", str(tmp_path / "voiced.wav")]) == 0
+    tok = SpeechTokenizer.from_pretrained(str(tmp_path / "tok")).eval()
+    row = json.loads(first.read_text())
+    expected = tok.decode(torch.tensor([row["units"]]), torch.tensor([row["durations"]]),
+                          tok.speaker_embedding(load_audio(files[1], tok.sample_rate)[None]))[0]
+    voiced = load_audio(tmp_path / "voiced.wav", tok.sample_rate)
+    mean_voice = load_audio(tmp_path / "out-0.wav", tok.sample_rate)
+    assert (voiced - expected).abs().max() < 1e-3  # 16-bit file
+    assert (voiced - mean_voice).abs().max() > 1e-2
     capsys.readouterr()
     assert main(["eval", "--tokenizer", str(tmp_path / "tok"), "--data", str(audio_folder)]) == 0
     metrics = json.loads(capsys.readouterr().out)
