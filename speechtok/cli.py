@@ -160,7 +160,7 @@ def cmd_encode(args) -> None:
 def cmd_decode(args) -> None:
     import torch
 
-    from .audio_io import save_audio
+    from .audio_io import load_audio, save_audio
     from .auto import load_tokenizer
 
     text = sys.stdin.read() if args.units == "-" else Path(args.units).read_text()
@@ -191,8 +191,6 @@ def cmd_decode(args) -> None:
         return
     speaker = None
     if args.voice:
-        from .audio_io import load_audio
-
         speaker = tok.speaker_embedding(load_audio(args.voice, tok.sample_rate)[None])
     for i, row in enumerate(rows):
         if isinstance(row, dict) and "units" not in row:
