@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from lm.generate import Sampling, generate_ids  # noqa: E402
 from lm.model import LMConfig, new_lm  # noqa: E402
 from lm.vocab import MultimodalVocab, train_bpe  # noqa: E402
-from speechtok.config_io import build_configs  # noqa: E402
+from speechtok.training.config import build_configs  # noqa: E402
 
 
 def load(bundle: Path):

@@ -33,7 +33,7 @@ from lm.data import PackedBatches, TaskSources  # noqa: E402
 from lm.loss import modality_weighted_loss  # noqa: E402
 from lm.model import LMConfig, new_lm  # noqa: E402
 from lm.train import LMTrainConfig, _codes, build_vocab  # noqa: E402
-from speechtok.config_io import build_configs  # noqa: E402
+from speechtok.training.config import build_configs  # noqa: E402
 
 
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:

@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 from timing import median_seconds  # noqa: E402  (benchmarks/timing.py)
 
-from speechtok.quantizer import VectorQuantizer  # noqa: E402
+from speechtok.quantization import VectorQuantizer  # noqa: E402
 
 
 def train_step(module, x, ours: bool):

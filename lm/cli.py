@@ -122,7 +122,7 @@ def cmd_generate(args) -> None:
                     seed=args.seed)
     out = Path(args.out)
     if args.kind == "speech":
-        from speechtok.audio_io import load_audio, save_audio
+        from speechtok.speech.io import load_audio, save_audio
 
         pipe = SpeechContinuation(bundle)
         sr = pipe.speech_tokenizer.sample_rate
@@ -135,7 +135,7 @@ def cmd_generate(args) -> None:
                           "prompt_units": len(result.prompt_units[0]),
                           "continuation_units": len(result.units[0]), **result.settings}))
         return
-    from speechtok.image_io import image_grid, to_pil
+    from speechtok.image.io import image_grid, to_pil
 
     pipe = TextToImage(bundle)
     result = pipe(args.caption, num_images=args.num, guidance_scale=args.guidance, **sampling)
@@ -153,7 +153,7 @@ def cmd_generate(args) -> None:
 
 
 def cmd_train(args, extra: list[str]) -> None:
-    from speechtok.config_io import build_configs, parse_overrides
+    from speechtok.training.config import build_configs, parse_overrides
 
     from .model import LMConfig
     from .train import LMTrainConfig, train_lm
@@ -186,7 +186,7 @@ def push_bundle(folder: str, repo: str, private: bool = False, revision: str | N
 def cmd_tokenize(args) -> None:
     from accelerate import PartialState
 
-    from speechtok.train import cpu_processes
+    from speechtok.training.accelerator import cpu_processes
 
     from .pretokenize import pretokenize
 

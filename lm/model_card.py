@@ -5,7 +5,7 @@ measured, their values as `model-index`), what the model is, and how to load it.
 `AutoModelForCausalLM` / `AutoTokenizer` and no project or remote code; the pipelines that turn
 tokens back into images and speech need speechtok-lm. The YAML is rendered by huggingface_hub's
 `ModelCardData`, so it follows the Hub's metadata spec (`metrics` is a list of names; values live
-in `model-index`). The tokenizers' own cards come from `speechtok.model_card`.
+in `model-index`). The tokenizers' own cards come from `speechtok.hub.model_card`.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from speechtok.audio_io import prepare_waveform
 from speechtok.auto import load_tokenizer
+from speechtok.speech.io import prepare_waveform
 
 from .durations import DURATIONS_FILE, expand_durations, load_durations, mean_run_lengths
 from .generate import Sampling, generate_ids, seeded

@@ -36,11 +36,11 @@ def _items(kind: str, data: Path, split: str, tokenizer) -> list[dict]:
     """The media of one split as rows {"name", "text", "alt_texts", "path" or "bytes"};
     `alt_texts` are other captions of the same item (metadata "alt_texts", a list)."""
     if kind == "speech":
-        from speechtok.audio_data import open_eval_source
+        from speechtok.speech.data import open_eval_source
 
         items = open_eval_source(data, tokenizer.sample_rate, split).items
     else:
-        from speechtok.image_data import open_image_eval_source
+        from speechtok.image.data import open_image_eval_source
 
         items = open_image_eval_source(data, tokenizer.config.resolution, split).items
     return [{"name": it.name, "text": str(it.meta.get("text", "")),
@@ -56,7 +56,7 @@ def _encode_batch(batch: dict, kind: str, tokenizer_dir: str, device: str) -> di
     out = []
     for path, data, name in zip(batch["path"], batch["bytes"], batch["name"], strict=True):
         if kind == "speech":
-            from speechtok.audio_io import decode_audio, load_audio
+            from speechtok.speech.io import decode_audio, load_audio
 
             wav = load_audio(path, tok.sample_rate) if path is not None else \
                 decode_audio(data, tok.sample_rate, name)
@@ -64,7 +64,7 @@ def _encode_batch(batch: dict, kind: str, tokenizer_dir: str, device: str) -> di
         else:
             from PIL import Image
 
-            from speechtok.image_io import load_image
+            from speechtok.image.io import load_image
 
             out.append(load_image(path) if path is not None else Image.open(io.BytesIO(data)))
     if kind == "image":  # one forward for the whole batch
@@ -86,9 +86,9 @@ def pretokenize(kind: str, data: str | Path, tokenizer_dir: str | Path, out: str
         raise ValueError(f"{tokenizer_dir} is a {tok.config.kind} tokenizer, not {kind}")
     if not data.exists():
         raise FileNotFoundError(f"data not found: {data}")
-    from speechtok.audio_data import _is_saved_dataset
+    from speechtok.splits import is_saved_dataset
 
-    if _is_saved_dataset(data):
+    if is_saved_dataset(data):
         from datasets import load_from_disk
 
         saved = load_from_disk(str(data))

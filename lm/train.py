@@ -23,10 +23,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from speechtok.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
-from speechtok.config_io import dump_config
-from speechtok.loss_curve import LossCurve
-from speechtok.train import lr_lambda, make_accelerator
+from speechtok.training.accelerator import make_accelerator
+from speechtok.training.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from speechtok.training.config import dump_config
+from speechtok.training.loss_curve import LossCurve
+from speechtok.training.schedule import lr_lambda
 
 from .data import PackedBatches, TaskSources
 from .durations import DURATIONS_FILE, mean_run_lengths, save_durations

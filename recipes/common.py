@@ -3,10 +3,9 @@
 A recipe = a reader that writes the dataset in our layouts (layouts.py) + these stages, called
 as the built-in demo calls them: train the tokenizer(s), evaluate them on the test split,
 pre-tokenise, train the LM (the bundle), then a recipe-specific generation stage. The stage
-helpers written for the demo (train_tokenizer, split_overrides, cached_json, stage) are
-imported from recipes/builtin/run_demo.py, not copied. Every stage is skipped when its output
-exists, and a killed training stage resumes from its last checkpoint, so rerunning the same
-command finishes the job.
+helpers live here; the built-in demo (recipes/builtin/run_demo.py) uses them too. Every stage
+is skipped when its output exists, and a killed training stage resumes from its last
+checkpoint, so rerunning the same command finishes the job.
 
 Import direction: recipes → lm → speechtok; nothing in lm or speechtok imports from here.
 """
@@ -16,26 +15,84 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
-RECIPES = Path(__file__).resolve().parent
-ROOT = RECIPES.parent
-for _path in (ROOT, RECIPES / "builtin"):  # run from a checkout without installing
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+from speechtok.training.config import build_configs, parse_overrides
 
-from run_demo import (  # noqa: E402
-    cached_json,
-    pretokenize_once,
-    resynthesise,
-    split_overrides,
-    stage,
-    train_tokenizer,
-)
 
-from speechtok.config_io import build_configs  # noqa: E402
+def stage(name: str):
+    print(f"\n=== {name} ===", flush=True)
+    return time.time()
+
+
+def split_overrides(tokens: list[str]) -> dict[str, dict[str, str]]:
+    """`--speech.steps 10 --image.lr=1e-3` → {"speech": {"steps": "10"}, "image": {...}}."""
+    out: dict[str, dict[str, str]] = {"speech": {}, "image": {}, "lm": {}}
+    for key, value in parse_overrides(tokens).items():
+        prefix, _, name = key.partition(".")
+        if prefix not in out or not name:
+            raise SystemExit(f"override --{key}: say which model, e.g. --speech.{key}, "
+                             f"--image.{key} or --lm.{key}")
+        out[prefix][name] = value
+    return out
+
+
+def train_tokenizer(kind: str, data: Path, tok_dir: Path, config: Path,
+                    overrides: dict[str, str]) -> Path:
+    if (tok_dir / "model.safetensors").exists():
+        print(f"{kind} tokenizer exists: {tok_dir}")
+        return tok_dir
+    if kind == "speech":
+        from speechtok.speech import SpeechTokenizerConfig
+        from speechtok.speech.train import SpeechTrainConfig, train_speech
+
+        classes, train = [SpeechTokenizerConfig, SpeechTrainConfig], train_speech
+    else:
+        from speechtok.image import ImageTokenizerConfig
+        from speechtok.image.train import ImageTrainConfig, train_image
+
+        classes, train = [ImageTokenizerConfig, ImageTrainConfig], train_image
+    model_cfg, train_cfg = build_configs(classes, config, overrides)
+    train(data, tok_dir, model_cfg, train_cfg, resume=True)
+    return tok_dir
+
+
+def cached_json(path: Path, compute) -> dict:
+    if path.exists():
+        return json.loads(path.read_text())
+    result = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def resynthesise(tok, split: Path, out_dir: Path, n: int) -> list[dict]:
+    """Encode and decode the first `n` utterances of `split` with the speech tokenizer `tok`
+    into `out_dir` (files that exist are kept); return their metadata rows."""
+    from speechtok.speech.io import load_audio, save_audio
+
+    rows = [json.loads(line) for line in (split / "metadata.jsonl").read_text().splitlines()][:n]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        target = out_dir / row["file"]
+        if not target.exists():
+            units = tok.encode(load_audio(split / row["file"], tok.sample_rate)[None])
+            save_audio(target, tok.decode(units)[0], tok.sample_rate)
+    return rows
+
+
+def pretokenize_once(kind: str, data: Path, tok_dir: Path, codes: Path) -> Path:
+    """Encode every split once (`lm tokenize`); skipped when the codes exist."""
+    from lm.pretokenize import pretokenize
+
+    if (codes / "pretokenized.json").exists():
+        print(f"{kind} codes exist: {codes}")
+    else:
+        print(json.dumps(pretokenize(kind, data, tok_dir, codes)))
+    return codes
+
+
 
 CONFIG_FILES = {"speech": "speech_tokenizer.yaml", "image": "image_tokenizer.yaml",
                 "lm": "lm.yaml"}
@@ -97,12 +154,12 @@ def model_configs(kind: str, config: str | Path, overrides: dict[str, str]) -> l
     data is converted)."""
     if kind == "speech":
         from speechtok.speech import SpeechTokenizerConfig
-        from speechtok.train import SpeechTrainConfig
+        from speechtok.speech.train import SpeechTrainConfig
 
         classes = [SpeechTokenizerConfig, SpeechTrainConfig]
     elif kind == "image":
         from speechtok.image import ImageTokenizerConfig
-        from speechtok.train_image import ImageTrainConfig
+        from speechtok.image.train import ImageTrainConfig
 
         classes = [ImageTokenizerConfig, ImageTrainConfig]
     else:
@@ -138,10 +195,10 @@ class Timer:
 def evaluate_speech_tokenizer(tok_dir: Path, data: Path, max_items: int | None) -> dict:
     """Codebook use, bitrate and spectral distances on the test split (cached), and the model
     card with them."""
-    from speechtok.audio_data import open_eval_source
-    from speechtok.evaluate import evaluate_speech
-    from speechtok.model_card import write_model_card
+    from speechtok.hub.model_card import write_model_card
     from speechtok.speech import SpeechTokenizer
+    from speechtok.speech.data import open_eval_source
+    from speechtok.speech.evaluate import evaluate_speech
 
     tok = SpeechTokenizer.from_pretrained(str(tok_dir)).eval()
     metrics = cached_json(tok_dir / "eval_test.json", lambda: evaluate_speech(
@@ -154,10 +211,10 @@ def evaluate_speech_tokenizer(tok_dir: Path, data: Path, max_items: int | None) 
 def evaluate_image_tokenizer(tok_dir: Path, data: Path, grid: Path) -> dict:
     """PSNR, SSIM and codebook use on the test split (cached), a reconstruction grid, and the
     model card."""
+    from speechtok.hub.model_card import write_model_card
     from speechtok.image import ImageTokenizer
-    from speechtok.image_data import open_image_eval_source
-    from speechtok.image_evaluate import evaluate_image, save_reconstruction_grid
-    from speechtok.model_card import write_model_card
+    from speechtok.image.data import open_image_eval_source
+    from speechtok.image.evaluate import evaluate_image, save_reconstruction_grid
 
     tok = ImageTokenizer.from_pretrained(str(tok_dir)).eval()
     test = open_image_eval_source(data, tok.config.resolution, "test")

@@ -6,7 +6,7 @@
 
 A recipe's reader turns its dataset into `Example`s per split; `write_audio_folder` /
 `write_image_folder` decode them, resample / downmix / resize through the library
-(speechtok.audio_io, speechtok.image_io: the same rule the tokenizers apply at encode time) and
+(speechtok.speech.io, speechtok.image.io: the same rule the tokenizers apply at encode time) and
 write them. Converting once, up front, means the trainers, `lm tokenize` and evaluation all
 read one small, uniform corpus instead of each decoding the original format. The folder is
 built in a temporary sibling and renamed into place, so OUT either is complete or absent, and
@@ -30,11 +30,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from speechtok.audio_data import _is_saved_dataset, hold_out
-from speechtok.audio_io import decode_audio as decode_audio_bytes
-from speechtok.audio_io import load_audio, save_audio
-from speechtok.image_data import ImageItem
-from speechtok.image_io import prepare_images, to_pil
+from speechtok.image.data import ImageItem
+from speechtok.image.io import prepare_images, to_pil
+from speechtok.speech.io import decode_audio as decode_audio_bytes
+from speechtok.speech.io import load_audio, save_audio
+from speechtok.splits import hold_out, is_saved_dataset
 
 SPLITS = ("train", "valid", "test")
 DONE_FILE = "prepared.json"
@@ -62,7 +62,7 @@ def open_source(data: str, hub_config: str | None = None):
     otherwise the `datasets` Dataset / DatasetDict saved there, or loaded by Hub name."""
     path = Path(data).expanduser()
     if path.exists():
-        if _is_saved_dataset(path):
+        if is_saved_dataset(path):
             from datasets import load_from_disk
 
             return load_from_disk(str(path))
@@ -179,7 +179,7 @@ def _write(out: Path, read_splits, settings: dict, write_one) -> dict:
 
 
 def decode_audio(e: Example, sample_rate: int) -> torch.Tensor:
-    """Mono `(samples,)` at `sample_rate` through speechtok.audio_io (errors name the item)."""
+    """Mono `(samples,)` at `sample_rate` through speechtok.speech.io (errors name the item)."""
     if isinstance(e.media, (str, Path)):
         return load_audio(e.media, sample_rate)  # names the file when it cannot be read
     return decode_audio_bytes(e.media, sample_rate, e.name)
@@ -208,7 +208,7 @@ def open_image(e: Example):
 
 def write_image_folder(out: Path, read_splits, resolution: int, settings: dict) -> dict:
     """`read_splits()` ({split: [Example]}) in the imagefolder layout: RGB PNGs at the
-    tokenizer's resolution (shorter side resized, centre crop: speechtok.image_io.
+    tokenizer's resolution (shorter side resized, centre crop: speechtok.image.io.
     prepare_images), so training never decodes a large JPEG."""
     def write_one(folder: Path, e: Example) -> dict:
         to_pil(prepare_images(open_image(e), resolution)[0]).save(folder / f"{e.name}.png")

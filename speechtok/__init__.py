@@ -1,11 +1,18 @@
-"""speechtok: modality tokenizers that turn speech and images into discrete codes."""
+"""speechtok: modality tokenizers that turn speech and images into discrete codes.
+
+Subpackages by concern: `quantization` (the quantizers, one interface), `speech` and `image`
+(each tokenizer with its configuration, modules, I/O, data, losses, trainer and evaluation),
+`training` (the loop, accelerator, schedule, checkpoints, config parsing), `hub` (push and model
+cards), `metrics`. docs/ARCHITECTURE.md draws how they fit together.
+"""
 
 from .image import ImageTokenizer, ImageTokenizerConfig
-from .quantizer import FSQ, QuantizerOutput, ResidualVQ, VectorQuantizer
+from .quantization import FSQ, QuantizerConfig, QuantizerOutput, ResidualVQ, VectorQuantizer
 from .speech import SpeechTokenizer, SpeechTokenizerConfig, dedup, undedup
 
 __all__ = [
-    "FSQ", "ImageTokenizer", "ImageTokenizerConfig", "QuantizerOutput", "ResidualVQ",
-    "SpeechTokenizer", "SpeechTokenizerConfig", "VectorQuantizer", "dedup", "undedup",
+    "FSQ", "ImageTokenizer", "ImageTokenizerConfig", "QuantizerConfig", "QuantizerOutput",
+    "ResidualVQ", "SpeechTokenizer", "SpeechTokenizerConfig", "VectorQuantizer", "dedup",
+    "undedup",
 ]
 __version__ = "0.1.0"

@@ -17,11 +17,11 @@ def load_tokenizer(path: str | Path, device: str | None = None):
     """A saved SpeechTokenizer or ImageTokenizer, in eval mode."""
     kind = tokenizer_kind(path)
     if kind == "speech":
-        from .speech import SpeechTokenizer
+        from speechtok.speech import SpeechTokenizer
 
         model = SpeechTokenizer.from_pretrained(str(path))
     elif kind == "image":
-        from .image import ImageTokenizer
+        from speechtok.image import ImageTokenizer
 
         model = ImageTokenizer.from_pretrained(str(path))
     else:

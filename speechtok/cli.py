@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .hub import push
+from speechtok.hub import push
 
 EPILOG = """examples:
   speechtok train speech --data corpus/ --out runs/tok --steps 2000 --codebook_size 256
@@ -106,18 +106,18 @@ def _device(name: str | None) -> str:
 
 
 def cmd_train(args, extra: list[str]) -> None:
-    from .config_io import build_configs, parse_overrides
+    from speechtok.training.config import build_configs, parse_overrides
 
     if args.modality == "image":
-        from .image import ImageTokenizerConfig
-        from .train_image import ImageTrainConfig, train_image
+        from speechtok.image import ImageTokenizerConfig
+        from speechtok.image.train import ImageTrainConfig, train_image
 
         model_cfg, train_cfg = build_configs([ImageTokenizerConfig, ImageTrainConfig],
                                              args.config, parse_overrides(extra))
         train_image(args.data, args.out, model_cfg, train_cfg, resume=args.resume)
     else:
-        from .speech import SpeechTokenizerConfig
-        from .train import SpeechTrainConfig, train_speech
+        from speechtok.speech import SpeechTokenizerConfig
+        from speechtok.speech.train import SpeechTrainConfig, train_speech
 
         model_cfg, train_cfg = build_configs([SpeechTokenizerConfig, SpeechTrainConfig],
                                              args.config, parse_overrides(extra))
@@ -127,9 +127,9 @@ def cmd_train(args, extra: list[str]) -> None:
 
 
 def cmd_encode(args) -> None:
-    from .audio_io import load_audio
-    from .auto import load_tokenizer
-    from .speech import dedup
+    from speechtok.auto import load_tokenizer
+    from speechtok.speech import dedup
+    from speechtok.speech.io import load_audio
 
     tok = load_tokenizer(args.tokenizer, _device(args.device))
     is_image = tok.config.kind == "image"
@@ -140,7 +140,7 @@ def cmd_encode(args) -> None:
         for f in args.files:
             row = {"file": f}
             if is_image:
-                from .image_io import load_image
+                from speechtok.image.io import load_image
 
                 row["codes"] = tok.encode(load_image(f))[0].cpu().tolist()
                 out.write(json.dumps(row) + "\n")
@@ -160,8 +160,8 @@ def cmd_encode(args) -> None:
 def cmd_decode(args) -> None:
     import torch
 
-    from .audio_io import load_audio, save_audio
-    from .auto import load_tokenizer
+    from speechtok.auto import load_tokenizer
+    from speechtok.speech.io import load_audio, save_audio
 
     text = sys.stdin.read() if args.units == "-" else Path(args.units).read_text()
     rows = []
@@ -176,7 +176,7 @@ def cmd_decode(args) -> None:
     tok = load_tokenizer(args.tokenizer, _device(args.device))
     out = Path(args.out)
     if tok.config.kind == "image":
-        from .image_io import to_pil
+        from speechtok.image.io import to_pil
 
         if args.voice:
             raise ValueError("--voice is for speech tokenizers; this one is an image tokenizer")
@@ -206,18 +206,18 @@ def cmd_decode(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from .auto import load_tokenizer
+    from speechtok.auto import load_tokenizer
 
     tok = load_tokenizer(args.tokenizer, _device(args.device))
     if tok.config.kind == "image":
-        from .image_data import open_image_eval_source
-        from .image_evaluate import evaluate_image
+        from speechtok.image.data import open_image_eval_source
+        from speechtok.image.evaluate import evaluate_image
 
         source = open_image_eval_source(args.data, tok.config.resolution, args.split)
         metrics = evaluate_image(tok, source, args.max_items, progress=True)
     else:
-        from .audio_data import open_eval_source
-        from .evaluate import evaluate_speech
+        from speechtok.speech.data import open_eval_source
+        from speechtok.speech.evaluate import evaluate_speech
 
         source = open_eval_source(args.data, tok.sample_rate, args.split)
         metrics = evaluate_speech(tok, source, args.max_items, progress=True)

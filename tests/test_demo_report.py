@@ -1,14 +1,10 @@
 """The demo's plumbing that needs no training: stage failures are named, the report renders."""
 
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes" / "builtin"))
-
-from report import to_html, to_markdown  # noqa: E402
-from run_demo import StageFailed, _last_line, timed  # noqa: E402
+from recipes.builtin.report import to_html, to_markdown
+from recipes.builtin.run_demo import StageFailed, last_line, timed
 
 
 def test_a_failing_stage_is_named_with_its_error_and_not_timed(capsys):
@@ -37,6 +33,6 @@ def test_report_blocks_render_the_same_content_to_markdown_and_html():
 
 def test_progress_line_is_the_latest_carriage_return_segment(tmp_path):
     log = tmp_path / "b.log"
-    assert _last_line(log) == ""
+    assert last_line(log) == ""
     log.write_text("=== 2 training ===\ntrain speech: 10%|#\rtrain speech: 20%|##\r")
-    assert _last_line(log) == "train speech: 20%|##"
+    assert last_line(log) == "train speech: 20%|##"

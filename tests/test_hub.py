@@ -14,12 +14,12 @@ import pytest
 import torch
 import yaml
 from conftest import speechlike
+from local_hub import LocalHub
 from test_image import tiny_image_tokenizer
 from test_lm_generate import make_bundle
 
 from speechtok import SpeechTokenizer
 from speechtok.hub import push
-from speechtok.local_hub import LocalHub
 
 TOKEN = "hf_testtoken123"  # a fake: it must reach the server as a Bearer header, never output
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,7 +214,7 @@ def test_push_errors_name_the_problem(tmp_path, capsys):
 
 
 def test_tokenizer_card_lists_metric_names_and_tables_their_values(tmp_path):
-    from speechtok.model_card import write_model_card
+    from speechtok.hub.model_card import write_model_card
 
     card = write_model_card(tmp_path, {"kind": "image", "resolution": 32, "downsample_factor": 4,
                                        "codebook_size": 240}, {"psnr": 29.73, "ssim": 0.985})

@@ -8,10 +8,10 @@ from PIL import Image
 
 from speechtok import ImageTokenizer, ImageTokenizerConfig
 from speechtok.auto import load_tokenizer
-from speechtok.image_io import prepare_images
-from speechtok.image_metrics import psnr, ssim
-from speechtok.losses import adaptive_gan_weight, hinge_d_loss, hinge_g_loss
-from speechtok.perceptual import PerceptualLoss
+from speechtok.image.io import prepare_images
+from speechtok.image.losses import adaptive_gan_weight, hinge_d_loss, hinge_g_loss
+from speechtok.image.perceptual import PerceptualLoss
+from speechtok.metrics.image import psnr, ssim
 
 TINY_IMAGE = dict(resolution=16, channels=8, latent_dim=8, codebook_size=16, codebook_dim=4,
                   norm_groups=4, dead_code_steps=2)

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from test_image import TINY_IMAGE
 
 from speechtok.cli import main
-from speechtok.image_data import open_image_eval_source, open_image_splits
+from speechtok.image.data import open_image_eval_source, open_image_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_ARGS = [f"--{k}={json.dumps(v)}" for k, v in TINY_IMAGE.items()]

@@ -15,8 +15,8 @@ from test_image import tiny_image_tokenizer
 
 from lm.cli import main
 from lm.pretokenize import load_codes, pretokenize
-from speechtok.audio_io import load_audio
 from speechtok.auto import load_tokenizer
+from speechtok.speech.io import load_audio
 
 ROOT = Path(__file__).resolve().parents[1]
 

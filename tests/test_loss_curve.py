@@ -2,7 +2,7 @@
 
 import pytest
 
-from speechtok.loss_curve import LossCurve, load_curve
+from speechtok.training.loss_curve import LossCurve, load_curve
 
 
 def test_windows_average_their_steps_and_resume_continues(tmp_path):

@@ -1,4 +1,4 @@
-"""Fast unit tests of speechtok.quantizer (tiny sizes, CPU)."""
+"""Fast unit tests of speechtok.quantization (tiny sizes, CPU)."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from speechtok.quantizer import FSQ, QuantizerOutput, ResidualVQ, VectorQuantizer
+from speechtok.quantization import FSQ, QuantizerOutput, ResidualVQ, VectorQuantizer
 
 
 def clustered(n_clusters=8, per_cluster=64, dim=4, spread=0.05, seed=0):

@@ -9,7 +9,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
-from speechtok.quantizer import VectorQuantizer
+from speechtok.quantization import VectorQuantizer
 
 WORLD = 2
 DIM, K, STEPS = 8, 32, 4

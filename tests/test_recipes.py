@@ -19,7 +19,7 @@ import yaml
 from conftest import speechlike
 from PIL import Image
 
-from speechtok.config_io import build_configs
+from speechtok.training.config import build_configs
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
@@ -63,9 +63,9 @@ def _config_classes(path: Path) -> list[type]:
     from lm.model import LMConfig
     from lm.train import LMTrainConfig
     from speechtok.image import ImageTokenizerConfig
+    from speechtok.image.train import ImageTrainConfig
     from speechtok.speech import SpeechTokenizerConfig
-    from speechtok.train import SpeechTrainConfig
-    from speechtok.train_image import ImageTrainConfig
+    from speechtok.speech.train import SpeechTrainConfig
 
     return {"speech_tokenizer.yaml": [SpeechTokenizerConfig, SpeechTrainConfig],
             "image_tokenizer.yaml": [ImageTokenizerConfig, ImageTrainConfig],

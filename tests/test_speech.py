@@ -9,7 +9,7 @@ import torch
 from conftest import speechlike, tiny_config
 
 from speechtok import SpeechTokenizer, SpeechTokenizerConfig, dedup, undedup
-from speechtok.speech_modules import receptive_half_width
+from speechtok.speech.modules import receptive_half_width
 
 
 def test_default_config_is_50hz_and_validates():
@@ -162,8 +162,8 @@ def test_mel_to_log_magnitude_keeps_time_alignment_and_inverts_the_filterbank(ti
 def test_feature_stats_normalise_what_the_encoder_sees(cmn_seconds, audio_folder):
     """The trainer's global statistics are those of the features after sliding CMN, so the
     encoder's input has zero mean and unit variance per bin either way."""
-    from speechtok.audio_data import open_splits
-    from speechtok.train import feature_stats
+    from speechtok.speech.data import open_splits
+    from speechtok.speech.train import feature_stats
 
     clips, _ = open_splits(audio_folder, 16000)
     tok = SpeechTokenizer(tiny_config(cmn_seconds=cmn_seconds))

@@ -10,11 +10,11 @@ import yaml
 from conftest import TINY
 from safetensors.torch import load_file
 
-from speechtok.audio_io import load_audio
 from speechtok.cli import main
-from speechtok.config_io import build_configs, parse_overrides
 from speechtok.speech import SpeechTokenizer, SpeechTokenizerConfig
-from speechtok.train import SpeechTrainConfig
+from speechtok.speech.io import load_audio
+from speechtok.speech.train import SpeechTrainConfig
+from speechtok.training.config import build_configs, parse_overrides
 
 TINY_ARGS = [f"--{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}"
              for k, v in TINY.items()]

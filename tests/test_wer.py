@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from speechtok.wer import (
+from speechtok.metrics.wer import (
     DEFAULT_MODEL_DIR,
     edit_distance,
     normalize,

@@ -23,9 +23,9 @@ from lm.classifier_score import ImageClassifier, train_classifier
 from lm.evaluate import speech_unit_nll
 from lm.pipelines import SpeechContinuation, TextToImage, save_generation_defaults
 from lm.pretokenize import load_codes
-from speechtok.audio_io import load_audio, save_audio
-from speechtok.image_data import open_image_eval_source
-from speechtok.image_io import image_grid
+from speechtok.image.data import open_image_eval_source
+from speechtok.image.io import image_grid
+from speechtok.speech.io import load_audio, save_audio
 
 # 3.0 scored below 2.0 in every sweep so far (issue 5 note, and the issue 6 runs): left out to
 # save time; `lm generate image --guidance 3` still takes it
@@ -100,7 +100,7 @@ def tune_and_score_images(bundle: Path, clf: ImageClassifier, image_data: Path, 
 
 def continue_speech(bundle: Path, speech_data: Path, codes: Path, out: Path,
                     prompt_seconds: float = 1.5, max_seconds: float = 4.0) -> dict:
-    from speechtok.wer import transcribe
+    from speechtok.metrics.wer import transcribe
 
     pipe = SpeechContinuation.from_pretrained(bundle)
     sr = pipe.speech_tokenizer.sample_rate

@@ -19,14 +19,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on a server
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+
+from speechtok.speech.io import load_audio
+from speechtok.training.loss_curve import load_curve
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))  # run from a checkout without installing
-
-from speechtok.audio_io import load_audio  # noqa: E402
-from speechtok.loss_curve import load_curve  # noqa: E402
 
 FIGURES = "figures"
 
@@ -214,7 +213,7 @@ def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
     clf = _json(out / "generation" / "classifier.json") or {}
     images = _json(out / "generation" / "images.json") or {}
     speech = _json(out / "generation" / "speech.json") or {}
-    trip = _json(out / "hub_round_trip.json") or {}
+    trip = _json(out / "upload_round_trip.json") or {}
     faces = (_json(out / "data" / "images" / "corpus.json") or {}).get("faces", {})
 
     curves = plot_loss_curves(out, fig_dir / "loss_curves.png")
@@ -253,7 +252,7 @@ def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
     if speech:
         rows += _metric_rows("LM on held-out speech", speech["heldout_speech"])
     if trip:
-        rows += [("Hub round trip", f"identical {k}", v)
+        rows += [("upload round trip", f"identical {k}", v)
                  for k, v in trip["identical_generations"].items()]
     b.append(("table", ["part", "metric", "value"], rows))
 
@@ -316,12 +315,11 @@ def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
                f"({nll['bits_per_unit']:.3f} bits).")]
     if trip:
         same = trip["identical_generations"]
-        b += [("h", 2, "Hub round trip"),
-              ("p", f"`lm push` of the bundle to a local stand-in for the Hub "
-               f"(`speechtok.local_hub`, through huggingface_hub's client): "
-               f"{trip['files_received']} files received, checkpoints uploaded: "
-               f"{_fmt(trip['checkpoints_uploaded'])}. Loaded back from what the server "
-               f"received, with sampling at a fixed seed ({json.dumps(trip['sampling'])}): "
+        b += [("h", 2, "Upload round trip"),
+              ("p", f"The files `lm push` would upload ({trip['files_uploaded']}; "
+               f"{trip['files_left_out']} left out, checkpoints uploaded: "
+               f"{_fmt(trip['checkpoints_uploaded'])}), copied to a fresh folder and loaded "
+               f"from there, with sampling at a fixed seed ({json.dumps(trip['sampling'])}): "
                f"identical images: **{_fmt(same['images'])}**, identical speech: "
                f"**{_fmt(same['speech'])}**.")]
     shown = runs[:1] + runs[1:][-2:]  # the first run and the last two reruns

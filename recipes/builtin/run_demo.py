@@ -17,8 +17,8 @@ Stages:   speech branch: 1. speech corpus  2. train the speech tokenizer  3. eva
           12. generate: tune guidance × temperature on validation captions, make the best the
               bundle's default, score it on the test captions, draw a grid; continue two
               held-out speech prompts and transcribe them; the LM's NLL on held-out speech
-          13. push the bundle to a local stand-in Hub and check that what it received loads
-              and generates the same images and speech for a fixed seed
+          13. the upload round trip: the files `lm push` would upload, loaded from a fresh
+              folder, generate the same images and speech for a fixed seed
           14. the report: runs/demo/report.md and report.html (loss curves, codebook use,
               reconstructions, spectrograms, generated images, every metric)
 Command:  make demo        (or: python recipes/builtin/run_demo.py --out runs/demo)
@@ -49,25 +49,25 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
+from recipes.common import (
+    cached_json,
+    pretokenize_once,
+    resynthesise,
+    split_overrides,
+    stage,
+    train_tokenizer,
+)
+from speechtok.hub.model_card import write_model_card
+from speechtok.image import ImageTokenizer
+from speechtok.image.data import open_image_eval_source
+from speechtok.image.evaluate import evaluate_image, save_reconstruction_grid
+from speechtok.speech import SpeechTokenizer
+from speechtok.speech.data import open_eval_source
+from speechtok.speech.evaluate import evaluate_speech
+from speechtok.speech.io import load_audio
+from speechtok.training.config import build_configs
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))  # run from a checkout without installing
-
-from speechtok.audio_data import open_eval_source  # noqa: E402
-from speechtok.audio_io import load_audio, save_audio  # noqa: E402
-from speechtok.config_io import build_configs, parse_overrides  # noqa: E402
-from speechtok.evaluate import evaluate_speech  # noqa: E402
-from speechtok.image import ImageTokenizer, ImageTokenizerConfig  # noqa: E402
-from speechtok.image_data import open_image_eval_source  # noqa: E402
-from speechtok.image_evaluate import evaluate_image, save_reconstruction_grid  # noqa: E402
-from speechtok.model_card import write_model_card  # noqa: E402
-from speechtok.speech import SpeechTokenizer, SpeechTokenizerConfig  # noqa: E402
-from speechtok.train import SpeechTrainConfig, train_speech  # noqa: E402
-from speechtok.train_image import ImageTrainConfig, train_image  # noqa: E402
-
-
-def stage(name: str):
-    print(f"\n=== {name} ===", flush=True)
-    return time.time()
 
 
 def make_corpus(out: Path, script: str, *args: str) -> Path:
@@ -76,52 +76,6 @@ def make_corpus(out: Path, script: str, *args: str) -> Path:
         return out
     subprocess.run([sys.executable, str(HERE / script), "--out", str(out), *args], check=True)
     return out
-
-
-def split_overrides(tokens: list[str]) -> dict[str, dict[str, str]]:
-    """`--speech.steps 10 --image.lr=1e-3` → {"speech": {"steps": "10"}, "image": {...}}."""
-    out: dict[str, dict[str, str]] = {"speech": {}, "image": {}, "lm": {}}
-    for key, value in parse_overrides(tokens).items():
-        prefix, _, name = key.partition(".")
-        if prefix not in out or not name:
-            raise SystemExit(f"override --{key}: say which model, e.g. --speech.{key}, "
-                             f"--image.{key} or --lm.{key}")
-        out[prefix][name] = value
-    return out
-
-
-def train_tokenizer(kind: str, data: Path, tok_dir: Path, config: Path,
-                    overrides: dict[str, str]) -> Path:
-    if (tok_dir / "model.safetensors").exists():
-        print(f"{kind} tokenizer exists: {tok_dir}")
-        return tok_dir
-    if kind == "speech":
-        classes, train = [SpeechTokenizerConfig, SpeechTrainConfig], train_speech
-    else:
-        classes, train = [ImageTokenizerConfig, ImageTrainConfig], train_image
-    model_cfg, train_cfg = build_configs(classes, config, overrides)
-    train(data, tok_dir, model_cfg, train_cfg, resume=True)
-    return tok_dir
-
-
-def cached_json(path: Path, compute) -> dict:
-    if path.exists():
-        return json.loads(path.read_text())
-    result = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
-    return result
-
-
-def resynthesise(tok: SpeechTokenizer, split: Path, out_dir: Path, n: int) -> list[dict]:
-    rows = [json.loads(line) for line in (split / "metadata.jsonl").read_text().splitlines()][:n]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for row in rows:
-        target = out_dir / row["file"]
-        if not target.exists():
-            units = tok.encode(load_audio(split / row["file"], tok.sample_rate)[None])
-            save_audio(target, tok.decode(units)[0], tok.sample_rate)
-    return rows
 
 
 class StageFailed(RuntimeError):
@@ -170,7 +124,7 @@ def speech_branch(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
 
 def image_branch(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
     """Stages 6-10: glyph corpus, image tokenizer, its evaluation, image codes, the judge."""
-    from demo_generate import glyph_classifier
+    from recipes.builtin.demo_generate import glyph_classifier
 
     timings: dict = {}
     with timed("6 glyph corpus: captioned letters and digits in every installed font", timings):
@@ -196,7 +150,7 @@ def image_branch(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
 
 
 def score_resynthesis(tok: SpeechTokenizer, data: Path, out: Path, n: int) -> dict:
-    from speechtok.wer import transcribe, word_error_rate
+    from speechtok.metrics.wer import transcribe, word_error_rate
 
     rows = resynthesise(tok, data / "test", out, n)
     refs = [r["text"] for r in rows]
@@ -207,17 +161,6 @@ def score_resynthesis(tok: SpeechTokenizer, data: Path, out: Path, n: int) -> di
             "wer_original": word_error_rate(refs, hyp_orig),
             "examples": [{"text": r, "original": o, "resynthesised": h}
                          for r, o, h in list(zip(refs, hyp_orig, hyp_resyn, strict=True))[:10]]}
-
-
-def pretokenize_once(kind: str, data: Path, tok_dir: Path, codes: Path) -> Path:
-    """Encode every split once (`lm tokenize`); skipped when the codes exist."""
-    from lm.pretokenize import pretokenize
-
-    if (codes / "pretokenized.json").exists():
-        print(f"{kind} codes exist: {codes}")
-    else:
-        print(json.dumps(pretokenize(kind, data, tok_dir, codes)))
-    return codes
 
 
 def _branch_in_child(fn, log: str, *fn_args):
@@ -233,7 +176,7 @@ def _branch_in_child(fn, log: str, *fn_args):
     return fn(*fn_args)
 
 
-def _last_line(log: Path) -> str:
+def last_line(log: Path) -> str:
     if not log.exists():
         return ""
     with open(log, "rb") as f:
@@ -268,7 +211,7 @@ def run_branches(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
         while pending:
             _, pending = wait(pending, timeout=20)
             for name in branches:
-                line = _last_line(logs[name])
+                line = last_line(logs[name])
                 if line != shown[name]:
                     print(f"[{name}] {line}", flush=True)
                     shown[name] = line
@@ -283,37 +226,39 @@ def run_branches(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
     return timings
 
 
-def hub_round_trip(bundle: Path, folder: Path, image_captions: list[str], prompt: Path) -> dict:
-    """Push the bundle to a local stand-in for the Hub (speechtok.local_hub), load what it
-    received, and compare generations at a fixed seed (sampling, not greedy)."""
+def upload_round_trip(bundle: Path, folder: Path, image_captions: list[str],
+                      prompt: Path) -> dict:
+    """Copy the files `lm push` would upload (speechtok.hub.IGNORE_PATTERNS leave checkpoints
+    and logs behind) into `folder`, load the bundle from there, and compare its generations at
+    a fixed seed (sampling, not greedy) with the original's: the upload alone restores the
+    system. (The push itself, against a local stand-in Hub, is tested in tests/test_hub.py.)"""
     import shutil
 
     import torch
+    from huggingface_hub.utils import filter_repo_objects
 
-    from lm.cli import push_bundle
     from lm.pipelines import SpeechContinuation, TextToImage
-    from speechtok.local_hub import LocalHub
+    from speechtok.hub import IGNORE_PATTERNS
 
     shutil.rmtree(folder, ignore_errors=True)
-    repo = "demo/speechtok-lm-demo"
-    with LocalHub(folder) as hub, LocalHub.without_xet():  # it speaks LFS, not Xet
-        # a made-up token: the stand-in only checks that one is sent
-        push_bundle(str(bundle), repo, endpoint=hub.endpoint, token="hf_local_demo_token")
-        received = hub.path(repo)
+    files = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
+    uploaded = list(filter_repo_objects(files, ignore_patterns=IGNORE_PATTERNS))
+    for name in uploaded:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(bundle / name, folder / name)
     sampling = dict(temperature=1.0, seed=0)
     same = {}
-    a, b = (TextToImage.from_pretrained(p)(image_captions, **sampling) for p in (bundle, received))
+    a, b = (TextToImage.from_pretrained(p)(image_captions, **sampling) for p in (bundle, folder))
     same["images"] = bool(torch.equal(a.grids, b.grids) and torch.equal(a.images, b.images))
     wav = load_audio(prompt, 16000)
     a, b = (SpeechContinuation.from_pretrained(p)(wav, 16000, prompt_seconds=1.5,
                                                    max_seconds=2.0, **sampling)
-            for p in (bundle, received))
+            for p in (bundle, folder))
     same["speech"] = bool(all(torch.equal(x, y) for x, y in zip(a.units, b.units, strict=True))
                           and all(torch.equal(x, y) for x, y in
                                   zip(a.waveforms, b.waveforms, strict=True)))
-    files = sorted(str(p.relative_to(received)) for p in received.rglob("*") if p.is_file())
-    return {"repo": repo, "files_received": len(files),
-            "checkpoints_uploaded": any("checkpoints" in f for f in files),
+    return {"files_uploaded": len(uploaded), "files_left_out": len(files) - len(uploaded),
+            "checkpoints_uploaded": any("checkpoints" in f for f in uploaded),
             "identical_generations": same, "captions": image_captions, "sampling": sampling}
 
 
@@ -354,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() \
         else []
     (out / "timings.json").write_text(json.dumps(runs + [timings], indent=1))
-    from report import write_report
+    from recipes.builtin.report import write_report
 
     try:
         with timed("14 the report: report.md and report.html with their figures", {}):
@@ -367,11 +312,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def lm_and_generation(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
-    """Stages 11-13: the LM, generation and its scores, the Hub round trip."""
-    from demo_generate import continue_speech, glyph_classifier, tune_and_score_images
-
+    """Stages 11-13: the LM, generation and its scores, the upload round trip."""
     from lm.model import LMConfig
     from lm.train import LMTrainConfig, train_lm
+    from recipes.builtin.demo_generate import (
+        continue_speech,
+        glyph_classifier,
+        tune_and_score_images,
+    )
 
     timings: dict = {}
     codes, bundle = out / "codes", out / "bundle"
@@ -401,15 +349,15 @@ def lm_and_generation(out: Path, args: argparse.Namespace, overrides: dict) -> d
         speech = cached_json(gen_dir / "speech.json", lambda: continue_speech(
             bundle, speech_data, codes / "speech", gen_dir))
         print(json.dumps(speech, indent=2))
-    with timed("13 Hub round trip: lm push to a local stand-in Hub, load what it received",
+    with timed("13 upload round trip: load what `lm push` would upload, generate the same",
                timings):
         first = json.loads((speech_data / "test" / "metadata.jsonl").read_text().split("\n")[0])
         prompt = speech_data / "test" / first["file"]
-        trip = cached_json(out / "hub_round_trip.json", lambda: hub_round_trip(
-            bundle, out / "local_hub", images["grid_captions"][:4], prompt))
+        trip = cached_json(out / "upload_round_trip.json", lambda: upload_round_trip(
+            bundle, out / "uploaded_bundle", images["grid_captions"][:4], prompt))
         print(json.dumps(trip, indent=2))
         if not all(trip["identical_generations"].values()):
-            raise RuntimeError(f"the pushed bundle generates differently: {trip}")
+            raise RuntimeError(f"the uploaded bundle generates differently: {trip}")
     return timings
 
 

@@ -45,11 +45,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from recipes import common, layouts
 
-import common  # noqa: E402
-import layouts  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 MODELS = ("image", "lm")
 DATA_HELP = ("the COCO folder (annotations/captions_train2017.json, train2017/, and for the "
@@ -93,7 +91,7 @@ def _dataset_example(column: str):
 
 
 def coco_splits(args) -> dict[str, list[layouts.Example]]:
-    from speechtok.audio_data import hold_out
+    from speechtok.splits import hold_out
 
     n = args.max_samples
     source = layouts.open_source(args.data)
@@ -122,7 +120,7 @@ def draw(bundle: Path, data: Path, out: Path, n: int, scales: list[float], defau
     """A grid per guidance scale for the first `n` test captions (same seed: the same draws
     but for the guidance), then `default` becomes the bundle's guidance scale."""
     from lm.pipelines import TextToImage, save_generation_defaults
-    from speechtok.image_io import image_grid
+    from speechtok.image.io import image_grid
 
     rows = [json.loads(line) for line in (data / "test" / "metadata.jsonl").read_text()
             .splitlines()][:n]

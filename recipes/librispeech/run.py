@@ -39,11 +39,9 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from recipes import common, layouts
 
-import common  # noqa: E402
-import layouts  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 MODELS = ("speech", "lm")
 
@@ -54,7 +52,7 @@ def continue_prompts(bundle: Path, data: Path, codes: Path, out: Path, n: int,
     from lm.evaluate import speech_unit_nll
     from lm.pipelines import SpeechContinuation
     from lm.pretokenize import load_codes
-    from speechtok.audio_io import load_audio, save_audio
+    from speechtok.speech.io import load_audio, save_audio
 
     pipe = SpeechContinuation.from_pretrained(bundle)
     sr = pipe.speech_tokenizer.sample_rate
@@ -74,7 +72,7 @@ def continue_prompts(bundle: Path, data: Path, codes: Path, out: Path, n: int,
                       "prompt": f"{stem}_prompt.wav", "output": f"{stem}.wav",
                       "continuation_units": len(result.units[0])})
     if transcribe:
-        from speechtok.wer import transcribe as asr
+        from speechtok.metrics.wer import transcribe as asr
 
         heard = asr([out / f[key] for f in files for key in ("prompt", "output")], jobs=2)
         for i, f in enumerate(files):

@@ -38,11 +38,9 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from recipes import common, layouts
 
-import common  # noqa: E402
-import layouts  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 MODELS = ("speech", "lm")
 
@@ -82,7 +80,7 @@ def speak_texts(bundle, texts: list[str], out: Path, max_seconds: float, seed: i
     speech continuation: the LM predicts deduplicated units)."""
     from lm.durations import DURATIONS_FILE, expand_durations, load_durations
     from lm.generate import Sampling, generate_ids
-    from speechtok.audio_io import save_audio
+    from speechtok.speech.io import save_audio
 
     v, tok = bundle.vocab, bundle.tokenizer("speech")
     means = load_durations(bundle.path / DURATIONS_FILE)
@@ -110,7 +108,7 @@ def evaluate_both_ways(bundle_dir: Path, codes: Path, out: Path, n: int, max_sec
                        transcribe: bool) -> dict:
     from lm.pipelines import Bundle
     from lm.pretokenize import load_codes
-    from speechtok.wer import word_error_rate
+    from speechtok.metrics.wer import word_error_rate
 
     bundle = Bundle(bundle_dir)
     test = load_codes(codes, "test")
@@ -123,7 +121,7 @@ def evaluate_both_ways(bundle_dir: Path, codes: Path, out: Path, n: int, max_sec
     files = speak_texts(bundle, refs, out, max_seconds)
     result["tts"] = {"utterances": len(files), "files": files}
     if transcribe:
-        from speechtok.wer import transcribe as asr
+        from speechtok.metrics.wer import transcribe as asr
 
         heard = asr([out / f for f in files], jobs=2)
         result["tts"].update(wer=round(word_error_rate(refs, heard), 4),

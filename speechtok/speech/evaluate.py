@@ -11,9 +11,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from .audio_data import AudioSource
-from .losses import log_mel_l1
-from .metrics import (
+from speechtok.metrics import (
     bitrate,
     cluster_purity,
     codebook_usage,
@@ -22,6 +20,8 @@ from .metrics import (
     phone_purity,
     pnmi,
 )
+from speechtok.speech.data import AudioSource
+from speechtok.speech.losses import log_mel_l1
 
 
 @torch.no_grad()

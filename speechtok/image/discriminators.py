@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .image_modules import group_norm
+from speechtok.image.modules import group_norm
 
 
 class PatchDiscriminator(nn.Module):

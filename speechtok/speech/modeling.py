@@ -10,10 +10,10 @@ back to a linear magnitude by the filterbank's pseudo-inverse and phase comes fr
 because it is intelligible after minutes of CPU training.
 """
 
+
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -21,114 +21,12 @@ import torchaudio
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from .audio_io import prepare_waveform
-from .hub import QuietLocalLoading
-from .quantizer import QuantizerOutput, build_quantizer
-from .speech_modules import (
-    SpeakerEncoder,
-    SpectrogramDecoder,
-    SpeechEncoder,
-    receptive_half_width,
-)
-
-
-@dataclass
-class SpeechTokenizerConfig:
-    """Everything needed to rebuild a SpeechTokenizer; saved as config.json."""
-
-    kind: str = "speech"
-    sample_rate: int = 16000
-    # Encoder front end: 25 ms / 10 ms log-mel, the standard ASR filterbank.
-    n_fft: int = 400
-    hop_length: int = 160
-    n_mels: int = 80
-    cmn_seconds: float = 0.0  # sliding mean normalisation window of the log-mel (0 = off)
-    strides: tuple[int, ...] = (2,)  # conv strides after the front end: 160 * 2 = 320 → 50 Hz
-    channels: int = 192
-    dilations: tuple[int, ...] = (1, 3, 9)
-    latent_dim: int = 64
-    # Quantizer: "vq" (one codebook: the units of a unit LM), "rvq" or "fsq".
-    quantizer: str = "vq"
-    codebook_size: int = 256
-    codebook_dim: int | None = 16
-    l2_normalize: bool = True
-    ema_decay: float | None = 0.95
-    commitment_weight: float = 0.25
-    kmeans_init: bool = True
-    dead_code_steps: int = 50
-    rvq_depth: int = 4
-    fsq_levels: tuple[int, ...] = (8, 5, 5, 5)
-    # Voice: a global speaker vector conditions the decoder (0 disables); decode() without a
-    # reference uses the running mean voice of the training data.
-    speaker_dim: int = 64
-    speaker_channels: int = 128
-    # Decoder: a log-mel of decoder_mels bins at decoder_hop samples (20 ms: one frame per
-    # unit). Decoding maps it back to a linear magnitude (filterbank pseudo-inverse) at a
-    # 5 ms hop, which Griffin-Lim turns into a waveform.
-    decoder_mels: int = 80
-    decoder_hop: int = 320
-    decoder_channels: int = 256
-    out_n_fft: int = 512
-    out_hop: int = 80
-    griffin_lim_iters: int = 64
-    # Encoding long audio: chunk length, and overlap on each side (frames) ≥ receptive field.
-    chunk_seconds: float = 30.0
-    chunk_margin_frames: int = 112
-    loss_weights: dict[str, float] = field(
-        default_factory=lambda: {"mel": 1.0, "quantizer": 1.0}
-    )
-
-    def __post_init__(self):
-        self.strides = tuple(int(s) for s in self.strides)
-        self.dilations = tuple(int(d) for d in self.dilations)
-        self.fsq_levels = tuple(int(v) for v in self.fsq_levels)
-        if self.kind != "speech":
-            raise ValueError(f"kind must be 'speech' here, got {self.kind!r}")
-        if self.quantizer not in ("vq", "rvq", "fsq"):
-            raise ValueError(f"quantizer must be 'vq', 'rvq' or 'fsq', got {self.quantizer!r}")
-        if self.codebook_size < 2:
-            raise ValueError(f"codebook_size must be ≥ 2, got {self.codebook_size}")
-        if any(s < 2 or s % 2 for s in self.strides):
-            raise ValueError(f"strides must be even integers ≥ 2, got {self.strides}")
-        if self.hop_length > self.n_fft:
-            raise ValueError(f"hop_length {self.hop_length} exceeds n_fft {self.n_fft}")
-        for name in ("out_hop", "decoder_hop"):
-            up = self.total_stride / getattr(self, name)
-            if up != int(up) or int(up) & (int(up) - 1):
-                raise ValueError(f"total stride {self.total_stride} / {name} "
-                                 f"{getattr(self, name)} must be a power of 2")
-        if self.decoder_hop < self.out_hop:
-            raise ValueError(f"decoder_hop {self.decoder_hop} must be ≥ out_hop {self.out_hop} "
-                             "(the mel is interpolated to Griffin-Lim's finer hop)")
-        if self.quantizer == "fsq":
-            self.codebook_size = math.prod(self.fsq_levels)
-        if self.chunk_margin_frames < receptive_half_width(self):
-            raise ValueError(
-                f"chunk_margin_frames={self.chunk_margin_frames} is smaller than the encoder's "
-                f"receptive half-width {receptive_half_width(self)}: chunked codes would differ"
-            )
-
-    @property
-    def total_stride(self) -> int:
-        return self.hop_length * math.prod(self.strides)
-
-    @property
-    def frame_rate(self) -> float:
-        return self.sample_rate / self.total_stride
-
-    @property
-    def upsample(self) -> int:
-        """Decoder (mel) frames per unit."""
-        return self.total_stride // self.decoder_hop
-
-    @property
-    def bitrate(self) -> float:
-        """Nominal bits per second of the unit stream (frames/s × log2 K × codebooks)."""
-        depth = self.rvq_depth if self.quantizer == "rvq" else 1
-        return self.frame_rate * math.log2(self.codebook_size) * depth
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from ..hub.loading import QuietLocalLoading
+from ..quantization import QuantizerOutput, build_quantizer
+from .configuration import SpeechTokenizerConfig
+from .io import prepare_waveform
+from .modules import SpeakerEncoder, SpectrogramDecoder, SpeechEncoder
+from .units import undedup
 
 
 @dataclass
@@ -159,7 +57,7 @@ class SpeechTokenizer(
             config = SpeechTokenizerConfig(**config)
         self.config = config
         self.encoder = SpeechEncoder(config)
-        self.quantizer = build_quantizer(config)
+        self.quantizer = build_quantizer(config, config.latent_dim)
         self.decoder = SpectrogramDecoder(config)
         self.speaker_encoder = SpeakerEncoder(config) if config.speaker_dim else None
         # The average training voice (EMA of speaker vectors): the voice of decode(units).
@@ -338,30 +236,3 @@ class SpeechTokenizer(
             keep = torch.arange(length, device=wav.device)[None] < lengths.to(wav.device)[:, None]
             wav = wav * keep
         return wav
-
-
-def dedup(units: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Collapse repeated consecutive units (GSLM, Lakhotia et al. 2021).
-
-    `units` (batch, frames) → (list of deduplicated units, list of run lengths), one pair per
-    row (rows dedup to different lengths). `undedup` inverts it.
-    """
-    units = torch.as_tensor(units)
-    if units.dim() == 1:
-        units = units[None]
-    out_units, out_runs = [], []
-    for row in units:
-        values, counts = torch.unique_consecutive(row, return_counts=True)
-        out_units.append(values)
-        out_runs.append(counts)
-    return out_units, out_runs
-
-
-def undedup(units: torch.Tensor, durations: torch.Tensor) -> torch.Tensor:
-    """Repeat each unit by its run length; shorter rows are right-padded with their last unit
-    (`SpeechTokenizer.decode` then silences the padding)."""
-    if (durations < 1).any():
-        raise ValueError("durations must all be ≥ 1")
-    rows = [u.repeat_interleave(d.to(u.device)) for u, d in zip(units, durations, strict=True)]
-    longest = max(len(r) for r in rows)
-    return torch.stack([F.pad(r, (0, longest - len(r)), value=int(r[-1])) for r in rows])

@@ -12,10 +12,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from .audio_io import decode_audio, list_audio_files, load_audio
+from speechtok.speech.io import decode_audio, list_audio_files, load_audio
+from speechtok.splits import hold_out, is_saved_dataset
 
 
 @dataclass
@@ -108,21 +108,6 @@ def _dataset_items(dataset, audio_column: str) -> list[AudioItem]:
     return items
 
 
-def hold_out(items: list, fraction: float, seed: int, source: str) -> tuple[list, list]:
-    """(rest, held out): a deterministic random `fraction` (at least one) of `items`."""
-    if len(items) < 2:
-        raise ValueError(f"{source}: need at least 2 items to hold one out for validation, "
-                         f"got {len(items)}")
-    order = np.random.default_rng(seed).permutation(len(items))
-    n_valid = max(1, int(round(fraction * len(items))))
-    return [items[i] for i in order[n_valid:]], [items[i] for i in order[:n_valid]]
-
-
-def _is_saved_dataset(path: Path) -> bool:
-    """A folder written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk`."""
-    return (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()
-
-
 def open_splits(path: str | Path, sample_rate: int, valid_fraction: float = 0.05,
                 audio_column: str = "audio", seed: int = 0, cache: bool = True
                 ) -> tuple[AudioSource, AudioSource]:
@@ -134,7 +119,7 @@ def open_splits(path: str | Path, sample_rate: int, valid_fraction: float = 0.05
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data not found: {path}")
-    if _is_saved_dataset(path):
+    if is_saved_dataset(path):
         from datasets import load_from_disk
 
         ds = load_from_disk(str(path))
@@ -163,7 +148,7 @@ def open_eval_source(path: str | Path, sample_rate: int, split: str | None = Non
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data not found: {path}")
-    if _is_saved_dataset(path):
+    if is_saved_dataset(path):
         from datasets import load_from_disk
 
         ds = load_from_disk(str(path))

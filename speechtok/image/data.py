@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .audio_data import _is_saved_dataset, hold_out
-from .image_io import load_image, prepare_images
+from speechtok.image.io import load_image, prepare_images
+from speechtok.splits import hold_out, is_saved_dataset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -160,7 +160,7 @@ def open_image_splits(path: str | Path, resolution: int, valid_fraction: float =
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data not found: {path}")
-    splits = _saved_splits(path) if _is_saved_dataset(path) else _folder_splits(path)
+    splits = _saved_splits(path) if is_saved_dataset(path) else _folder_splits(path)
     if "train" not in splits:
         raise ValueError(f"{path}: no 'train' split (have {', '.join(splits)})")
     train = splits["train"]
@@ -176,7 +176,7 @@ def open_image_eval_source(path: str | Path, resolution: int, split: str | None 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data not found: {path}")
-    splits = _saved_splits(path) if _is_saved_dataset(path) else _folder_splits(path)
+    splits = _saved_splits(path) if is_saved_dataset(path) else _folder_splits(path)
     if split is None:
         split = next((s for s in ("test", "valid", "validation", "train") if s in splits), None)
     if split not in splits:

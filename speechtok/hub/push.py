@@ -1,5 +1,4 @@
-"""Hub plumbing: quiet strict loading of local tokenizer folders, and `push`, which uploads a
-saved tokenizer or LM bundle (with its model card) to the Hugging Face Hub.
+"""`push`: upload a saved tokenizer or LM bundle (with its model card) to the Hugging Face Hub.
 
 The token is never handled here beyond redaction: huggingface_hub reads it from `HF_TOKEN` or the
 saved login (`hf auth login`), sends it as a Bearer header, and nothing we print or raise carries
@@ -18,37 +17,6 @@ from pathlib import Path
 # tokenizers), TensorBoard logs, half-written `*.tmp` siblings of atomic saves.
 IGNORE_PATTERNS = ["checkpoints/*", "*/checkpoints/*", "logs/*", "*/logs/*", "*.tmp", "*.tmp/*",
                    "*.partial", "*~", "__pycache__/*", "*/__pycache__/*", ".ipynb_checkpoints/*"]
-
-
-class QuietLocalLoading:
-    """Load a local folder without the mixin's stdout chatter (which would corrupt the JSON
-    that `speechtok encode/eval` print) and strictly (every weight must match); Hub repo ids
-    go through the mixin. Put it before `PyTorchModelHubMixin` in the bases."""
-
-    @classmethod
-    def _from_pretrained(cls, *, model_id: str, map_location: str = "cpu", strict: bool = True,
-                         **kwargs):
-        if os.path.isdir(model_id):
-            from safetensors.torch import load_model
-
-            model = cls(config=kwargs.get("config"))
-            load_model(model, os.path.join(model_id, "model.safetensors"), strict=strict,
-                       device=map_location)
-            return model
-        return super()._from_pretrained(model_id=model_id, map_location=map_location,
-                                        strict=strict, **kwargs)
-
-
-def write_tokenizer_card(folder: Path) -> Path:
-    """The tokenizer model card, with the last validation metrics of `train_history.json`."""
-    from .model_card import write_model_card
-
-    config = json.loads((folder / "config.json").read_text())
-    history = folder / "train_history.json"
-    last = json.loads(history.read_text())[-1:] if history.exists() else []
-    metrics = {k[len("eval/"):]: v for k, v in (last[0] if last else {}).items()
-               if k.startswith("eval/")}
-    return write_model_card(folder, config, metrics)
 
 
 def _redact(text: str, token: str | None) -> str:
@@ -79,6 +47,8 @@ def push(folder: str | Path, repo: str, private: bool = False, revision: str | N
             write_card(folder)
         elif json.loads((folder / "config.json").read_text()).get("kind") in ("speech",
                                                                                  "image"):
+            from .model_card import write_tokenizer_card
+
             write_tokenizer_card(folder)
         else:
             print(f"warning: {folder} has no README.md model card", file=sys.stderr)

@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .image_data import ImageSource
-from .image_io import image_grid
-from .image_metrics import psnr, ssim
-from .metrics import codebook_usage, entropy_bits, perplexity
+from speechtok.image.data import ImageSource
+from speechtok.image.io import image_grid
+from speechtok.metrics import codebook_usage, entropy_bits, perplexity
+from speechtok.metrics.image import psnr, ssim
 
 
 @torch.no_grad()

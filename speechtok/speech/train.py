@@ -9,7 +9,6 @@ state, so `resume=True` after a kill continues exactly where the run would have 
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +16,15 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .audio_data import AudioSource, open_splits
-from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
-from .config_io import dump_config
-from .evaluate import evaluate_speech
-from .loss_curve import LossCurve
-from .losses import log_mel_l1
-from .speech import SpeechTokenizer, SpeechTokenizerConfig
+from speechtok.speech import SpeechTokenizer, SpeechTokenizerConfig
+from speechtok.speech.data import AudioSource, open_splits
+from speechtok.speech.evaluate import evaluate_speech
+from speechtok.speech.losses import log_mel_l1
+from speechtok.training.accelerator import make_accelerator
+from speechtok.training.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from speechtok.training.config import dump_config
+from speechtok.training.loss_curve import LossCurve
+from speechtok.training.schedule import lr_lambda
 
 
 @dataclass
@@ -69,16 +70,6 @@ def feature_stats(model: SpeechTokenizer, source: AudioSource, n: int = 200):
     return f.mean(-1, keepdim=True), f.std(-1, keepdim=True).clamp_min(1e-3)
 
 
-def lr_lambda(cfg: SpeechTrainConfig):
-    def fn(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-        cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine
-    return fn
-
-
 def compute_losses(model: SpeechTokenizer, wav: torch.Tensor,
                    input_wav: torch.Tensor | None = None, warp: torch.Tensor | None = None
                    ) -> dict[str, torch.Tensor]:
@@ -89,27 +80,6 @@ def compute_losses(model: SpeechTokenizer, wav: torch.Tensor,
     for k, v in out.quantizer.metrics.items():
         terms[k] = v
     return terms
-
-
-def cpu_processes() -> bool:
-    """True when launched as several processes on a machine without CUDA. accelerate then
-    needs `cpu=True` to join them (gloo); otherwise each process runs alone with world size 1.
-    (`accelerate launch --cpu --num_processes N` starts one process unless mpirun is set up;
-    `accelerate launch --multi_gpu --num_processes N` or torchrun start N.)"""
-    import os
-
-    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def make_accelerator(mixed_precision: str, **kwargs):
-    """(Accelerator, precision): "auto" means bf16 on a CUDA device that supports it, else
-    fp32 ("no"). `kwargs` go to Accelerator (e.g. log_with, project_dir)."""
-    from accelerate import Accelerator
-
-    mp = mixed_precision
-    if mp == "auto":
-        mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    return Accelerator(mixed_precision=mp, cpu=cpu_processes(), **kwargs), mp
 
 
 def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerConfig,

@@ -4,7 +4,7 @@ Two optimisers: the autoencoder (encoder, quantizer, decoder) minimises
 
     L = w_l1·L1 + w_l2·L2 + w_p·LPIPS  +  w_q·L_VQ  +  [step ≥ disc_start] · w_gan·λ·L_G
 
-with λ the adaptive weight of VQGAN eq. 7 (speechtok.losses.adaptive_gan_weight) and L_G the
+with λ the adaptive weight of VQGAN eq. 7 (speechtok.image.losses.adaptive_gan_weight) and L_G the
 hinge generator loss; the PatchGAN discriminator minimises the hinge loss from `disc_start` on.
 Batches are a function of the step, and the checkpoint holds both models, both optimisers, the
 schedule and the RNG, so `resume=True` after a kill continues exactly.
@@ -20,15 +20,16 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
-from .config_io import dump_config
-from .discriminators import PatchDiscriminator
-from .image import ImageTokenizer, ImageTokenizerConfig
-from .image_data import open_image_splits
-from .image_evaluate import evaluate_image, save_reconstruction_grid
-from .loss_curve import LossCurve
-from .losses import adaptive_gan_weight, hinge_d_loss, hinge_g_loss, l1_loss, l2_loss
-from .train import lr_lambda, make_accelerator
+from speechtok.image import ImageTokenizer, ImageTokenizerConfig
+from speechtok.image.data import open_image_splits
+from speechtok.image.discriminators import PatchDiscriminator
+from speechtok.image.evaluate import evaluate_image, save_reconstruction_grid
+from speechtok.image.losses import adaptive_gan_weight, hinge_d_loss, hinge_g_loss, l1_loss, l2_loss
+from speechtok.training.accelerator import make_accelerator
+from speechtok.training.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from speechtok.training.config import dump_config
+from speechtok.training.loss_curve import LossCurve
+from speechtok.training.schedule import lr_lambda
 
 
 @dataclass
@@ -48,7 +49,7 @@ class ImageTrainConfig:
     disc_lr: float = 2e-4
     disc_channels: int = 64
     disc_layers: int = 2  # 2 suits 32-64 px images; taming uses 3 at 256 px
-    perceptual_weights: str | None = None  # local VGG16 .safetensors (speechtok.perceptual)
+    perceptual_weights: str | None = None  # local VGG16 .safetensors (speechtok.image.perceptual)
     eval_every: int = 500
     log_every: int = 25  # training terms averaged every N steps → train_curve.json
     save_every: int = 500
@@ -117,7 +118,7 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
         if use_gan else None
     perceptual = None
     if cfg.perceptual_weights and model_cfg.loss_weights.get("perceptual", 0) > 0:
-        from .perceptual import PerceptualLoss
+        from speechtok.image.perceptual import PerceptualLoss
 
         perceptual = PerceptualLoss.from_file(cfg.perceptual_weights).to(acc.device)
     betas = tuple(cfg.adam_betas)

@@ -5,94 +5,23 @@
     grid ─► codebook vectors ─► conv decoder ─► image (B, 3, H, W) in [0, 1]
 
 Training adds L1/L2 reconstruction, an optional perceptual loss, and a PatchGAN with hinge loss
-and the adaptive weight (speechtok.train_image); the tokenizer itself is just the autoencoder.
+and the adaptive weight (speechtok.image.train); the tokenizer itself is just the autoencoder.
 """
+
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from .hub import QuietLocalLoading
-from .image_io import prepare_images
-from .image_modules import ImageDecoder, ImageEncoder
-from .quantizer import QuantizerOutput, build_quantizer
-
-_DEFAULT_MULT = (1, 2, 2, 4, 4)
-
-
-@dataclass
-class ImageTokenizerConfig:
-    """Everything needed to rebuild an ImageTokenizer; saved as config.json."""
-
-    kind: str = "image"
-    resolution: int = 32  # inputs are resized / centre-cropped to this square (image_io)
-    in_channels: int = 3
-    downsample_factor: int = 4  # f: a 32×32 image becomes an 8×8 grid at f = 4
-    channels: int = 64
-    channel_mult: tuple[int, ...] | None = None  # per level; default (1, 2, 2, 4, 4)[:log2 f + 1]
-    num_res_blocks: int = 1
-    norm_groups: int = 32
-    dropout: float = 0.0
-    latent_dim: int = 64
-    # Quantizer (the same block as SpeechTokenizerConfig; speechtok.quantizer.build_quantizer).
-    quantizer: str = "vq"
-    codebook_size: int = 256
-    codebook_dim: int | None = 8
-    l2_normalize: bool = True
-    ema_decay: float | None = 0.95
-    commitment_weight: float = 0.25
-    kmeans_init: bool = True
-    dead_code_steps: int = 50
-    rvq_depth: int = 4
-    fsq_levels: tuple[int, ...] = (8, 5, 5, 5)
-    # Loss weights (speechtok.train_image): "l1", "l2", "perceptual", "quantizer", "gan".
-    loss_weights: dict[str, float] = field(
-        default_factory=lambda: {"l1": 1.0, "l2": 1.0, "perceptual": 0.0, "quantizer": 1.0,
-                                 "gan": 0.1}
-    )
-
-    def __post_init__(self):
-        if self.kind != "image":
-            raise ValueError(f"kind must be 'image' here, got {self.kind!r}")
-        f = self.downsample_factor
-        if f < 1 or f & (f - 1):
-            raise ValueError(f"downsample_factor must be a power of 2, got {f}")
-        levels = int(math.log2(f)) + 1
-        if self.channel_mult is None:
-            if levels > len(_DEFAULT_MULT):
-                raise ValueError(f"give channel_mult for downsample_factor {f}")
-            self.channel_mult = _DEFAULT_MULT[:levels]
-        self.channel_mult = tuple(int(m) for m in self.channel_mult)
-        if len(self.channel_mult) != levels:
-            raise ValueError(f"channel_mult {self.channel_mult} has {len(self.channel_mult)} "
-                             f"levels; downsample_factor {f} needs {levels}")
-        self.fsq_levels = tuple(int(v) for v in self.fsq_levels)
-        if self.resolution % f:
-            raise ValueError(f"resolution {self.resolution} is not divisible by "
-                             f"downsample_factor {f}")
-        if self.quantizer not in ("vq", "rvq", "fsq"):
-            raise ValueError(f"quantizer must be 'vq', 'rvq' or 'fsq', got {self.quantizer!r}")
-        if self.codebook_size < 2:
-            raise ValueError(f"codebook_size must be ≥ 2, got {self.codebook_size}")
-        if self.quantizer == "fsq":
-            self.codebook_size = math.prod(self.fsq_levels)
-
-    @property
-    def grid_size(self) -> int:
-        """Codes per side: resolution / f."""
-        return self.resolution // self.downsample_factor
-
-    @property
-    def tokens_per_image(self) -> int:
-        return self.grid_size ** 2
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from ..hub.loading import QuietLocalLoading
+from ..quantization import QuantizerOutput, build_quantizer
+from .configuration import ImageTokenizerConfig
+from .io import prepare_images
+from .modules import ImageDecoder, ImageEncoder
 
 
 @dataclass
@@ -120,7 +49,7 @@ class ImageTokenizer(
             config = ImageTokenizerConfig(**config)
         self.config = config
         self.encoder = ImageEncoder(config)
-        self.quantizer = build_quantizer(config)
+        self.quantizer = build_quantizer(config, config.latent_dim)
         self.decoder = ImageDecoder(config)
 
     @property
@@ -146,7 +75,7 @@ class ImageTokenizer(
     def encode(self, images) -> torch.Tensor:
         """PIL image(s) or a float tensor `(batch, 3, H, W)` in [0, 1] → code grid `(batch, h,
         w)` (`(batch, depth, h, w)` for RVQ). Any size or mode is converted by
-        `speechtok.image_io.prepare_images` (RGB; shorter side resized, centre crop)."""
+        `speechtok.image.io.prepare_images` (RGB; shorter side resized, centre crop)."""
         x = prepare_images(images, self.config.resolution).to(self.device) * 2 - 1
         z = self.encoder(x)
         b, _, h, w = z.shape

@@ -1,0 +1,82 @@
+"""The README.md model card saved next to every tokenizer: Hub metadata rendered by
+huggingface_hub's `ModelCardData` (library, tags, the names of the metrics measured), then what
+the tokenizer is, how to load it, its configuration and its held-out metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+BODY = """
+# {title}
+
+A {description} trained with speechtok-lm (stage 1).
+
+```python
+from speechtok import {cls}
+tok = {cls}.from_pretrained("{repo}")
+{usage}
+```
+
+## Configuration
+
+```json
+{config}
+```
+
+## Held-out metrics
+
+{metrics_table}
+"""
+
+
+def _describe(config: dict) -> tuple[str, str, str, str, list[str]]:
+    """(title, class, description, usage, tags) of a tokenizer config."""
+    kind = config.get("kind", "speech")
+    if kind == "speech":
+        return ("Speech tokenizer", "SpeechTokenizer",
+                f"speech VQ-VAE tokenizer: {config['sample_rate']} Hz audio ↔ "
+                f"{config['codebook_size']} discrete units",
+                "units = tok.encode(wav, sample_rate=16000)  # (batch, frames)\n"
+                "wav = tok.decode(units)  # (batch, samples) at tok.sample_rate",
+                ["speech-tokenizer", "audio", "vq-vae"])
+    if kind == "image":
+        g = config["resolution"] // config["downsample_factor"]
+        return ("Image tokenizer", "ImageTokenizer",
+                f"VQGAN image tokenizer: {config['resolution']}×{config['resolution']} RGB "
+                f"images ↔ {g}×{g} grids of {config['codebook_size']} codes",
+                "grid = tok.encode(images)  # PIL images or (batch, 3, H, W) in [0, 1]\n"
+                "images = tok.decode(grid)  # (batch, 3, H, W) in [0, 1]",
+                ["image-tokenizer", "vqgan", "vq-vae"])
+    return "Tokenizer", "load_tokenizer", kind, "", [kind]
+
+
+def write_model_card(folder: str | Path, config: dict, metrics: dict | None = None,
+                     repo: str = "PATH_OR_REPO") -> Path:
+    """Write `folder/README.md` for a saved tokenizer with `config` and held-out `metrics`."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    title, cls, description, usage, tags = _describe(config)
+    numeric = {k: v for k, v in (metrics or {}).items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    # The Hub's metadata spec: `metrics` lists metric names; the values are in the card's table.
+    data = ModelCardData(library_name="speechtok-lm", tags=tags + ["speechtok-lm"],
+                         metrics=list(numeric) or None)
+    table = ("| metric | value |\n|---|---|\n"
+             + "\n".join(f"| {k} | {v:.4g} |" for k, v in numeric.items())) if numeric \
+        else "Not evaluated yet."
+    body = BODY.format(title=title, description=description, cls=cls, repo=repo, usage=usage,
+                       config=json.dumps(config, indent=2), metrics_table=table)
+    path = Path(folder) / "README.md"
+    ModelCard(f"---\n{data.to_yaml()}\n---\n{body}").save(path)
+    return path
+
+
+def write_tokenizer_card(folder: Path) -> Path:
+    """The tokenizer model card, with the last validation metrics of `train_history.json`."""
+    config = json.loads((folder / "config.json").read_text())
+    history = folder / "train_history.json"
+    last = json.loads(history.read_text())[-1:] if history.exists() else []
+    metrics = {k[len("eval/"):]: v for k, v in (last[0] if last else {}).items()
+               if k.startswith("eval/")}
+    return write_model_card(folder, config, metrics)

@@ -1,0 +1,72 @@
+"""Finite scalar quantization (Mentzer et al. 2023): a fixed grid, no codebook to learn."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .output import QuantizerOutput, check_codes, code_metrics
+
+
+class FSQ(nn.Module):
+    """Finite Scalar Quantization (Mentzer et al. 2023): no codebook, no auxiliary loss.
+
+    Each of ``len(levels)`` channels is bounded by tanh to ``levels[i]`` values and rounded with
+    a straight-through gradient; the implicit codebook is the grid, ``prod(levels)`` codes.
+    """
+
+    def __init__(self, dim, levels: tuple[int, ...]):
+        super().__init__()
+        levels = tuple(int(level) for level in levels)
+        if not levels or min(levels) < 2:
+            raise ValueError(f"levels must be a non-empty tuple of ints >= 2, got {levels}")
+        self.dim, self.levels, self.codebook_size, n = dim, levels, math.prod(levels), len(levels)
+        self.in_proj = nn.Linear(dim, n) if dim != n else nn.Identity()
+        self.out_proj = nn.Linear(n, dim) if dim != n else nn.Identity()
+        lv = torch.tensor(levels)
+        self.register_buffer("_levels", lv.float(), persistent=False)
+        self.register_buffer("_half_width", (lv // 2).float(), persistent=False)
+        basis = torch.cumprod(torch.tensor((1,) + levels[:-1]), dim=0)
+        self.register_buffer("_basis", basis, persistent=False)
+
+    def _bound(self, z: torch.Tensor) -> torch.Tensor:
+        # Paper appendix A.1: even level counts are offset by 1/2 so rounding yields exactly L
+        # values; the shift (atanh, where the paper's listing has tan) centres z = 0 at 0.
+        half_l = (self._levels - 1) * (1 - 1e-3) / 2
+        offset = torch.where(self._levels % 2 == 0, 0.5, 0.0)
+        shift = torch.atanh(offset / half_l)
+        return torch.tanh(z + shift) * half_l - offset
+
+    def _codes_to_grid(self, codes: torch.Tensor) -> torch.Tensor:
+        digits = (codes.unsqueeze(-1) // self._basis) % self._levels.long()
+        return (digits.float() - self._half_width) / self._half_width
+
+    @property
+    def codebook(self) -> torch.Tensor:
+        """All (codebook_size, len(levels)) grid points, in [-1, 1]."""
+        return self._codes_to_grid(torch.arange(self.codebook_size, device=self._basis.device))
+
+    def _to_codes(self, rounded: torch.Tensor) -> torch.LongTensor:
+        return ((rounded + self._half_width).long() * self._basis).sum(-1)  # mixed-radix id
+
+    def forward(self, x: torch.Tensor) -> QuantizerOutput:
+        z = self._bound(self.in_proj(x).float())  # (B, N, L)
+        rounded = z.round()
+        codes = self._to_codes(rounded)  # (B, N)
+        if z.requires_grad:  # straight-through rounding, exact value as in VectorQuantizer
+            rounded = rounded + (z - z.detach())
+        quantized = self.out_proj(rounded / self._half_width)
+        counts = torch.bincount(codes.flatten(), minlength=self.codebook_size)
+        return QuantizerOutput(quantized, codes, x.new_zeros(()), {}, code_metrics(counts))
+
+    def encode(self, x: torch.Tensor) -> torch.LongTensor:
+        """(batch, length, dim) -> (batch, length) code ids."""
+        with torch.no_grad():
+            return self._to_codes(self._bound(self.in_proj(x).float()).round())
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """(batch, length) code ids -> (batch, length, dim)."""
+        check_codes(codes, self.codebook_size)
+        return self.out_proj(self._codes_to_grid(codes))
