@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from lm.data import PackedBatches, TaskSources  # noqa: E402
 from lm.loss import modality_weighted_loss  # noqa: E402
 from lm.model import LMConfig, new_lm  # noqa: E402
-from lm.train import LMTrainConfig, _codes, build_vocab  # noqa: E402
+from lm.train import LMTrainConfig, build_vocab, load_split_codes  # noqa: E402
 from speechtok.training.config import build_configs  # noqa: E402
 
 
@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     model_cfg, cfg = build_configs([LMConfig, LMTrainConfig], args.config,
                                    {"speech_codes": str(codes / "speech"),
                                     "image_codes": str(codes / "image")})
-    speech, smeta = _codes(cfg.speech_codes, "train")
-    images, imeta = _codes(cfg.image_codes, "train")
+    speech, smeta = load_split_codes(cfg.speech_codes, "train")
+    images, imeta = load_split_codes(cfg.image_codes, "train")
     vocab = build_vocab(cfg, speech, images, smeta, imeta)
     sources = TaskSources(vocab, speech, images, cfg.caption_dropout, cfg.cm3_rate, cfg.seed)
     batches = PackedBatches(sources, cfg.task_weights, cfg.block_size, cfg.samples_per_step)

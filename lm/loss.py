@@ -10,6 +10,7 @@ from the batch contributes nothing. Each modality's loss and bits per token are 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +43,8 @@ def modality_weighted_loss(logits: torch.Tensor, labels: torch.Tensor, modality:
     valid = labels.flatten() != IGNORE
     mod = modality.flatten()
     # zero with a graph: a process whose blocks are all padding still joins DDP's backward
-    loss = logits.float().sum() * 0.0
+    # (in the logits' own dtype: an fp32 copy of a (B, T, V) tensor would cost its memory)
+    loss = (logits.sum() * 0.0).float()
     metrics: dict[str, float] = {}
     for m, name in MODALITY_NAMES.items():
         sel = valid & (mod == m)
@@ -58,3 +60,28 @@ def modality_weighted_loss(logits: torch.Tensor, labels: torch.Tensor, modality:
         metrics.update({f"loss/{name}": value, f"bits/{name}": value / math.log(2),
                         f"tokens/{name}": float(n)})
     return loss, metrics
+
+
+def merge_metrics(parts: list[dict[str, float]],
+                  reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
+                  ) -> dict[str, float]:
+    """The metrics of several batches (each from `modality_weighted_loss`) as those of one batch
+    holding all of them: each modality's loss is averaged over all its tokens, not over batches.
+    `reduce` sums a tensor over processes (e.g. `lambda t: accelerator.reduce(t, "sum")`), so
+    every process gets the figures of the global batch."""
+    stats = torch.zeros(len(MODALITY_NAMES), 2, dtype=torch.float64)  # (modality, [CE sum, n])
+    for metrics in parts:
+        for m, name in MODALITY_NAMES.items():
+            n = metrics.get(f"tokens/{name}", 0.0)
+            if n:
+                stats[m, 0] += metrics[f"loss/{name}"] * n
+                stats[m, 1] += n
+    if reduce is not None:
+        stats = reduce(stats).cpu()
+    merged: dict[str, float] = {}
+    for m, name in MODALITY_NAMES.items():
+        total, n = float(stats[m, 0]), float(stats[m, 1])
+        if n:
+            merged.update({f"loss/{name}": total / n, f"bits/{name}": total / n / math.log(2),
+                           f"tokens/{name}": n})
+    return merged

@@ -6,32 +6,32 @@ The tokenizers stay frozen (their codes were computed once). The run directory b
 bundle: the LM (`config.json`, `model.safetensors`, loadable by `AutoModelForCausalLM`), its
 tokenizer (loadable by `AutoTokenizer`, plus `multimodal_vocab.json`), and copies of the speech
 and image tokenizers the codes came from (`speech_tokenizer/`, `image_tokenizer/`), so one path
-restores the whole system. Checkpoints (safetensors, atomic, with optimiser, schedule and RNG)
-live in `checkpoints/last`; batches are a function of the step, so `resume` is exact.
+restores the whole system. The step is defined here; checkpoints (safetensors, atomic, with
+optimiser, schedule and RNG in `checkpoints/last`) and exact resume are the shared loop's
+(speechtok.training.loop).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import time
 import warnings
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
+from speechtok.fields import option, override
 from speechtok.training.accelerator import make_accelerator
-from speechtok.training.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from speechtok.training.config import dump_config
-from speechtok.training.loss_curve import LossCurve
+from speechtok.training.loop import HISTORY_FILE, TrainLoop, apply_gradients
+from speechtok.training.options import TrainLoopConfig
 from speechtok.training.schedule import lr_lambda
 
 from .data import PackedBatches, TaskSources
 from .durations import DURATIONS_FILE, mean_run_lengths, save_durations
-from .loss import modality_weighted_loss, token_counts
+from .loss import merge_metrics, modality_weighted_loss, token_counts
 from .model import LMConfig, extend_lm, new_lm
 from .model_card import write_bundle_card
 from .pretokenize import load_codes
@@ -39,48 +39,50 @@ from .vocab import MultimodalVocab, train_bpe
 
 
 @dataclass
-class LMTrainConfig:
-    speech_codes: str | None = None  # folders written by `lm tokenize`
-    image_codes: str | None = None
-    text_tokenizer: str | None = None  # a local HF tokenizer; default: train a BPE on the texts
-    text_vocab_size: int = 1000
-    pretrained: str | None = None  # a local causal LM to extend instead of a new one
-    freeze_text: bool = False
-    task_weights: dict[str, float] = field(
-        default_factory=lambda: {"speech": 1.0, "caption_image": 1.0})
-    # DALL-E's text 1/8, image 7/8; speech units weigh 1.
-    loss_weights: dict[str, float] = field(
-        default_factory=lambda: {"text": 0.125, "image": 0.875, "audio": 1.0})
-    caption_dropout: float = 0.1  # share of empty captions (classifier-free guidance)
-    cm3_rate: float = 0.0  # share of samples in CM3 causal-masked form
-    block_size: int = 256
-    samples_per_step: int = 16  # the global batch, split over processes by packed block
-    grad_accum_steps: int = 1  # micro-batches of samples_per_step each per optimiser step
-    steps: int = 1000
-    lr: float = 1e-3
-    warmup_steps: int = 50
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    eval_every: int = 200
-    log_every: int = 25  # training terms averaged every N steps → train_curve.json
-    eval_batches: int = 4
-    save_every: int = 200
-    seed: int = 0
-    mixed_precision: str = "auto"
-    stop_after_steps: int = 0
-    tensorboard: bool = True  # TensorBoard logs in OUT/logs (tensorboard --logdir OUT/logs)
+class LMTrainConfig(TrainLoopConfig):
+    """How the LM is trained: its data, vocabulary, losses and batches (after the shared loop
+    fields)."""
+
+    speech_codes: str | None = option(None, "speech codes: a folder written by `lm tokenize`")
+    image_codes: str | None = option(None, "image codes: a folder written by `lm tokenize`")
+    text_tokenizer: str | None = option(None, "a local Hugging Face tokenizer for text; none = "
+                                        "train a byte-level BPE on the corpus' texts")
+    text_vocab_size: int = option(1000, "size of the BPE trained when text_tokenizer is none")
+    pretrained: str | None = option(None, "a local causal LM to extend to the vocabulary "
+                                    "instead of a new one")
+    freeze_text: bool = option(False, "with pretrained: keep the text token rows frozen")
+    task_weights: dict[str, float] = option({"speech": 1.0, "caption_image": 1.0},
+                                            "sampling weight of each task in the mixture")
+    loss_weights: dict[str, float] = option(
+        {"text": 0.125, "image": 0.875, "audio": 1.0},
+        "weight of each modality's mean cross-entropy (DALL-E: text 1/8, image 7/8)")
+    caption_dropout: float = option(0.1, "share of empty captions (for classifier-free "
+                                    "guidance)")
+    cm3_rate: float = option(0.0, "share of samples in CM3 causal-masked form")
+    block_size: int = option(256, "tokens per packed training block")
+    samples_per_step: int = option(16, "samples per micro-batch, the global batch (split over "
+                                   "processes by packed block)")
+    grad_accum_steps: int = option(1, "micro-batches per optimiser step")
+    steps: int = override(TrainLoopConfig, "steps", 1000)
+    warmup_steps: int = override(TrainLoopConfig, "warmup_steps", 50)
+    min_lr_ratio: float = override(TrainLoopConfig, "min_lr_ratio", 0.1)
+    weight_decay: float = override(TrainLoopConfig, "weight_decay", 0.01)
+    eval_every: int = override(TrainLoopConfig, "eval_every", 200)
+    save_every: int = override(TrainLoopConfig, "save_every", 200)
+    eval_batches: int = option(4, "held-out batches per evaluation")
+    tensorboard: bool = option(True, "TensorBoard logs in OUT/logs (tensorboard --logdir "
+                               "OUT/logs)")
 
     def __post_init__(self):
+        super().__post_init__()
         if not (self.speech_codes or self.image_codes):
             raise ValueError("give speech_codes and/or image_codes (folders from `lm tokenize`)")
-        for name in ("steps", "block_size", "samples_per_step", "grad_accum_steps", "eval_every",
-                     "save_every"):
+        for name in ("block_size", "samples_per_step", "grad_accum_steps", "eval_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
 
 
-def _codes(folder: str | None, split: str):
+def load_split_codes(folder: str | None, split: str):
     if not folder:
         return None, {}
     meta = json.loads((Path(folder) / "pretokenized.json").read_text())
@@ -106,21 +108,21 @@ def build_vocab(cfg: LMTrainConfig, speech, images, speech_meta, image_meta) -> 
 
 @torch.no_grad()
 def evaluate(model, batches: PackedBatches | None, cfg: LMTrainConfig, device) -> dict:
-    """Per-modality loss and bits/token on fixed held-out batches."""
+    """Per-modality loss and bits/token on fixed held-out batches, each modality averaged over
+    all its target tokens in them."""
     if batches is None:
         return {}
     was = model.training
     model.eval()
-    sums: dict[str, float] = {}
+    parts = []
     for k in range(cfg.eval_batches):
         b = {key: v.to(device) for key, v in batches(10**9 + k).items()}
         logits = model(input_ids=b["input_ids"], position_ids=b["position_ids"],
                        attention_mask=b["attention_mask"]).logits
-        _, metrics = modality_weighted_loss(logits, b["labels"], b["modality"], cfg.loss_weights)
-        for key, v in metrics.items():
-            sums[key] = sums.get(key, 0.0) + v / cfg.eval_batches
+        parts.append(modality_weighted_loss(logits, b["labels"], b["modality"],
+                                            cfg.loss_weights)[1])
     model.train(was)
-    return sums
+    return merge_metrics(parts)
 
 
 def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: bool = False):
@@ -132,8 +134,8 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
         else {}
     acc, mp = make_accelerator(cfg.mixed_precision, **log)
     set_seed(cfg.seed)
-    speech, speech_meta = _codes(cfg.speech_codes, "train")
-    images, image_meta = _codes(cfg.image_codes, "train")
+    speech, speech_meta = load_split_codes(cfg.speech_codes, "train")
+    images, image_meta = load_split_codes(cfg.image_codes, "train")
     vocab_dir = out / "checkpoints" / "vocab"
     if resume and (vocab_dir / "multimodal_vocab.json").exists():
         vocab = MultimodalVocab.from_pretrained(vocab_dir)
@@ -150,8 +152,8 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
     sources = TaskSources(vocab, speech, images, cfg.caption_dropout, cfg.cm3_rate, cfg.seed)
     weights = {t: w for t, w in cfg.task_weights.items() if w > 0}
     batches = PackedBatches(sources, weights, cfg.block_size, cfg.samples_per_step, cfg.seed)
-    v_speech, _ = _codes(cfg.speech_codes, "valid")
-    v_images, _ = _codes(cfg.image_codes, "valid")
+    v_speech, _ = load_split_codes(cfg.speech_codes, "valid")
+    v_images, _ = load_split_codes(cfg.image_codes, "valid")
     valid_src = TaskSources(vocab, v_speech, v_images, 0.0, 0.0, cfg.seed)
     valid_weights = {t: w for t, w in weights.items() if t in valid_src.available()}
     valid = PackedBatches(valid_src, valid_weights, cfg.block_size, cfg.samples_per_step,
@@ -159,14 +161,9 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
-    ckpt_dir = out / "checkpoints" / "last"
-    start, history, curve = 0, [], LossCurve(cfg.log_every)
-    found = find_checkpoint(ckpt_dir) if resume else None
-    if found is not None:
-        state = load_checkpoint(found, model, opt, sched)
-        start, history = state["step"], state.get("history", [])
-        curve = LossCurve(cfg.log_every, state.get("curve"))
-        acc.print(f"resuming from {found} at step {start}")
+    loop = TrainLoop(acc, cfg, out, "lm", model, opt, sched)
+    if resume:
+        loop.resume()
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         dump_config(out / "train_config.yaml", model_cfg, cfg)
@@ -178,12 +175,8 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
               f" tasks {weights}, {acc.num_processes} process(es), precision {mp}")
     if cfg.tensorboard:
         acc.init_trackers("lm")
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train lm",
-               disable=not acc.is_local_main_process, dynamic_ncols=True)
-    t0 = time.time()
-    done = start
-    model.train()
-    for step in bar:
+
+    def train_step(step: int) -> dict[str, float]:
         # Gradient accumulation: `grad_accum_steps` micro-batches per optimiser step, their
         # per-modality token counts summed (over micro-batches and processes) before any loss,
         # so the update equals one batch holding all of them.
@@ -192,7 +185,7 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
                           acc.num_processes).items()} for j in range(cfg.grad_accum_steps)]
         counts = acc.reduce(sum(token_counts(b["labels"], b["modality"]) for b in micro), "sum")
         opt.zero_grad(set_to_none=True)
-        loss = torch.zeros((), device=acc.device)
+        loss, parts = torch.zeros((), device=acc.device), []
         for j, b in enumerate(micro):
             sync = j == len(micro) - 1  # all-reduce gradients once, after the last micro-batch
             with (nullcontext() if sync else acc.no_sync(model)), acc.autocast():
@@ -203,40 +196,29 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
                                                        acc.num_processes)
                 acc.backward(part)
             loss = loss + part.detach()
-        if cfg.max_grad_norm > 0:
-            acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        opt.step()
-        sched.step()
-        global_loss = float(acc.reduce(loss.detach(), "mean"))  # = the one-process loss
-        bar.set_postfix(loss=round(global_loss, 4))
-        curve.add(step + 1, {"train/loss": global_loss,
-                             **{f"train/{k}": v for k, v in metrics.items()}})
+            parts.append(metrics)
+        apply_gradients(acc, model, opt, sched, cfg.max_grad_norm)
+        # The logged figures are those of the whole global batch: the loss is the one-process
+        # loss, and each modality is averaged over its tokens in every micro-batch and process.
+        logs = {"train/loss": float(acc.reduce(loss.detach(), "mean")),
+                **{f"train/{k}": v for k, v in
+                   merge_metrics(parts, lambda t: acc.reduce(t.to(acc.device), "sum")).items()}}
         if cfg.tensorboard:
-            acc.log({"train/loss": global_loss, "train/lr": sched.get_last_lr()[0],
-                     **{f"train/{k}": v for k, v in metrics.items()}}, step=step + 1)
-        done = step + 1
-        last = done == cfg.steps or done == cfg.stop_after_steps
-        if done % cfg.eval_every == 0 or last:
-            ev = evaluate(raw, valid, cfg, acc.device)
-            if cfg.tensorboard:
-                acc.log({f"eval/{k}": v for k, v in ev.items()}, step=done)
-            history.append({"step": done, "train/loss": global_loss,
-                            **{f"train/{k}": v for k, v in metrics.items()},
-                            **{f"eval/{k}": v for k, v in ev.items()},
-                            "seconds": time.time() - t0})
-            acc.print(f"step {done}: " + json.dumps({k: round(v, 4) for k, v in ev.items()
-                                                     if k.startswith("loss/")}))
-        if acc.is_main_process and (done % cfg.save_every == 0 or last):
-            save_checkpoint(ckpt_dir, raw, opt, sched, {"step": done, "history": history,
-                                                        "curve": curve.points})
-        if last:
-            break
-    acc.wait_for_everyone()
+            acc.log({**logs, "train/lr": sched.get_last_lr()[0]}, step=step + 1)
+        return logs
+
+    def evaluate_now(done: int) -> dict[str, float]:
+        ev = evaluate(raw, valid, cfg, acc.device)
+        if cfg.tensorboard:
+            acc.log({f"eval/{k}": v for k, v in ev.items()}, step=done)
+        return ev
+
+    model.train()
+    loop.run(train_step, evaluate_now, printed="loss/")
     if cfg.tensorboard:
         acc.end_training()
-    if acc.is_main_process and (done == cfg.steps):
-        write_bundle(out, raw, vocab, cfg, speech_meta, image_meta, history, speech)
-        curve.save(out)
+    loop.finish(lambda folder: write_bundle(folder, raw, vocab, cfg, speech_meta, image_meta,
+                                            loop.history, speech), only_if_complete=True)
     return raw, vocab
 
 
@@ -254,5 +236,5 @@ def write_bundle(out: Path, model, vocab: MultimodalVocab, cfg: LMTrainConfig, s
         elif src and not (out / name).is_dir():
             warnings.warn(f"the {name} the codes came from ({src}) is gone: the bundle has no "
                           f"{name}/, so it cannot generate that modality", stacklevel=2)
-    (out / "train_history.json").write_text(json.dumps(history, indent=1))
+    (out / HISTORY_FILE).write_text(json.dumps(history, indent=1))
     write_bundle_card(out)  # hub-shaped from the start: README.md with metadata and metrics

@@ -24,3 +24,14 @@ def option(default: Any, help: str) -> Any:
 def help_of(f: Field) -> str:
     """The help line of a dataclass field ("" when it has none)."""
     return f.metadata.get("help", "")
+
+
+def override(cls: type, name: str, default: Any) -> Any:
+    """The field `name` of dataclass `cls` with another default and the same help: how a
+    subclass changes a shared field's default without restating its meaning."""
+    from dataclasses import fields
+
+    for f in fields(cls):
+        if f.name == name:
+            return option(default, help_of(f))
+    raise AttributeError(f"{cls.__name__} has no field {name!r}")

@@ -33,7 +33,7 @@ def evaluate_speech(model, source: AudioSource, max_items: int | None = None,
     n = len(source) if max_items is None else min(len(source), max_items)
     codes, labels, mel, frames = [], [], [], 0
     for i in tqdm(range(n), disable=not progress, desc="evaluate"):
-        wav = model._pad_to_stride(source.load(i)[None].to(model.device))
+        wav = model.pad_to_stride(source.load(i)[None].to(model.device))
         out = model(wav)
         unit = out.quantizer.codes
         if unit.dim() == 3:  # RVQ: phone metrics and usage on the first codebook

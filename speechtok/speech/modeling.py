@@ -134,7 +134,7 @@ class SpeechTokenizer(
         return SpeechTokenizerOutput(log_mel, self.target_log_mel(wav), q)
 
     # ---- encoding ---------------------------------------------------------------------
-    def _pad_to_stride(self, wav: torch.Tensor) -> torch.Tensor:
+    def pad_to_stride(self, wav: torch.Tensor) -> torch.Tensor:
         rem = wav.shape[-1] % self.config.total_stride
         return F.pad(wav, (0, self.config.total_stride - rem)) if rem else wav
 
@@ -154,7 +154,7 @@ class SpeechTokenizer(
         """
         sr = self.sample_rate if sample_rate is None else sample_rate
         wav = prepare_waveform(wav, sr, self.sample_rate).to(self.device)
-        wav = self._pad_to_stride(wav)
+        wav = self.pad_to_stride(wav)
         stride = self.config.total_stride
         n_frames = wav.shape[-1] // stride
         chunk = int((chunk_seconds or self.config.chunk_seconds) * self.frame_rate)
@@ -192,7 +192,7 @@ class SpeechTokenizer(
         if self.speaker_encoder is None:
             raise ValueError("this tokenizer has no speaker encoder (speaker_dim=0)")
         sr = self.sample_rate if sample_rate is None else sample_rate
-        wav = self._pad_to_stride(prepare_waveform(wav, sr, self.sample_rate).to(self.device))
+        wav = self.pad_to_stride(prepare_waveform(wav, sr, self.sample_rate).to(self.device))
         return self.speaker_encoder(self.encoder.front(wav))
 
     @torch.inference_mode()

@@ -1,63 +1,51 @@
 """Stage-1 training of the speech tokenizer (reconstruction), under accelerate.
 
 CPU here; CUDA with bf16 autocast where present; several GPUs with `accelerate launch` (the
-quantizer all-reduces its EMA statistics so every process keeps the same codebook). Batches are
-a function of the step number, and the checkpoint holds the model, optimizer, scheduler and RNG
-state, so `resume=True` after a kill continues exactly where the run would have gone.
+quantizer all-reduces its EMA statistics so every process keeps the same codebook). The step
+is defined here; scheduling, checkpoints and exact resume are the shared loop's
+(speechtok.training.loop).
 """
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
+from speechtok.fields import option, override
 from speechtok.speech import SpeechTokenizer, SpeechTokenizerConfig
 from speechtok.speech.data import AudioSource, open_splits
 from speechtok.speech.evaluate import evaluate_speech
 from speechtok.speech.losses import log_mel_l1
 from speechtok.training.accelerator import make_accelerator
-from speechtok.training.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from speechtok.training.config import dump_config
-from speechtok.training.loss_curve import LossCurve
+from speechtok.training.loop import TrainLoop, apply_gradients, scalars
+from speechtok.training.options import TrainLoopConfig
 from speechtok.training.schedule import lr_lambda
 
 
 @dataclass
-class SpeechTrainConfig:
-    steps: int = 2000
-    batch_size: int = 16
-    segment_seconds: float = 1.28
-    lr: float = 2e-3
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.05
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    gain_augment_db: float = 6.0  # random input gain, so units don't encode loudness
-    vtlp_range: float = 0.12  # encoder input spectra warped by a factor in 1 ± this (VTLP)
-    eval_every: int = 500
-    log_every: int = 25  # training terms averaged every N steps → train_curve.json
-    save_every: int = 250
-    eval_max_items: int = 64
-    valid_fraction: float = 0.05
-    seed: int = 0
-    mixed_precision: str = "auto"  # "auto" = bf16 on CUDA, fp32 on CPU; or "no" / "bf16"
-    cache_audio: bool = True
-    max_minutes: float = 0.0  # stop early after this wall time (0 = no limit)
-    stop_after_steps: int = 0  # checkpoint and stop at this step (0 = run to `steps`), to split
-    # a run across job time limits; `--resume` continues it as if uninterrupted
+class SpeechTrainConfig(TrainLoopConfig):
+    """How the speech tokenizer is trained (the shared loop fields, then the speech ones)."""
+
+    steps: int = override(TrainLoopConfig, "steps", 2000)
+    lr: float = override(TrainLoopConfig, "lr", 2e-3)
+    batch_size: int = option(16, "clips per step")
+    segment_seconds: float = option(1.28, "length of the random crop of each clip, seconds")
+    gain_augment_db: float = option(6.0, "random input gain of up to ± this many dB, so units "
+                                    "do not encode loudness")
+    vtlp_range: float = option(0.12, "the encoder's input spectra are warped by a random factor "
+                               "in 1 ± this (VTLP), so units do not encode the vocal tract")
+    eval_max_items: int = option(64, "held-out clips per evaluation")
+    valid_fraction: float = option(0.05, "share of the clips held out when the data has no "
+                                   "valid/ split")
+    cache_audio: bool = option(True, "keep decoded clips in memory")
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "eval_every", "save_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
-            raise ValueError(f"mixed_precision must be auto/no/bf16/fp16, got "
-                             f"{self.mixed_precision!r}")
+        super().__post_init__()
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {self.batch_size}")
 
 
 def feature_stats(model: SpeechTokenizer, source: AudioSource, n: int = 200):
@@ -99,17 +87,8 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.8, 0.99))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
-    ckpt_dir = out / "checkpoints" / "last"
-    start_step, history, curve = 0, [], LossCurve(cfg.log_every)
-    found = find_checkpoint(ckpt_dir) if resume else None
-    if found is not None:
-        state = load_checkpoint(found, model, opt, sched)
-        start_step, history = state["step"], state.get("history", [])
-        curve = LossCurve(cfg.log_every, state.get("curve"))
-        acc.print(f"resuming from {found} at step {start_step}")
-    else:
-        if resume:
-            acc.print(f"--resume: no checkpoint in {ckpt_dir}, starting fresh")
+    loop = TrainLoop(acc, cfg, out, "speech", model, opt, sched)
+    if not (resume and loop.resume()):
         mean, std = feature_stats(model, train_src)
         model.encoder.front.feat_mean.copy_(mean)
         model.encoder.front.feat_std.copy_(std)
@@ -124,12 +103,8 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
     acc.print(f"speech tokenizer: {n_params / 1e6:.2f}M parameters, {len(train_src)} train / "
               f"{len(valid_src)} valid clips, {model_cfg.frame_rate:g} Hz units, "
               f"K={model_cfg.codebook_size}, device {acc.device}, precision {mp}")
-    t0 = time.time()
-    bar = tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps,
-               disable=not acc.is_local_main_process, desc="train speech", dynamic_ncols=True)
-    model.train()
-    step = start_step
-    for step in bar:
+
+    def train_step(step: int) -> dict[str, float]:
         wav = train_src.batch(step, cfg.batch_size, segment, cfg.seed, acc.process_index)
         g = torch.Generator().manual_seed(cfg.seed * 7919 + step)
         gain_db = (torch.rand(wav.shape[0], 1, generator=g) * 2 - 1) * cfg.gain_augment_db
@@ -141,28 +116,11 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
                                    warp.to(acc.device) if cfg.vtlp_range > 0 else None)
         opt.zero_grad(set_to_none=True)
         acc.backward(terms["loss"])
-        if cfg.max_grad_norm > 0:
-            acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        opt.step()
-        sched.step()
-        logs = {f"train/{k}": round(float(v.detach()), 4) for k, v in terms.items()}
-        bar.set_postfix(loss=logs["train/loss"], usage=logs.get("train/usage"))
-        done = step + 1
-        curve.add(done, logs)
-        last = (done == cfg.steps or done == cfg.stop_after_steps
-                or (cfg.max_minutes and time.time() - t0 > 60 * cfg.max_minutes))
-        if done % cfg.eval_every == 0 or last:
-            metrics = evaluate_speech(raw, valid_src, cfg.eval_max_items)
-            history.append({"step": done, **logs, **{f"eval/{k}": v for k, v in metrics.items()}})
-            acc.print(f"step {done}: " + json.dumps({k: round(v, 4) for k, v in metrics.items()}))
-        if acc.is_main_process and (done % cfg.save_every == 0 or last):
-            save_checkpoint(ckpt_dir, raw, opt, sched, {"step": done, "history": history,
-                                                        "curve": curve.points})
-        if last:
-            break
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        raw.save_pretrained(out)
-        (out / "train_history.json").write_text(json.dumps(history, indent=1))
-        curve.save(out)
+        apply_gradients(acc, model, opt, sched, cfg.max_grad_norm)
+        return scalars(terms)
+
+    model.train()
+    loop.run(train_step, lambda done: evaluate_speech(raw, valid_src, cfg.eval_max_items),
+             shown=("train/loss", "train/usage"))
+    loop.finish(raw.save_pretrained)
     return raw

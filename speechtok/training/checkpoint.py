@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,8 @@ def save_checkpoint(folder: str | Path, model: torch.nn.Module, optimizer=None, 
             save_file(tensors, str(tmp / f"{name}_optimizer.safetensors"), metadata=meta)
     state = dict(trainer_state or {})
     state["torch_rng_state"] = torch.get_rng_state().tolist()
+    if torch.cuda.is_available():  # dropout and sampling on the GPU draw from these
+        state["cuda_rng_states"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
     (tmp / "trainer_state.json").write_text(json.dumps(state))
     for f in tmp.iterdir():  # make the bytes durable before the rename publishes them
         with open(f, "rb") as fh:
@@ -117,4 +120,14 @@ def load_checkpoint(folder: str | Path, model: torch.nn.Module, optimizer=None,
         scheduler.load_state_dict(json.loads((folder / "scheduler.json").read_text()))
     state = json.loads((folder / "trainer_state.json").read_text())
     torch.set_rng_state(torch.tensor(state.pop("torch_rng_state"), dtype=torch.uint8))
+    cuda_states = state.pop("cuda_rng_states", None)
+    if cuda_states and torch.cuda.is_available():
+        if len(cuda_states) != torch.cuda.device_count():
+            warnings.warn(f"{folder} holds the RNG states of {len(cuda_states)} GPUs, this "
+                          f"machine has {torch.cuda.device_count()}: they are not restored, so "
+                          "random draws on the GPU differ from the uninterrupted run",
+                          stacklevel=2)
+        else:
+            torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8)
+                                          for s in cuda_states])
     return state
