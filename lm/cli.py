@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 
+from speechtok.training.config import add_config_arguments
+
 EPILOG = """examples:
   lm tokenize --kind speech --data runs/demo/data/speech --tokenizer runs/demo/speech_tokenizer \\
       --out runs/demo/codes/speech
@@ -26,7 +28,8 @@ Hub uploads take the token from HF_TOKEN or the saved login (`hf auth login`); t
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="lm", description="Multimodal token LM over text, speech units and image codes.",
+        prog="lm", allow_abbrev=False,
+        description="Multimodal token LM over text, speech units and image codes.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -44,11 +47,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="datasets.map worker processes per launched process")
     t.add_argument("--device", default=None,
                    help="default: this process's device under accelerate (CUDA if present)")
-    r = sub.add_parser("train", help="train the LM on pre-tokenised codes; OUT becomes the bundle",
-                       description="Train the multimodal LM. Any field of LMConfig (lm/model.py)"
-                       " or LMTrainConfig (lm/train.py) is a `--key value`; precedence: defaults"
-                       " < --config YAML < command line. OUT gets the LM, its tokenizer and the "
-                       "speech/image tokenizers the codes came from.")
+    r = sub.add_parser("train",
+                       help="train the LM on pre-tokenised codes; OUT becomes the bundle",
+                       description="Train the multimodal LM. Every config field below is a "
+                       "`--key value` (dicts in YAML syntax, e.g. --loss_weights '{text: 0.5, "
+                       "image: 0.5}'); precedence: defaults < --config YAML < command line. "
+                       "OUT gets the LM, its tokenizer and the speech/image tokenizers the "
+                       "codes came from.", allow_abbrev=False,
+                       usage="lm train --out OUT [--config YAML] [--resume] "
+                       "[--push-to-hub REPO] [--key value ...]")
     r.add_argument("--out", required=True, help="run directory = the bundle")
     r.add_argument("--config", help="YAML file of config values")
     r.add_argument("--resume", action="store_true",
@@ -59,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--private", action="store_true", help="with --push-to-hub: a private repo")
     r.add_argument("--revision", metavar="BRANCH", default=None,
                    help="with --push-to-hub: the branch to push to (created if missing)")
+    add_config_arguments(r, train_configs())
     _generate_parser(sub)
     h = sub.add_parser("push", help="upload a bundle to the Hugging Face Hub",
                        description="Upload a bundle written by `lm train` (the LM, its "
@@ -152,14 +160,21 @@ def cmd_generate(args) -> None:
                       **result.settings}))
 
 
-def cmd_train(args, extra: list[str]) -> None:
-    from speechtok.training.config import build_configs, parse_overrides
-
+def train_configs() -> list[type]:
     from .model import LMConfig
-    from .train import LMTrainConfig, train_lm
+    from .train import LMTrainConfig
 
-    model_cfg, train_cfg = build_configs([LMConfig, LMTrainConfig], args.config,
-                                         parse_overrides(extra))
+    return [LMConfig, LMTrainConfig]
+
+
+def cmd_train(args, extra: list[str]) -> None:
+    from speechtok.training.config import build_configs, given_overrides, parse_overrides
+
+    from .train import train_lm
+
+    # unknown `--key value` pairs go to build_configs, whose error names the nearest field
+    model_cfg, train_cfg = build_configs(train_configs(), args.config,
+                                         {**parse_overrides(extra), **given_overrides(args)})
     train_lm(args.out, model_cfg, train_cfg, resume=args.resume)
     if args.push_to_hub:
         push_bundle(args.out, args.push_to_hub, args.private, args.revision)
@@ -200,7 +215,12 @@ def cmd_tokenize(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from speechtok.training.config import normalise_config_flags
+
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:
+        argv = normalise_config_flags(argv, train_configs())
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "train":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

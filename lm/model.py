@@ -16,18 +16,24 @@ from pathlib import Path
 
 import torch
 
+from speechtok.fields import option
+
 
 @dataclass
 class LMConfig:
-    hidden_size: int = 256
-    num_layers: int = 4
-    num_heads: int = 4
-    num_kv_heads: int = 4
-    intermediate_size: int = 688  # ≈ 8/3 · hidden, rounded to a multiple of 16 (SwiGLU)
-    max_positions: int = 1024
-    rope_theta: float = 10000.0
-    tie_embeddings: bool = True
-    dropout: float = 0.0
+    """The size of a new Llama-style LM (ignored when `pretrained` extends a local one)."""
+
+    hidden_size: int = option(256, "width of the transformer")
+    num_layers: int = option(4, "transformer layers")
+    num_heads: int = option(4, "attention heads")
+    num_kv_heads: int = option(4, "key/value heads (fewer than num_heads: grouped-query "
+                               "attention)")
+    intermediate_size: int = option(688, "width of the SwiGLU MLP (≈ 8/3 · hidden, a multiple "
+                                    "of 16)")
+    max_positions: int = option(1024, "longest sequence, tokens")
+    rope_theta: float = option(10000.0, "base of the rotary position embedding")
+    tie_embeddings: bool = option(True, "share the input embedding and the output head")
+    dropout: float = option(0.0, "attention dropout")
 
     def __post_init__(self):
         if self.hidden_size % self.num_heads:

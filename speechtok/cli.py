@@ -26,7 +26,7 @@ Hub uploads take the token from HF_TOKEN or the saved login (`hf auth login`); t
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="speechtok",
+        prog="speechtok", allow_abbrev=False,
         description="Train and use tokenizers: speech ↔ discrete units, images ↔ code grids. "
         "encode/decode/eval work out from the saved config whether a tokenizer is for speech "
         "or images.",
@@ -34,28 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a tokenizer (stage 1: reconstruction)",
-                       description="Train a tokenizer. Any config field can be set as "
-                       "`--key value` (e.g. --steps 2000 --codebook_size 512 --batch_size 16); "
-                       "precedence: defaults < --config YAML < command line. The resolved "
-                       "config is written to OUT/train_config.yaml.")
-    t.add_argument("modality", choices=["speech", "image"], help="what to tokenize")
-    t.add_argument("--data", required=True,
-                   help="speech: folder of audio files (wav/flac/ogg, any rate, mono or stereo) "
-                   "or a saved `datasets` dataset with an 'audio' column; image: folder of "
-                   "images (png/jpg/..., any size or mode; resized and centre-cropped) or a "
-                   "saved dataset with an image column (e.g. imagefolder with captions). "
-                   "train/ and valid/ subfolders (or splits) are used when present")
-    t.add_argument("--out", required=True, help="output folder (hub-shaped tokenizer)")
-    t.add_argument("--config", help="YAML file of config values")
-    t.add_argument("--resume", action="store_true",
-                   help="continue from OUT/checkpoints/last if present")
-    t.add_argument("--push-to-hub", metavar="REPO",
-                   help="upload the result to this Hub repo (token from HF_TOKEN or the saved "
-                   "login; checkpoints are not uploaded)")
-    t.add_argument("--private", action="store_true", help="with --push-to-hub: a private repo")
-    t.add_argument("--revision", metavar="BRANCH", default=None,
-                   help="with --push-to-hub: the branch to push to (created if missing)")
-
+                       description="Train a speech or an image tokenizer. `speechtok train "
+                       "speech --help` lists every config field.", allow_abbrev=False)
+    kinds = t.add_subparsers(dest="modality", required=True)
+    for kind, classes in TRAIN_CONFIGS.items():
+        _train_parser(kinds, kind, classes())
     e = sub.add_parser("encode", help="audio files → units, or images → code grids (JSON "
                        "lines)")
     e.add_argument("--tokenizer", required=True, help="saved tokenizer folder")
@@ -99,6 +82,57 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _speech_configs() -> list[type]:
+    from .speech import SpeechTokenizerConfig
+    from .speech.train import SpeechTrainConfig
+
+    return [SpeechTokenizerConfig, SpeechTrainConfig]
+
+
+def _image_configs() -> list[type]:
+    from .image import ImageTokenizerConfig
+    from .image.train import ImageTrainConfig
+
+    return [ImageTokenizerConfig, ImageTrainConfig]
+
+
+TRAIN_CONFIGS = {"speech": _speech_configs, "image": _image_configs}
+DATA_HELP = {
+    "speech": "folder of audio files (wav/flac/ogg, any rate, mono or stereo; a metadata.jsonl "
+    "keyed by 'file' adds texts and phone alignments) or a saved `datasets` dataset with an "
+    "'audio' column",
+    "image": "folder of images (png/jpg/..., any size or mode; resized and centre-cropped; a "
+    "metadata.jsonl keyed by 'file_name' adds captions) or a saved `datasets` dataset with an "
+    "image column",
+}
+
+
+def _train_parser(kinds, kind: str, classes: list[type]) -> None:
+    from .training.config import add_config_arguments
+
+    t = kinds.add_parser(
+        kind, help=f"train a {kind} tokenizer", allow_abbrev=False,
+        usage=f"speechtok train {kind} --data DATA --out OUT [--config YAML] [--resume] "
+        "[--push-to-hub REPO] [--key value ...]",
+        description=f"Train a {kind} tokenizer. Every config field below is a `--key value` "
+        "(lists and dicts in YAML syntax, e.g. --strides '[2, 2]'); precedence: defaults < "
+        "--config YAML < command line. The resolved config is written to "
+        "OUT/train_config.yaml; an unknown key is an error.")
+    t.add_argument("--data", required=True, help=DATA_HELP[kind] + "; train/ and valid/ "
+                   "subfolders (or splits) are used when present")
+    t.add_argument("--out", required=True, help="output folder (hub-shaped tokenizer)")
+    t.add_argument("--config", help="YAML file of config values")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoints/last if present")
+    t.add_argument("--push-to-hub", metavar="REPO",
+                   help="upload the result to this Hub repo (token from HF_TOKEN or the saved "
+                   "login; checkpoints are not uploaded)")
+    t.add_argument("--private", action="store_true", help="with --push-to-hub: a private repo")
+    t.add_argument("--revision", metavar="BRANCH", default=None,
+                   help="with --push-to-hub: the branch to push to (created if missing)")
+    add_config_arguments(t, classes)
+
+
 def _device(name: str | None) -> str:
     import torch
 
@@ -106,21 +140,18 @@ def _device(name: str | None) -> str:
 
 
 def cmd_train(args, extra: list[str]) -> None:
-    from speechtok.training.config import build_configs, parse_overrides
+    from .training.config import build_configs, given_overrides, parse_overrides
 
+    # unknown `--key value` pairs go to build_configs, whose error names the nearest field
+    model_cfg, train_cfg = build_configs(TRAIN_CONFIGS[args.modality](), args.config,
+                                         {**parse_overrides(extra), **given_overrides(args)})
     if args.modality == "image":
-        from speechtok.image import ImageTokenizerConfig
-        from speechtok.image.train import ImageTrainConfig, train_image
+        from .image.train import train_image
 
-        model_cfg, train_cfg = build_configs([ImageTokenizerConfig, ImageTrainConfig],
-                                             args.config, parse_overrides(extra))
         train_image(args.data, args.out, model_cfg, train_cfg, resume=args.resume)
     else:
-        from speechtok.speech import SpeechTokenizerConfig
-        from speechtok.speech.train import SpeechTrainConfig, train_speech
+        from .speech.train import train_speech
 
-        model_cfg, train_cfg = build_configs([SpeechTokenizerConfig, SpeechTrainConfig],
-                                             args.config, parse_overrides(extra))
         train_speech(args.data, args.out, model_cfg, train_cfg, resume=args.resume)
     if args.push_to_hub:
         push(args.out, args.push_to_hub, args.private, args.revision)
@@ -225,7 +256,12 @@ def cmd_eval(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .training.config import normalise_config_flags
+
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"] and argv[1:2] and argv[1] in TRAIN_CONFIGS:
+        argv = normalise_config_flags(argv, TRAIN_CONFIGS[argv[1]]())
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "train":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

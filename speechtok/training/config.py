@@ -1,4 +1,5 @@
-"""Config precedence: dataclass defaults → YAML file → `--key value` overrides.
+"""Config precedence: dataclass defaults → YAML file → `--key value` overrides; and the command
+line options built from the config dataclasses, so that `--help` lists every field.
 
 Several dataclasses (model config, training config) are filled from one flat namespace, so a
 user writes `--codebook_size 512 --steps 2000` without caring which object owns the key. An
@@ -8,6 +9,7 @@ unknown key is an error naming it, so a typo never silently trains the default.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import types
 import typing
@@ -93,7 +95,9 @@ def build_configs(classes: list[type], yaml_path: str | Path | None = None,
     known = {f.name for c in classes for f in dataclasses.fields(c)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
+        raise ValueError("unknown config key(s): " + ", ".join(
+            k + "".join(f" (did you mean {m!r}?)" for m in
+                        difflib.get_close_matches(k, sorted(known), n=1)) for k in unknown))
     result = []
     for cls in classes:
         hints = typing.get_type_hints(cls)
@@ -112,3 +116,51 @@ def dump_config(path: str | Path, *configs: Any) -> None:
     """Write the resolved configs as YAML (one section per dataclass) into the run directory."""
     doc = {type(c).__name__: json.loads(json.dumps(dataclasses.asdict(c))) for c in configs}
     Path(path).write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def type_name(hint: Any) -> str:
+    """`int`, `float | None`, `tuple[int, ...]`: a field's type as a user reads it."""
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+
+
+def add_config_arguments(parser, classes: list[type]) -> None:
+    """One `--field VALUE` option per field of the config dataclasses `classes`, grouped by
+    class, each with its type, default and help line. Defaults are left out of the parsed
+    namespace (argparse.SUPPRESS), so `given_overrides` returns only what the user typed and
+    the YAML file keeps its precedence below the command line."""
+    import argparse
+
+    seen: set[str] = set()
+    for cls in classes:
+        doc = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        group = parser.add_argument_group(f"{cls.__name__} (YAML or --key value)", doc)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in seen:
+                continue
+            seen.add(f.name)
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            shown = json.dumps(list(default) if isinstance(default, tuple) else default)
+            help_text = f.metadata.get("help", "")
+            group.add_argument(f"--{f.name}", dest=f"config.{f.name}", metavar=type_name(
+                hints[f.name]).upper().replace(" ", ""), default=argparse.SUPPRESS,
+                help=f"{help_text} (default: {shown})".replace("%", "%%"))
+
+
+def given_overrides(args) -> dict[str, str]:
+    """The config fields set on the command line (from `add_config_arguments`)."""
+    return {k[len("config."):]: v for k, v in vars(args).items() if k.startswith("config.")}
+
+
+def normalise_config_flags(tokens: list[str], classes: list[type]) -> list[str]:
+    """`--codebook-size 8` → `--codebook_size 8` for config fields (their options are spelt
+    with underscores, as the fields are)."""
+    names = {f.name for c in classes for f in dataclasses.fields(c)}
+    out = []
+    for tok in tokens:
+        if tok.startswith("--"):
+            key, sep, value = tok[2:].partition("=")
+            if key.replace("-", "_") in names:
+                tok = f"--{key.replace('-', '_')}{sep}{value}"
+        out.append(tok)
+    return out
