@@ -8,7 +8,6 @@ import pytest
 
 from speechtok.metrics.wer import (
     DEFAULT_MODEL_DIR,
-    edit_distance,
     normalize,
     transcribe,
     word_error_rate,
@@ -19,13 +18,14 @@ def test_normalize():
     assert normalize("Hello, World!  It's   fine.") == ["hello", "world", "it's", "fine"]
 
 
-def test_edit_distance():
-    assert edit_distance("a b c".split(), "a b c".split()) == 0
-    assert edit_distance("a b c".split(), "a x c".split()) == 1  # substitution
-    assert edit_distance("a b c".split(), "a c".split()) == 1  # deletion
-    assert edit_distance("a b c".split(), "a b c d".split()) == 1  # insertion
-    assert edit_distance([], "a b".split()) == 2
-    assert edit_distance("kitten sat".split(), "sitting sat on".split()) == 2
+def test_word_error_rate_counts_each_kind_of_edit():
+    assert word_error_rate("a b c", "a b c") == 0
+    assert word_error_rate("a b c", "a x c") == pytest.approx(1 / 3)  # substitution
+    assert word_error_rate("a b c", "a c") == pytest.approx(1 / 3)  # deletion
+    assert word_error_rate("a b c", "a b c d") == pytest.approx(1 / 3)  # insertion
+    assert word_error_rate("kitten sat", "sitting sat on") == 1.0  # 1 sub + 1 ins over 2
+    # an empty reference among others: its hypothesis' words are insertions
+    assert word_error_rate(["a b", "..."], ["a b", "x y"]) == 1.0
 
 
 def test_word_error_rate_pools_over_corpus():

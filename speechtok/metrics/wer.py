@@ -35,37 +35,31 @@ def normalize(text: str) -> list[str]:
     return [w.strip("'") for w in words if w.strip("'")]
 
 
-def edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
-    """Levenshtein distance (substitutions + deletions + insertions) between word lists."""
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, start=1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1]
-
-
 def word_error_rate(refs: Sequence[str] | str, hyps: Sequence[str] | str) -> float:
-    """Corpus WER: total word edits over all pairs / total reference words.
+    """Corpus WER: total word edits over all pairs / total reference words, by `jiwer`.
 
     Pooling edits over the corpus (rather than averaging per-utterance WERs) is the standard
     definition (NIST sclite), so short utterances don't dominate. Text is normalised with
-    :func:`normalize`. A single string pair is accepted too. Can exceed 1 (insertions).
+    :func:`normalize` first. A single string pair is accepted too. Can exceed 1 (insertions).
+    A reference with no words counts its hypothesis' words as insertions.
     """
+    import jiwer
+
     if isinstance(refs, str):
         refs = [refs]
     if isinstance(hyps, str):
         hyps = [hyps]
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
-    edits = words = 0
-    for ref, hyp in zip(refs, hyps, strict=True):
-        ref_words = normalize(ref)
-        edits += edit_distance(ref_words, normalize(hyp))
-        words += len(ref_words)
+    pairs = [(" ".join(normalize(r)), " ".join(normalize(h))) for r, h in zip(refs, hyps,
+                                                                           strict=True)]
+    words = sum(len(r.split()) for r, _ in pairs)
     if words == 0:
         raise ValueError("the references contain no words; WER is undefined")
+    scored = [(r, h) for r, h in pairs if r]  # jiwer refuses empty references
+    out = jiwer.process_words([r for r, _ in scored], [h for _, h in scored])
+    edits = out.substitutions + out.deletions + out.insertions
+    edits += sum(len(h.split()) for r, h in pairs if not r)
     return edits / words
 
 
