@@ -140,6 +140,21 @@ def test_psnr_and_ssim():
     assert (ssim(noisier, x) < ssim(noisy, x)).all() and (ssim(noisy, x) < 1).all()
 
 
+@pytest.mark.parametrize("size", [32, 24])
+def test_ssim_matches_scikit_image(size):
+    # the reference implementation, with the paper's settings: 11×11 Gaussian window of σ 1.5,
+    # population (co)variances, mean over the valid positions of each channel
+    from skimage.metrics import structural_similarity  # a test dependency ([dev] extra)
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, size, size)
+    y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    ref = [structural_similarity(y[i].numpy(), x[i].numpy(), data_range=1.0, channel_axis=0,
+                                 gaussian_weights=True, sigma=1.5,
+                                 use_sample_covariance=False) for i in range(3)]
+    assert torch.allclose(ssim(y, x), torch.tensor(ref), atol=1e-4)
+
+
 def test_perceptual_loss_from_local_safetensors(tmp_path):
     from safetensors.torch import save_file
 

@@ -190,6 +190,18 @@ def test_residual_vq_error_decreases_with_depth():
     assert all(a > b for a, b in zip(errors, errors[1:], strict=False)), errors
 
 
+@pytest.mark.parametrize("ema_decay", [0.9, None])
+def test_residual_vq_straight_through_gradient_is_the_identity(ema_decay):
+    # One straight-through over the sum of the stages: d quantized / d x = I exactly (summing
+    # each stage's own straight-through output would give depth × I, encodec issue #25).
+    torch.manual_seed(0)
+    rvq = ResidualVQ(3, 8, 16, ema_decay=ema_decay)  # no projection: identity in and out
+    x = torch.randn(2, 20, 8, requires_grad=True)
+    weights = torch.randn(2, 20, 8)
+    (rvq(x).quantized * weights).sum().backward()
+    assert torch.equal(x.grad, weights)
+
+
 def test_residual_vq_gradient_and_projection():
     torch.manual_seed(0)
     rvq = ResidualVQ(3, 8, 16, codebook_dim=4, ema_decay=0.9)

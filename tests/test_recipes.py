@@ -134,7 +134,8 @@ def test_librispeech_recipe(tmp_path):
     assert (out / "data" / "test" / meta[0]["file"]).suffix == ".flac"
     results = _results(out)
     assert results["data"]["items"] == {"train": 4, "valid": 4, "test": 4}
-    assert results["speech_tokenizer"]["codebook_usage"] > 0
+    # more than one unit in use: a tokenizer collapsed onto one code fails (K = 16)
+    assert results["speech_tokenizer"]["codebook_usage"] >= 2 / 16
     assert results["continuation"]["test_nll"]["units"] > 0
     assert (out / "continuations" / results["continuation"]["prompts"][0]["output"]).exists()
     assert (out / "bundle" / "speech_tokenizer" / "model.safetensors").exists()
@@ -150,7 +151,13 @@ def test_librispeech_text_recipe(tmp_path):
     assert results["data"]["items"] == {"train": 3, "valid": 3, "test": 3}  # --max-samples
     assert {"loss/text", "loss/audio"} <= set(results["lm_valid"])  # both directions trained
     asr, tts = results["generation"]["asr"], results["generation"]["tts"]
-    assert asr["utterances"] == 2 and asr["wer"] >= 0
+    assert asr["utterances"] == 2 == len(asr["examples"])
+    # the figure is the pooled WER of the transcripts it lists (a 2-step LM: mostly wrong)
+    from speechtok.metrics.wer import word_error_rate
+
+    assert asr["wer"] == pytest.approx(word_error_rate(
+        [e["reference"] for e in asr["examples"]], [e["transcript"] for e in asr["examples"]]),
+        abs=1e-4)
     assert asr["examples"][0]["reference"] == "the cat sat on"
     assert all((out / "tts" / f).exists() for f in tts["files"])
 
@@ -294,10 +301,17 @@ def test_mnist_recipe(tmp_path):
     assert results["data"]["items"] == {"train": 30, "valid": 10, "test": 20}
     row = json.loads((out / "data" / "train" / "metadata.jsonl").read_text().splitlines()[0])
     assert row["text"] == f"the digit {row['label']}"
-    assert 0 <= results["judge"]["real_test_accuracy"] <= 1
+    # the fake digits put each class at its own place: after 2 epochs on 30 images the judge
+    # is above chance (0.1; measured 0.3), so it learned something from the real images
+    assert results["judge"]["real_test_accuracy"] > 0.1
     gen = results["generation"]
     assert [r["guidance_scale"] for r in gen["sweep"]] == [1.0, 2.0]
-    assert gen["images"] == 10 and 0 <= gen["accuracy_at_default"] <= 1
+    assert gen["images"] == 10
+    # the default is the best scale of the sweep; accuracy is a share of the 10 fresh images
+    assert gen["guidance_scale"] == max(gen["sweep"], key=lambda r: r["accuracy"])[
+        "guidance_scale"]
+    assert gen["accuracy_at_default"] * 10 == pytest.approx(round(gen["accuracy_at_default"]
+                                                                  * 10))
     assert (out / "generated_digits.png").exists()
     # a rerun skips every finished stage: nothing is trained again
     stamp = (out / "bundle" / "model.safetensors").stat().st_mtime_ns
