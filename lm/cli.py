@@ -108,15 +108,19 @@ def _generate_parser(sub) -> None:
     _sampling_args(s)
     i = kinds.add_parser("image", help="draw images for captions, with classifier-free guidance",
                          description="caption → exactly h×w image codes → image tokenizer "
-                         "decoder. Several images go into one grid PNG (a row per caption), "
-                         "or numbered files with --separate.")
+                         "decoder. One image is written as it is, at the tokenizer's "
+                         "resolution; several go into one grid PNG (a row per caption), or "
+                         "numbered files with --separate.")
     i.add_argument("--caption", required=True, action="append",
                    help="caption text; repeat for several captions")
     i.add_argument("--num", type=int, default=1, help="images per caption")
     i.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance scale; 1 = none (default: the bundle's)")
-    i.add_argument("--separate", action="store_true",
-                   help="write OUT_0.png, OUT_1.png, ... instead of one grid")
+    layout = i.add_mutually_exclusive_group()
+    layout.add_argument("--separate", action="store_true",
+                        help="write OUT_0.png, OUT_1.png, ... instead of one grid")
+    layout.add_argument("--grid", action="store_true",
+                        help="a framed grid even for a single image")
     _sampling_args(i)
 
 
@@ -153,6 +157,9 @@ def cmd_generate(args) -> None:
                  for k in range(len(result.images))]
         for f, img in zip(files, result.images, strict=True):
             to_pil(img).save(f)
+    elif len(result.images) == 1 and not args.grid:  # the image itself: no frame, no padding
+        files = [out]
+        to_pil(result.images[0]).save(out)
     else:
         files = [out]
         image_grid(list(result.images.split(args.num))).save(out)

@@ -3,6 +3,8 @@ durations, the classifier score, and clear errors."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -289,6 +291,19 @@ def test_cli_generate(bundle, tmp_path, capsys):
     assert main(["generate", "image", "--model", str(bundle), "--caption", "the letter a", "--out",
           str(tmp_path / "each.png"), "--num", "2", "--separate"]) == 0
     assert (tmp_path / "each_0.png").exists() and (tmp_path / "each_1.png").exists()
+    # one image is the image itself, at the tokenizer's resolution, the same pixels as the
+    # pipeline's; --grid frames it anyway
+    from lm.pipelines import TextToImage
+    from speechtok.image.io import to_pil
+
+    one, framed = tmp_path / "one.png", tmp_path / "framed.png"
+    for path, extra in ((one, []), (framed, ["--grid"])):
+        assert main(["generate", "image", "--model", str(bundle), "--caption", "the letter a",
+                     "--out", str(path), "--num", "1", "--seed", "0", *extra]) == 0
+    res = json.loads((bundle / "image_tokenizer" / "config.json").read_text())["resolution"]
+    assert Image.open(one).size == (res, res) and Image.open(framed).size[0] > res
+    alone = TextToImage.from_pretrained(bundle)(["the letter a"], seed=0).images[0]
+    assert np.array_equal(np.asarray(Image.open(one)), np.asarray(to_pil(alone)))
     missing_prompt = ["generate", "speech", "--model", str(bundle), "--prompt",
                       str(tmp_path / "nope.wav"), "--out", str(out_wav)]
     no_bundle = ["generate", "image", "--model", str(tmp_path / "nobundle"), "--caption", "x",
