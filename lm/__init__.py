@@ -1,11 +1,12 @@
 """lm: one Hugging Face causal LM over interleaved text, speech-unit and image token streams.
 
-So far: `lm.vocab` (MultimodalVocab: one id space, a contiguous range per modality),
-`lm.pretokenize` (`lm tokenize`: media → codes once, sharded per process), `lm.formats` (the
-sample formats, incl. CM3 causal-masked), `lm.mixture` (weighted dataset mixtures), `lm.data`
-(codes → task samples with caption dropout → packed batches, by step), `lm.loss`
-(per-modality weighted cross-entropy), `lm.packing` (packed blocks with a block-diagonal causal
-mask), `lm.model` (a new Llama-style LM, or a local causal LM extended to the vocabulary) and
-`lm.train` (`lm train`: accelerate loop, exact resume, the bundle). Generation arrives next.
+Flat, a file per concern: `vocab` (one id space, a contiguous range per modality), `pretokenize`
+(`lm tokenize`: media → codes once, sharded per process), `formats` (the sample formats, incl.
+CM3 causal-masked), `mixture` (weighted task mixtures), `data` (codes → task samples with caption
+dropout → packed batches, by step), `packing` (block-diagonal causal masks), `loss`
+(per-modality weighted cross-entropy), `model` (a new Llama-style LM, or a local causal LM
+extended to the vocabulary), `train` (`lm train`: the shared loop, the bundle), `generate` (the
+modality mask, classifier-free guidance), `pipelines` (TextToImage, SpeechContinuation),
+`durations`, `evaluate`, `classifier_score`, `model_card`, `cli`.
 Imports go one way: recipes → lm → speechtok.
 """

@@ -260,3 +260,53 @@ def write_results(out: Path, results: dict) -> Path:
     path.write_text(json.dumps(results, indent=1) + "\n")
     print(f"results: {path}")
     return path
+
+
+class RecipeRun:
+    """One run of a recipe: its options and per-model overrides (`parse_args`), the run folder,
+    the numbered stages with their times, and the results that `finish` writes. The stages
+    every recipe shares are methods: `tokenizer` (train + evaluate) and `lm` (pre-tokenise +
+    train the LM)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, argv: list[str] | None,
+                 models: tuple[str, ...], stages: int):
+        self.args, self.overrides = parse_args(parser, argv, models)
+        flush_denormals()
+        self.out, self.stages, self.done = Path(self.args.out), stages, 0
+        self.timer, self.results = Timer(), {}
+
+    def stage(self, name: str):
+        """The next numbered stage ("3/6 name"), timed."""
+        self.done += 1
+        return self.timer(f"{self.done}/{self.stages} {name}")
+
+    def tokenizer(self, kind: str, data: Path, evaluated_on: str,
+                  max_items: int | None = None) -> Path:
+        """Two stages: train the `kind` tokenizer (skipped when saved), then its figures on the
+        test split (`results[f"{kind}_tokenizer"]`; `max_items` speech clips at most)."""
+        with self.stage(f"training the {kind} tokenizer"):
+            tok_dir = train_tokenizer(kind, data, self.out / f"{kind}_tokenizer",
+                                      Path(getattr(self.args, f"{kind}_config")),
+                                      self.overrides[kind])
+        with self.stage(f"evaluating the {kind} tokenizer on {evaluated_on}"):
+            self.results[f"{kind}_tokenizer"] = (
+                evaluate_speech_tokenizer(tok_dir, data, max_items) if kind == "speech" else
+                evaluate_image_tokenizer(tok_dir, data, self.out / "image_reconstructions.png"))
+        return tok_dir
+
+    def lm(self, kind: str, data: Path, tok_dir: Path, what: str) -> Path:
+        """Two stages: pre-tokenise `data` with the tokenizer, then train the LM on the codes
+        (`results["lm_valid"]`); returns the codes folder."""
+        with self.stage("pre-tokenising"):
+            codes = pretokenize_once(kind, data, tok_dir, self.out / "codes" / kind)
+        with self.stage(f"training the {what}"):
+            self.results["lm_valid"] = train_lm_once(
+                self.out / "bundle", self.args.lm_config, self.overrides["lm"],
+                **{f"{kind}_codes": codes})
+        return codes
+
+    def finish(self) -> int:
+        """results.json with every stage's time; the exit status."""
+        self.results["seconds"] = self.timer.seconds
+        write_results(self.out, self.results)
+        return 0

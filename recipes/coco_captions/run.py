@@ -151,40 +151,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--guidance", type=float, default=3.0,
                    help="the bundle's default scale (look at the grids and change it with "
                    "lm.pipelines.save_generation_defaults)")
-    args, overrides = common.parse_args(p, argv, MODELS)
-    common.flush_denormals()
+    run = common.RecipeRun(p, argv, MODELS, stages=6)
+    args, out = run.args, run.out
     if args.valid_images < 1:
         p.error("--valid-images must be ≥ 1")
-    image_cfg = common.model_configs("image", args.image_config, overrides["image"])[0]
-    common.model_configs("lm", args.lm_config, overrides["lm"])
-    out = Path(args.out)
-    timer, results = common.Timer(), {}
+    image_cfg = common.model_configs("image", args.image_config, run.overrides["image"])[0]
+    common.model_configs("lm", args.lm_config, run.overrides["lm"])
 
-    with timer("1/6 COCO → imagefolder"):
+    with run.stage("COCO → imagefolder"):
         data = out / "data"
-        results["data"] = layouts.write_image_folder(
+        run.results["data"] = layouts.write_image_folder(
             data, lambda: coco_splits(args), image_cfg.resolution,
             {"source": str(args.data), "valid_images": args.valid_images,
              "max_samples": args.max_samples})
-    with timer("2/6 training the image tokenizer"):
-        tok_dir = common.train_tokenizer("image", data, out / "image_tokenizer",
-                                         Path(args.image_config), overrides["image"])
-    with timer("3/6 evaluating the image tokenizer on val2017"):
-        results["image_tokenizer"] = common.evaluate_image_tokenizer(
-            tok_dir, data, out / "image_reconstructions.png")
-    with timer("4/6 pre-tokenising"):
-        codes = common.pretokenize_once("image", data, tok_dir, out / "codes" / "image")
-    with timer("5/6 training the caption → image LM"):
-        results["lm_valid"] = common.train_lm_once(out / "bundle", args.lm_config,
-                                                   overrides["lm"], image_codes=codes)
-    with timer("6/6 drawing test captions at several guidance scales"):
-        results["generation"] = common.cached_json(
+    tok_dir = run.tokenizer("image", data, "val2017")
+    run.lm("image", data, tok_dir, "caption → image LM")
+    with run.stage("drawing test captions at several guidance scales"):
+        run.results["generation"] = common.cached_json(
             out / "generation" / "generation.json", lambda: draw(
                 out / "bundle", data, out / "generation", args.num_captions,
                 args.guidance_scales, args.guidance))
-    results["seconds"] = timer.seconds
-    common.write_results(out, results)
-    return 0
+    return run.finish()
 
 
 if __name__ == "__main__":

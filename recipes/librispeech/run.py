@@ -93,39 +93,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seconds", type=float, default=6.0, help="longest continuation")
     p.add_argument("--transcribe", action=argparse.BooleanOptionalAction, default=True,
                    help="transcribe the continuations with pocketsphinx when installed")
-    args, overrides = common.parse_args(p, argv, MODELS)
-    common.flush_denormals()
-    speech_cfg = common.model_configs("speech", args.speech_config, overrides["speech"])[0]
-    common.model_configs("lm", args.lm_config, overrides["lm"])
-    out = Path(args.out)
-    timer, results = common.Timer(), {}
+    run = common.RecipeRun(p, argv, MODELS, stages=6)
+    args, out = run.args, run.out
+    speech_cfg = common.model_configs("speech", args.speech_config, run.overrides["speech"])[0]
+    common.model_configs("lm", args.lm_config, run.overrides["lm"])
 
-    with timer("1/6 LibriSpeech → audio folder"):
+    with run.stage("LibriSpeech → audio folder"):
         data = out / "data"
-        results["data"] = layouts.write_audio_folder(
+        run.results["data"] = layouts.write_audio_folder(
             data, lambda: layouts.librispeech_splits(args), speech_cfg.sample_rate,
             {"source": str(args.data), "train": args.train_subsets, "valid": args.valid_subset,
              "test": args.test_subset, "max_samples": args.max_samples})
-    with timer("2/6 training the speech tokenizer"):
-        tok_dir = common.train_tokenizer("speech", data, out / "speech_tokenizer",
-                                         Path(args.speech_config), overrides["speech"])
-    with timer("3/6 evaluating the speech tokenizer on the test split"):
-        results["speech_tokenizer"] = common.evaluate_speech_tokenizer(
-            tok_dir, data, args.eval_utterances)
-    with timer("4/6 pre-tokenising"):
-        codes = common.pretokenize_once("speech", data, tok_dir, out / "codes" / "speech")
-    with timer("5/6 training the unit LM"):
-        results["lm_valid"] = common.train_lm_once(out / "bundle", args.lm_config,
-                                                   overrides["lm"], speech_codes=codes)
-    with timer("6/6 continuing test prompts"):
-        results["continuation"] = common.cached_json(
+    tok_dir = run.tokenizer("speech", data, "the test split", args.eval_utterances)
+    codes = run.lm("speech", data, tok_dir, "unit LM")
+    with run.stage("continuing test prompts"):
+        run.results["continuation"] = common.cached_json(
             out / "continuations" / "continuations.json", lambda: continue_prompts(
                 out / "bundle", data, codes, out / "continuations", args.prompts,
                 args.prompt_seconds, args.max_seconds,
                 common.pocketsphinx_available(args.transcribe)))
-    results["seconds"] = timer.seconds
-    common.write_results(out, results)
-    return 0
+    return run.finish()
 
 
 if __name__ == "__main__":

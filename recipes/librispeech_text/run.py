@@ -141,45 +141,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seconds", type=float, default=20.0, help="longest TTS output")
     p.add_argument("--transcribe", action=argparse.BooleanOptionalAction, default=True,
                    help="score the TTS output with pocketsphinx when installed")
-    args, overrides = common.parse_args(p, argv, MODELS)
-    common.flush_denormals()
+    run = common.RecipeRun(p, argv, MODELS, stages=6)
+    args, out = run.args, run.out
     sample_rate = common.model_configs("speech", args.speech_config,
-                                       overrides["speech"])[0].sample_rate
+                                       run.overrides["speech"])[0].sample_rate
     if args.speech_tokenizer:  # the data must be at the reused tokenizer's rate
         config = Path(args.speech_tokenizer) / "config.json"
         if not config.exists():
             p.error(f"--speech-tokenizer {args.speech_tokenizer}: no saved tokenizer there")
         sample_rate = json.loads(config.read_text())["sample_rate"]
-    common.model_configs("lm", args.lm_config, overrides["lm"])
-    out = Path(args.out)
-    timer, results = common.Timer(), {}
+    common.model_configs("lm", args.lm_config, run.overrides["lm"])
 
-    with timer("1/5 LibriSpeech → audio folder with transcripts"):
+    with run.stage("LibriSpeech → audio folder with transcripts"):
         data = out / "data"
-        results["data"] = layouts.write_audio_folder(
+        run.results["data"] = layouts.write_audio_folder(
             data, lambda: layouts.librispeech_splits(args), sample_rate,
             {"source": str(args.data), "train": args.train_subsets, "valid": args.valid_subset,
              "test": args.test_subset, "max_samples": args.max_samples})
-    with timer("2/5 the speech tokenizer"):
-        if args.speech_tokenizer:
-            tok_dir = Path(args.speech_tokenizer)
-        else:
-            tok_dir = common.train_tokenizer("speech", data, out / "speech_tokenizer",
-                                             Path(args.speech_config), overrides["speech"])
-            results["speech_tokenizer"] = common.evaluate_speech_tokenizer(tok_dir, data, 200)
-    with timer("3/5 pre-tokenising"):
-        codes = common.pretokenize_once("speech", data, tok_dir, out / "codes" / "speech")
-    with timer("4/5 training the speech ↔ text LM"):
-        results["lm_valid"] = common.train_lm_once(out / "bundle", args.lm_config,
-                                                   overrides["lm"], speech_codes=codes)
-    with timer("5/5 ASR-like and TTS-like generation on the test split"):
-        results["generation"] = common.cached_json(out / "tts" / "evaluation.json", lambda:
-                                                   evaluate_both_ways(
-            out / "bundle", codes, out / "tts", args.test_utterances, args.max_seconds,
-            common.pocketsphinx_available(args.transcribe)))
-    results["seconds"] = timer.seconds
-    common.write_results(out, results)
-    return 0
+    if args.speech_tokenizer:
+        run.stages -= 2  # no tokenizer to train or evaluate
+        tok_dir = Path(args.speech_tokenizer)
+    else:
+        tok_dir = run.tokenizer("speech", data, "the test split", 200)
+    codes = run.lm("speech", data, tok_dir, "speech ↔ text LM")
+    with run.stage("ASR-like and TTS-like generation on the test split"):
+        run.results["generation"] = common.cached_json(
+            out / "tts" / "evaluation.json", lambda: evaluate_both_ways(
+                out / "bundle", codes, out / "tts", args.test_utterances, args.max_seconds,
+                common.pocketsphinx_available(args.transcribe)))
+    return run.finish()
 
 
 if __name__ == "__main__":

@@ -122,33 +122,24 @@ def main(argv: list[str] | None = None) -> int:
                    help="test clips to resynthesise and score (default 100)")
     p.add_argument("--transcribe", action=argparse.BooleanOptionalAction, default=True,
                    help="score intelligibility with pocketsphinx when installed")
-    args, overrides = common.parse_args(p, argv, MODELS)
-    common.flush_denormals()
-    speech_cfg = common.model_configs("speech", args.speech_config, overrides["speech"])[0]
-    out = Path(args.out)
-    timer, results = common.Timer(), {}
+    run = common.RecipeRun(p, argv, MODELS, stages=4)
+    args, out = run.args, run.out
+    speech_cfg = common.model_configs("speech", args.speech_config, run.overrides["speech"])[0]
 
-    with timer("1/4 LJSpeech → audio folder"):
+    with run.stage("LJSpeech → audio folder"):
         data = out / "data"
-        results["data"] = layouts.write_audio_folder(
+        run.results["data"] = layouts.write_audio_folder(
             data, lambda: ljspeech_splits(args), speech_cfg.sample_rate,
             {"source": str(args.data), "valid_fraction": args.valid_fraction,
              "test_fraction": args.test_fraction, "max_samples": args.max_samples})
-    with timer("2/4 training the speech tokenizer"):
-        tok_dir = common.train_tokenizer("speech", data, out / "speech_tokenizer",
-                                         Path(args.speech_config), overrides["speech"])
-    with timer("3/4 evaluating the speech tokenizer on the test clips"):
-        results["speech_tokenizer"] = common.evaluate_speech_tokenizer(
-            tok_dir, data, args.eval_utterances)
-    with timer("4/4 resynthesis and intelligibility"):
-        results["resynthesis"] = common.cached_json(
+    tok_dir = run.tokenizer("speech", data, "the test clips", args.eval_utterances)
+    with run.stage("resynthesis and intelligibility"):
+        run.results["resynthesis"] = common.cached_json(
             out / "resynthesis" / "resynthesis.json", lambda: resynthesis(
                 tok_dir, data, out / "resynthesis", args.wer_utterances,
                 common.pocketsphinx_available(args.transcribe)))
-    print(json.dumps(results["resynthesis"], indent=1))
-    results["seconds"] = timer.seconds
-    common.write_results(out, results)
-    return 0
+    print(json.dumps(run.results["resynthesis"], indent=1))
+    return run.finish()
 
 
 if __name__ == "__main__":

@@ -219,42 +219,29 @@ def main(argv: list[str] | None = None) -> int:
                    help="the sweep (1 = no guidance)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="sampling temperature (greedy would draw one digit per class)")
-    args, overrides = common.parse_args(p, argv, MODELS)
-    common.flush_denormals()
-    image_cfg = common.model_configs("image", args.image_config, overrides["image"])[0]
-    common.model_configs("lm", args.lm_config, overrides["lm"])
-    out = Path(args.out)
-    timer, results = common.Timer(), {}
+    run = common.RecipeRun(p, argv, MODELS, stages=6)
+    args, out = run.args, run.out
+    image_cfg = common.model_configs("image", args.image_config, run.overrides["image"])[0]
+    common.model_configs("lm", args.lm_config, run.overrides["lm"])
 
-    with timer("1/6 MNIST → imagefolder"):
+    with run.stage("MNIST → imagefolder"):
         data = out / "data"
-        results["data"] = layouts.write_image_folder(
+        run.results["data"] = layouts.write_image_folder(
             data, lambda: mnist_splits(args), image_cfg.resolution,
             {"source": str(args.data), "valid_fraction": args.valid_fraction,
              "max_samples": args.max_samples})
-    with timer("2/6 training the image tokenizer"):
-        tok_dir = common.train_tokenizer("image", data, out / "image_tokenizer",
-                                         Path(args.image_config), overrides["image"])
-    with timer("3/6 evaluating the image tokenizer on the test digits"):
-        results["image_tokenizer"] = common.evaluate_image_tokenizer(
-            tok_dir, data, out / "image_reconstructions.png")
-    with timer("4/6 pre-tokenising"):
-        codes = common.pretokenize_once("image", data, tok_dir, out / "codes" / "image")
-    with timer("5/6 training the class-conditional LM"):
-        results["lm_valid"] = common.train_lm_once(out / "bundle", args.lm_config,
-                                                   overrides["lm"], image_codes=codes)
-    with timer("6/6 the judge, and scoring generated digits"):
-        clf, results["judge"] = judge(data, out / "digit_classifier", image_cfg.resolution,
-                                      args.classifier_epochs)
-        print(json.dumps(results["judge"]))
-        results["generation"] = common.cached_json(
+    tok_dir = run.tokenizer("image", data, "the test digits")
+    run.lm("image", data, tok_dir, "class-conditional LM")
+    with run.stage("the judge, and scoring generated digits"):
+        clf, run.results["judge"] = judge(data, out / "digit_classifier",
+                                          image_cfg.resolution, args.classifier_epochs)
+        print(json.dumps(run.results["judge"]))
+        run.results["generation"] = common.cached_json(
             out / "generation.json", lambda: score_generation(
                 out / "bundle", clf, args.guidance_scales, args.images_per_class,
                 args.temperature, out / "generated_digits.png"))
-    print(json.dumps({k: v for k, v in results["generation"].items() if k != "sweep"}))
-    results["seconds"] = timer.seconds
-    common.write_results(out, results)
-    return 0
+    print(json.dumps({k: v for k, v in run.results["generation"].items() if k != "sweep"}))
+    return run.finish()
 
 
 if __name__ == "__main__":

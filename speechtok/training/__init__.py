@@ -1,0 +1,3 @@
+"""What every trainer shares: the training loop (`loop`), its config fields (`options`), the
+accelerator set-up, the learning-rate schedule, atomic safetensors checkpoints, config parsing
+(defaults → YAML → command line) and the loss curve."""
