@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from speechtok.training.config import add_config_arguments
+from speechtok.training.config import add_config_arguments, add_run_arguments
 
 EPILOG = """examples:
   lm tokenize --kind speech --data runs/demo/data/speech --tokenizer runs/demo/speech_tokenizer \\
@@ -57,15 +57,7 @@ def _parser() -> argparse.ArgumentParser:
                        usage="lm train --out OUT [--config YAML] [--resume] "
                        "[--push-to-hub REPO] [--key value ...]")
     r.add_argument("--out", required=True, help="run directory = the bundle")
-    r.add_argument("--config", help="YAML file of config values")
-    r.add_argument("--resume", action="store_true",
-                   help="continue from OUT/checkpoints/last if present")
-    r.add_argument("--push-to-hub", metavar="REPO",
-                   help="upload the bundle to this Hub repo when training ends (token from the "
-                   "usual environment; checkpoints and logs are not uploaded)")
-    r.add_argument("--private", action="store_true", help="with --push-to-hub: a private repo")
-    r.add_argument("--revision", metavar="BRANCH", default=None,
-                   help="with --push-to-hub: the branch to push to (created if missing)")
+    add_run_arguments(r, "bundle")
     add_config_arguments(r, train_configs())
     _generate_parser(sub)
     h = sub.add_parser("push", help="upload a bundle to the Hugging Face Hub",

@@ -108,7 +108,7 @@ DATA_HELP = {
 
 
 def _train_parser(kinds, kind: str, classes: list[type]) -> None:
-    from .training.config import add_config_arguments
+    from .training.config import add_config_arguments, add_run_arguments
 
     t = kinds.add_parser(
         kind, help=f"train a {kind} tokenizer", allow_abbrev=False,
@@ -121,15 +121,7 @@ def _train_parser(kinds, kind: str, classes: list[type]) -> None:
     t.add_argument("--data", required=True, help=DATA_HELP[kind] + "; train/ and valid/ "
                    "subfolders (or splits) are used when present")
     t.add_argument("--out", required=True, help="output folder (hub-shaped tokenizer)")
-    t.add_argument("--config", help="YAML file of config values")
-    t.add_argument("--resume", action="store_true",
-                   help="continue from OUT/checkpoints/last if present")
-    t.add_argument("--push-to-hub", metavar="REPO",
-                   help="upload the result to this Hub repo (token from HF_TOKEN or the saved "
-                   "login; checkpoints are not uploaded)")
-    t.add_argument("--private", action="store_true", help="with --push-to-hub: a private repo")
-    t.add_argument("--revision", metavar="BRANCH", default=None,
-                   help="with --push-to-hub: the branch to push to (created if missing)")
+    add_run_arguments(t, "tokenizer")
     add_config_arguments(t, classes)
 
 

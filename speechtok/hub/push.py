@@ -73,3 +73,4 @@ def push(folder: str | Path, repo: str, private: bool = False, revision: str | N
     where = f"{url}/tree/{revision}" if revision else str(url)
     print(_redact(f"pushed {folder} to {where} (commit {info.commit_url})", secret))
     return info.commit_url
+

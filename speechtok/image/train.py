@@ -23,7 +23,7 @@ from speechtok.image.data import open_image_splits
 from speechtok.image.discriminators import PatchDiscriminator
 from speechtok.image.evaluate import evaluate_image, save_reconstruction_grid
 from speechtok.image.losses import adaptive_gan_weight, hinge_d_loss, hinge_g_loss, l1_loss, l2_loss
-from speechtok.training.accelerator import make_accelerator
+from speechtok.training.accelerator import start_run
 from speechtok.training.config import dump_config
 from speechtok.training.loop import TrainLoop, apply_gradients, scalars
 from speechtok.training.options import TrainLoopConfig
@@ -89,14 +89,8 @@ def generator_losses(model: ImageTokenizer, x: torch.Tensor, step: int, cfg: Ima
 def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConfig,
                 cfg: ImageTrainConfig, resume: bool = False) -> ImageTokenizer:
     """Train an ImageTokenizer on `data`; save it hub-shaped into `out`; return it."""
-    from accelerate.utils import set_seed
-
     out = Path(out)
-    acc, mp = make_accelerator(cfg.mixed_precision)
-    # The blank backgrounds of glyphs and digits drive activations into denormal floats, which
-    # slow CPU convolutions (as silence does in speech.train); flushing them changes nothing.
-    torch.set_flush_denormal(True)
-    set_seed(cfg.seed)
+    acc, mp = start_run(cfg.mixed_precision, cfg.seed)
     train_src, valid_src = open_image_splits(data, model_cfg.resolution, cfg.valid_fraction,
                                              seed=cfg.seed, cache=cfg.cache_images)
     model = ImageTokenizer(model_cfg)

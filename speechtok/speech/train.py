@@ -18,7 +18,7 @@ from speechtok.speech import SpeechTokenizer, SpeechTokenizerConfig
 from speechtok.speech.data import AudioSource, open_splits
 from speechtok.speech.evaluate import evaluate_speech
 from speechtok.speech.losses import log_mel_l1
-from speechtok.training.accelerator import make_accelerator
+from speechtok.training.accelerator import start_run
 from speechtok.training.config import dump_config
 from speechtok.training.loop import TrainLoop, apply_gradients, scalars
 from speechtok.training.options import TrainLoopConfig
@@ -73,14 +73,8 @@ def compute_losses(model: SpeechTokenizer, wav: torch.Tensor,
 def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerConfig,
                  cfg: SpeechTrainConfig, resume: bool = False) -> SpeechTokenizer:
     """Train a SpeechTokenizer on `data`; save it hub-shaped into `out`; return it."""
-    from accelerate.utils import set_seed
-
     out = Path(out)
-    acc, mp = make_accelerator(cfg.mixed_precision)
-    # Silence in real recordings drives activations into denormal floats, which made CPU
-    # convolutions up to 10x slower here; flushing them to zero changes nothing measurable.
-    torch.set_flush_denormal(True)
-    set_seed(cfg.seed)
+    acc, mp = start_run(cfg.mixed_precision, cfg.seed)
     train_src, valid_src = open_splits(data, model_cfg.sample_rate, cfg.valid_fraction,
                                        seed=cfg.seed, cache=cfg.cache_audio)
     model = SpeechTokenizer(model_cfg)

@@ -164,3 +164,19 @@ def normalise_config_flags(tokens: list[str], classes: list[type]) -> list[str]:
                 tok = f"--{key.replace('-', '_')}{sep}{value}"
         out.append(tok)
     return out
+
+
+def add_run_arguments(parser, what: str) -> None:
+    """The options of every training command besides --out and the config fields: --config,
+    --resume and the Hub upload when training ends (--push-to-hub, --private, --revision)."""
+    parser.add_argument("--config", help="YAML file of config values")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUT/checkpoints/last if present")
+    parser.add_argument("--push-to-hub", metavar="REPO",
+                        help=f"upload the {what} to this Hub repo when training ends (token "
+                        "from HF_TOKEN or the saved login; checkpoints and logs are not "
+                        "uploaded)")
+    parser.add_argument("--private", action="store_true",
+                        help="with --push-to-hub: a private repo")
+    parser.add_argument("--revision", metavar="BRANCH", default=None,
+                        help="with --push-to-hub: the branch to push to (created if missing)")
