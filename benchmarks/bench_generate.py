@@ -21,20 +21,18 @@ Tokens/s count generated tokens of all rows. Medians of --repeats interleaved ru
 from __future__ import annotations
 
 import argparse
-import sys
 from functools import partial
 from pathlib import Path
 
 import torch
 from timing import median_seconds
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from lm.generate import Sampling, generate_ids
+from lm.model import LMConfig, new_lm
+from lm.vocab import MultimodalVocab, train_bpe
+from speechtok.training.config import build_configs
 
-from lm.generate import Sampling, generate_ids  # noqa: E402
-from lm.model import LMConfig, new_lm  # noqa: E402
-from lm.vocab import MultimodalVocab, train_bpe  # noqa: E402
-from speechtok.training.config import build_configs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def load(bundle: Path):

@@ -21,14 +21,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 from timing import median_seconds  # benchmarks/timing.py, beside this script
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
-
-from speechtok.image import ImageTokenizer, ImageTokenizerConfig  # noqa: E402
+from speechtok.image import ImageTokenizer, ImageTokenizerConfig
 
 CHANNELS = (64, 128, 256, 256)
 

@@ -26,14 +26,13 @@ from pathlib import Path
 import torch
 from timing import median_seconds
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from lm.data import PackedBatches, TaskSources
+from lm.loss import modality_weighted_loss
+from lm.model import LMConfig, new_lm
+from lm.train import LMTrainConfig, build_vocab, load_split_codes
+from speechtok.training.config import build_configs
 
-from lm.data import PackedBatches, TaskSources  # noqa: E402
-from lm.loss import modality_weighted_loss  # noqa: E402
-from lm.model import LMConfig, new_lm  # noqa: E402
-from lm.train import LMTrainConfig, build_vocab, load_split_codes  # noqa: E402
-from speechtok.training.config import build_configs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:

@@ -12,15 +12,11 @@ vectors per second, plus the bare nearest-neighbour search (one matmul + argmax)
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import torch
+from timing import median_seconds  # benchmarks/timing.py, beside this script
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
-from timing import median_seconds  # noqa: E402  (benchmarks/timing.py)
-
-from speechtok.quantization import VectorQuantizer  # noqa: E402
+from speechtok.quantization import VectorQuantizer
 
 
 def train_step(module, x, ours: bool):

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
 import torch
 from timing import median_seconds  # benchmarks/timing.py, beside this script
@@ -71,7 +69,6 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     # Benchmark this checkout's speechtok, installed or not (`make install` does `pip install -e`).
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing below needs the Hub
     from transformers import HubertConfig, HubertModel
 

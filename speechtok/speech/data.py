@@ -95,7 +95,7 @@ def _dataset_items(dataset, audio_column: str) -> list[AudioItem]:
     if audio_column not in dataset.column_names:
         raise ValueError(f"dataset has no column {audio_column!r} (columns: "
                          f"{', '.join(dataset.column_names)})")
-    # Decode with soundfile, not datasets' torchcodec (which needs FFmpeg): STACK.md.
+    # Decode with soundfile, not datasets' torchcodec, which needs FFmpeg's shared libraries.
     dataset = dataset.cast_column(audio_column, Audio(decode=False))
     items = []
     for i, row in enumerate(dataset):

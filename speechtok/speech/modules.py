@@ -167,9 +167,8 @@ class SpectrogramDecoder(nn.Module):
     """Unit vectors (B, D, N) → log-mel (B, decoder_mels, N * upsample).
 
     A 20 ms mel (one frame per unit, no upsampling) rather than the linear log |STFT| at 5 ms
-    that Griffin-Lim inverts: 80 numbers per unit instead of 4 × 257. On the built-in corpus,
-    resynthesis WER of the held-out voice fell from 0.66 (linear, 1,000 steps) to 0.58 (mel,
-    800 steps), and a training step took 0.27 s instead of 0.34 s (2 threads).
+    that Griffin-Lim inverts: 80 numbers per unit instead of 4 × 257, more intelligible after
+    resynthesis and faster to train (docs/EXPERIMENTS.md, "Speech tokenizer").
     """
 
     def __init__(self, cfg):
