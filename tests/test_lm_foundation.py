@@ -72,6 +72,31 @@ def test_weighted_loss_matches_hand_computation():
     assert metrics["bits/audio"] == pytest.approx(float(ce(3)) / math.log(2), rel=1e-5)
 
 
+def test_merged_metrics_average_each_modality_over_all_its_tokens():
+    from lm.loss import merge_metrics
+
+    a = {"loss/image": 1.0, "tokens/image": 3.0, "loss/text": 4.0, "tokens/text": 1.0}
+    b = {"loss/image": 3.0, "tokens/image": 1.0}  # no text in this micro-batch
+    merged = merge_metrics([a, b])
+    assert merged["loss/image"] == pytest.approx((3 * 1.0 + 1 * 3.0) / 4)  # not (1 + 3) / 2
+    assert merged["tokens/image"] == 4 and merged["loss/text"] == 4.0
+    assert merged["bits/image"] == pytest.approx(1.5 / math.log(2))
+    assert "loss/audio" not in merged
+    # `reduce` sums over processes: two identical processes give the same means, twice the tokens
+    doubled = merge_metrics([a, b], lambda t: t * 2)
+    assert doubled["loss/image"] == pytest.approx(1.5) and doubled["tokens/image"] == 8
+
+
+def test_a_batch_without_targets_gives_a_zero_loss_with_a_graph():
+    logits = torch.randn(1, 3, 7, dtype=torch.bfloat16, requires_grad=True)
+    labels = torch.full((1, 3), IGNORE)
+    loss, metrics = modality_weighted_loss(logits, labels, torch.zeros(1, 3, dtype=torch.long),
+                                           {"text": 1.0})
+    assert loss.item() == 0.0 and loss.dtype == torch.float32 and metrics == {}
+    loss.backward()  # it still joins the backward pass (DDP needs every process to)
+    assert torch.equal(logits.grad, torch.zeros_like(logits))
+
+
 def test_pack_and_padding_share():
     samples = [torch.arange(n) for n in (5, 7, 6, 20)]
     blocks, cut = pack(samples, 12)
