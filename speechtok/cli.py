@@ -24,7 +24,7 @@ Hub uploads take the token from HF_TOKEN or the saved login (`hf auth login`); t
 """
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="speechtok", allow_abbrev=False,
         description="Train and use tokenizers: speech ↔ discrete units, images ↔ code grids. "
@@ -250,7 +250,7 @@ def cmd_eval(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     from .training.config import normalise_config_flags
 
-    parser = _parser()
+    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"] and argv[1:2] and argv[1] in TRAIN_CONFIGS:
         argv = normalise_config_flags(argv, TRAIN_CONFIGS[argv[1]]())

@@ -9,7 +9,7 @@ import pytest
 
 from lm.cli import main as lm_main
 from lm.cli import train_configs
-from speechtok.cli import TRAIN_CONFIGS, _parser
+from speechtok.cli import TRAIN_CONFIGS, build_parser
 from speechtok.cli import main as tok_main
 from speechtok.fields import help_of
 from speechtok.training.config import given_overrides
@@ -52,9 +52,9 @@ def test_unknown_key_names_the_nearest_field(capsys, tmp_path):
 
 
 def test_command_line_values_are_only_those_typed():
-    args, extra = _parser().parse_known_args(
+    args, extra = build_parser().parse_known_args(
         ["train", "speech", "--data", "d", "--out", "o", "--steps", "5", "--lr=0.01"])
     assert given_overrides(args) == {"steps": "5", "lr": "0.01"} and extra == []
     with pytest.raises(SystemExit):  # no abbreviations: --codebook_s is not --codebook_size
-        _parser().parse_args(["train", "speech", "--data", "d", "--out", "o", "--codebook_s",
+        build_parser().parse_args(["train", "speech", "--data", "d", "--out", "o", "--codebook_s",
                               "8"])
