@@ -83,15 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _speech_configs() -> list[type]:
-    from .speech import SpeechTokenizerConfig
-    from .speech.train import SpeechTrainConfig
+    from speechtok.speech import SpeechTokenizerConfig
+    from speechtok.speech.train import SpeechTrainConfig
 
     return [SpeechTokenizerConfig, SpeechTrainConfig]
 
 
 def _image_configs() -> list[type]:
-    from .image import ImageTokenizerConfig
-    from .image.train import ImageTrainConfig
+    from speechtok.image import ImageTokenizerConfig
+    from speechtok.image.train import ImageTrainConfig
 
     return [ImageTokenizerConfig, ImageTrainConfig]
 
@@ -108,7 +108,7 @@ DATA_HELP = {
 
 
 def _train_parser(kinds, kind: str, classes: list[type]) -> None:
-    from .training.config import add_config_arguments, add_run_arguments
+    from speechtok.training.config import add_config_arguments, add_run_arguments
 
     t = kinds.add_parser(
         kind, help=f"train a {kind} tokenizer", allow_abbrev=False,
@@ -132,17 +132,17 @@ def _device(name: str | None) -> str:
 
 
 def cmd_train(args, extra: list[str]) -> None:
-    from .training.config import build_configs, given_overrides, parse_overrides
+    from speechtok.training.config import build_configs, given_overrides, parse_overrides
 
     # unknown `--key value` pairs go to build_configs, whose error names the nearest field
     model_cfg, train_cfg = build_configs(TRAIN_CONFIGS[args.modality](), args.config,
                                          {**parse_overrides(extra), **given_overrides(args)})
     if args.modality == "image":
-        from .image.train import train_image
+        from speechtok.image.train import train_image
 
         train_image(args.data, args.out, model_cfg, train_cfg, resume=args.resume)
     else:
-        from .speech.train import train_speech
+        from speechtok.speech.train import train_speech
 
         train_speech(args.data, args.out, model_cfg, train_cfg, resume=args.resume)
     if args.push_to_hub:
@@ -248,7 +248,7 @@ def cmd_eval(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .training.config import normalise_config_flags
+    from speechtok.training.config import normalise_config_flags
 
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)

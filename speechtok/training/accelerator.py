@@ -38,8 +38,8 @@ def make_accelerator(mixed_precision: str, **kwargs):
 def start_run(mixed_precision: str, seed: int):
     """(Accelerator, precision) for a tokenizer trainer, with the seed set and denormal floats
     flushed to zero: silence in recordings and the blank backgrounds of glyphs drive
-    activations into denormals, which made CPU convolutions up to 10x slower here; flushing
-    them changes nothing measurable."""
+    activations into denormals, which slow CPU convolutions several-fold; flushing them
+    changes nothing measurable in the results."""
     from accelerate.utils import set_seed
 
     acc, mp = make_accelerator(mixed_precision)

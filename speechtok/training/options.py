@@ -12,6 +12,8 @@ from .accelerator import check_precision
 
 @dataclass
 class TrainLoopConfig:
+    """The fields of the shared training loop: schedule, optimiser, evaluation, saving."""
+
     steps: int = option(1000, "optimiser steps in all")
     lr: float = option(1e-3, "peak learning rate (after warm-up; cosine decay after it)")
     warmup_steps: int = option(100, "steps of linear learning-rate warm-up")
