@@ -1,11 +1,23 @@
-"""Splits of a training corpus, shared by the speech and image data sources: what a saved
+"""What the speech and image data sources share: the item they hold (a file or a dataset row's
+encoded bytes), the rows of a `datasets` dataset with their media left encoded, what a saved
 `datasets` folder looks like, and a deterministic held-out share when no valid/ split exists."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+
+@dataclass
+class MediaItem:
+    """One training item: a file, or the encoded bytes of a dataset row, and its metadata."""
+
+    name: str
+    path: Path | None = None  # a file, or None when `data` holds encoded bytes
+    data: bytes | None = None
+    meta: dict = field(default_factory=dict)
 
 
 def hold_out(items: list, fraction: float, seed: int, source: str) -> tuple[list, list]:
@@ -21,3 +33,18 @@ def hold_out(items: list, fraction: float, seed: int, source: str) -> tuple[list
 def is_saved_dataset(path: Path) -> bool:
     """A folder written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk`."""
     return (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()
+
+
+def encoded_rows(dataset, column: str, feature) -> list[tuple[str, bytes | None, Path | None,
+                                                               dict]]:
+    """The rows of a `datasets` dataset with their media left encoded, as (name, bytes, path,
+    other columns): `column` is cast to `feature` (`Audio(decode=False)` or
+    `Image(decode=False)`), so soundfile and Pillow decode the bytes later, in our own code,
+    instead of datasets' torchcodec (which needs FFmpeg's shared libraries)."""
+    rows = []
+    for i, row in enumerate(dataset.cast_column(column, feature)):
+        media = row[column]
+        meta = {k: v for k, v in row.items() if k != column}
+        data = media.get("bytes") or None
+        rows.append((f"row{i}", data, None if data else Path(media["path"]), meta))
+    return rows

@@ -13,24 +13,19 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from speechtok.image.io import load_image, prepare_images
-from speechtok.splits import hold_out, is_saved_dataset
+from speechtok.splits import MediaItem, encoded_rows, hold_out, is_saved_dataset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
-@dataclass
-class ImageItem:
-    name: str
-    path: Path | None = None  # a file, or None when `data` holds encoded bytes
-    data: bytes | None = None
-    meta: dict = field(default_factory=dict)
+class ImageItem(MediaItem):
+    """An image file or a dataset row's encoded image."""
 
     def open(self):
         if self.path is not None:
@@ -124,16 +119,8 @@ def _dataset_items(dataset, column: str | None = None) -> list[ImageItem]:
     from datasets import Image
 
     column = _image_column(dataset, column)
-    dataset = dataset.cast_column(column, Image(decode=False))
-    items = []
-    for i, row in enumerate(dataset):
-        img = row[column]
-        meta = {k: v for k, v in row.items() if k != column}
-        if img.get("bytes"):
-            items.append(ImageItem(f"row{i}", data=img["bytes"], meta=meta))
-        else:
-            items.append(ImageItem(f"row{i}", Path(img["path"]), meta=meta))
-    return items
+    return [ImageItem(name, path, data, meta)
+            for name, data, path, meta in encoded_rows(dataset, column, Image(decode=False))]
 
 
 def _saved_splits(path: Path) -> dict[str, list[ImageItem]]:

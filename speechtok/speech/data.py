@@ -9,21 +9,16 @@ generator, so a resumed run sees exactly the batches the killed run would have s
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from speechtok.speech.io import decode_audio, list_audio_files, load_audio
-from speechtok.splits import hold_out, is_saved_dataset
+from speechtok.splits import MediaItem, encoded_rows, hold_out, is_saved_dataset
 
 
-@dataclass
-class AudioItem:
-    name: str
-    path: Path | None = None  # a file, or None when `data` holds encoded bytes
-    data: bytes | None = None
-    meta: dict = field(default_factory=dict)
+class AudioItem(MediaItem):
+    """An audio file or a dataset row's encoded audio."""
 
 
 class AudioSource:
@@ -95,17 +90,8 @@ def _dataset_items(dataset, audio_column: str) -> list[AudioItem]:
     if audio_column not in dataset.column_names:
         raise ValueError(f"dataset has no column {audio_column!r} (columns: "
                          f"{', '.join(dataset.column_names)})")
-    # Decode with soundfile, not datasets' torchcodec, which needs FFmpeg's shared libraries.
-    dataset = dataset.cast_column(audio_column, Audio(decode=False))
-    items = []
-    for i, row in enumerate(dataset):
-        audio = row[audio_column]
-        meta = {k: v for k, v in row.items() if k != audio_column}
-        if audio.get("bytes"):
-            items.append(AudioItem(f"row{i}", data=audio["bytes"], meta=meta))
-        else:
-            items.append(AudioItem(f"row{i}", Path(audio["path"]), meta=meta))
-    return items
+    return [AudioItem(name, path, data, meta)
+            for name, data, path, meta in encoded_rows(dataset, audio_column, Audio(decode=False))]
 
 
 def open_splits(path: str | Path, sample_rate: int, valid_fraction: float = 0.05,
