@@ -8,7 +8,6 @@ Training adds L1/L2 reconstruction, an optional perceptual loss, and a PatchGAN 
 and the adaptive weight (speechtok.image.train); the tokenizer itself is just the autoencoder.
 """
 
-
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -10,7 +10,6 @@ back to a linear magnitude by the filterbank's pseudo-inverse and phase comes fr
 because it is intelligible after minutes of CPU training.
 """
 
-
 from __future__ import annotations
 
 from dataclasses import dataclass
