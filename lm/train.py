@@ -18,12 +18,14 @@ import shutil
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from speechtok.fields import option, override
 from speechtok.training.accelerator import make_accelerator
+from speechtok.training.batches import next_batch, step_batches
 from speechtok.training.config import dump_config
 from speechtok.training.loop import HISTORY_FILE, TrainLoop, apply_gradients
 from speechtok.training.options import TrainLoopConfig
@@ -125,6 +127,12 @@ def evaluate(model, batches: PackedBatches | None, cfg: LMTrainConfig, device) -
     return merge_metrics(parts)
 
 
+def micro_batches(batches: PackedBatches, accum: int, rank: int, world: int, step: int
+                  ) -> list[dict[str, torch.Tensor]]:
+    """The `accum` micro-batches of optimiser step `step` on process `rank` of `world`."""
+    return [batches(step * accum + j, rank, world) for j in range(accum)]
+
+
 def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: bool = False):
     """Train the LM; write the bundle into `out`; return (model, vocab)."""
     from accelerate.utils import set_seed
@@ -176,13 +184,16 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
     if cfg.tensorboard:
         acc.init_trackers("lm")
 
+    loader = step_batches(partial(micro_batches, batches, cfg.grad_accum_steps,
+                                  acc.process_index, acc.num_processes),
+                          loop.start_step, cfg.steps, cfg.num_workers, cfg.seed)
+
     def train_step(step: int) -> dict[str, float]:
         # Gradient accumulation: `grad_accum_steps` micro-batches per optimiser step, their
         # per-modality token counts summed (over micro-batches and processes) before any loss,
         # so the update equals one batch holding all of them.
-        micro = [{k: v.to(acc.device) for k, v in
-                  batches(step * cfg.grad_accum_steps + j, acc.process_index,
-                          acc.num_processes).items()} for j in range(cfg.grad_accum_steps)]
+        micro = [{k: v.to(acc.device) for k, v in b.items()}
+                 for b in next_batch(loader, step)]
         counts = acc.reduce(sum(token_counts(b["labels"], b["modality"]) for b in micro), "sum")
         opt.zero_grad(set_to_none=True)
         loss, parts = torch.zeros((), device=acc.device), []

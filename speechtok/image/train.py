@@ -13,6 +13,7 @@ its schedule and exact resume are the shared loop's (speechtok.training.loop).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -24,6 +25,7 @@ from speechtok.image.discriminators import PatchDiscriminator
 from speechtok.image.evaluate import evaluate_image, save_reconstruction_grid
 from speechtok.image.losses import adaptive_gan_weight, hinge_d_loss, hinge_g_loss, l1_loss, l2_loss
 from speechtok.training.accelerator import start_run
+from speechtok.training.batches import next_batch, step_batches
 from speechtok.training.config import dump_config
 from speechtok.training.loop import TrainLoop, apply_gradients, scalars
 from speechtok.training.options import TrainLoopConfig
@@ -130,8 +132,12 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
     if cfg.cache_images:
         train_src.preload(progress=acc.is_local_main_process)
 
+    batches = step_batches(partial(train_src.batch, batch_size=cfg.batch_size, seed=cfg.seed,
+                                   process_index=acc.process_index),
+                           loop.start_step, cfg.steps, cfg.num_workers, cfg.seed)
+
     def train_step(step: int) -> dict[str, float]:
-        x = train_src.batch(step, cfg.batch_size, cfg.seed, acc.process_index)
+        x = next_batch(batches, step)
         x = (x * 2 - 1).to(acc.device)
         gen = raw if acc.num_processes == 1 else model
         with acc.autocast():

@@ -77,9 +77,17 @@ def _folder_items(folder: Path) -> list[AudioItem]:
                 continue
             try:
                 meta = json.loads(line)
-                items.append(AudioItem(meta["file"], folder / meta["file"], meta=meta))
-            except (json.JSONDecodeError, KeyError) as err:
+            except json.JSONDecodeError as err:
                 raise ValueError(f"{meta_file}:{line_no}: bad metadata line ({err})") from err
+            # `file_name` is the datasets audiofolder convention; `file` is what older
+            # versions of the built-in corpus wrote
+            name = meta.get("file_name", meta.get("file")) if isinstance(meta, dict) else None
+            if not isinstance(name, str):
+                raise ValueError(f"{meta_file}:{line_no}: a metadata line needs the audio file "
+                                 "under 'file_name' (or 'file')")
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"{meta_file}:{line_no}: {folder / name} does not exist")
+            items.append(AudioItem(name, folder / name, meta=meta))
         return items
     return [AudioItem(str(p.relative_to(folder)), p) for p in list_audio_files(folder)]
 

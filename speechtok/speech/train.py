@@ -9,6 +9,7 @@ is defined here; scheduling, checkpoints and exact resume are the shared loop's
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from speechtok.speech.data import AudioSource, open_splits
 from speechtok.speech.evaluate import evaluate_speech
 from speechtok.speech.losses import log_mel_l1
 from speechtok.training.accelerator import start_run
+from speechtok.training.batches import next_batch, step_batches
 from speechtok.training.config import dump_config
 from speechtok.training.loop import TrainLoop, apply_gradients, scalars
 from speechtok.training.options import TrainLoopConfig
@@ -98,8 +100,12 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
               f"{len(valid_src)} valid clips, {model_cfg.frame_rate:g} Hz units, "
               f"K={model_cfg.codebook_size}, device {acc.device}, precision {mp}")
 
+    batches = step_batches(partial(train_src.batch, batch_size=cfg.batch_size, segment=segment,
+                                   seed=cfg.seed, process_index=acc.process_index),
+                           loop.start_step, cfg.steps, cfg.num_workers, cfg.seed)
+
     def train_step(step: int) -> dict[str, float]:
-        wav = train_src.batch(step, cfg.batch_size, segment, cfg.seed, acc.process_index)
+        wav = next_batch(batches, step)
         g = torch.Generator().manual_seed(cfg.seed * 7919 + step)
         gain_db = (torch.rand(wav.shape[0], 1, generator=g) * 2 - 1) * cfg.gain_augment_db
         warp = 1 + (torch.rand(wav.shape[0], generator=g) * 2 - 1) * cfg.vtlp_range
