@@ -26,7 +26,7 @@ def _all(make_batch, start, steps, workers):
 
 
 def test_speech_batches_are_the_same_with_workers_and_after_resume(audio_folder):
-    train, _ = open_splits(audio_folder, 16000, cache=False)
+    train, _ = open_splits(audio_folder, 16000)
     make = partial(train.batch, batch_size=3, segment=3200, seed=5, process_index=0)
     rng = torch.get_rng_state()
     alone, workers = _all(make, 0, 6, 0), _all(make, 0, 6, 2)

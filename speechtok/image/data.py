@@ -4,8 +4,9 @@ A folder may hold `train/` and `valid/` (and `test/`) subfolders, each optionall
 `metadata.jsonl` of `{"file_name": ..., "text": caption, ...}` rows (the `datasets`
 "imagefolder" layout, which the built-in corpus writes). A saved dataset needs an image column
 ("image" by default) and may have a caption column. Every image goes through
-`image_io.prepare_images` (RGB, resize shorter side, centre crop) once and is kept as uint8, so
-epochs cost no decoding. Batches are a function of the step number, so a resumed run sees the
+`image_io.prepare_images` (RGB, resize shorter side, centre crop) and is kept as uint8 in a
+cache bounded in MB, so epochs of a corpus that fits cost no decoding and memory stays bounded
+for one that does not. Batches are a function of the step number, so a resumed run sees the
 batches the killed run would have seen.
 """
 
@@ -16,9 +17,9 @@ import json
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from speechtok.image.io import load_image, prepare_images
+from speechtok.memory_cache import BoundedCache
 from speechtok.splits import MediaItem, encoded_rows, hold_out, is_saved_dataset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -41,39 +42,29 @@ class ImageItem(MediaItem):
 
 
 class ImageSource:
-    """A list of image items, loaded at one resolution as uint8 (B, 3, R, R) on demand."""
+    """A list of image items, loaded at one resolution as uint8 (B, 3, R, R) on demand,
+    keeping up to `cache_mb` MB of the most recently used ones decoded."""
 
-    def __init__(self, items: list[ImageItem], resolution: int, cache: bool = True):
+    def __init__(self, items: list[ImageItem], resolution: int, cache_mb: float = 0.0):
         if not items:
             raise ValueError("no images found")
-        self.items, self.resolution, self.cache = items, resolution, cache
-        self._pixels: torch.Tensor | None = None
+        self.items, self.resolution = items, resolution
+        self.cache = BoundedCache(cache_mb)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def _load_one(self, i: int) -> torch.Tensor:
-        img = prepare_images(self.items[i].open(), self.resolution)[0]
-        return (img * 255).round().to(torch.uint8)
-
-    def preload(self, progress: bool = False) -> None:
-        if self._pixels is None:
-            self._pixels = torch.stack([self._load_one(i) for i in tqdm(
-                range(len(self)), desc="load images", disable=not progress, leave=False)])
+        return self.cache.get(i, lambda: (prepare_images(self.items[i].open(), self.resolution)[0]
+                                          * 255).round().to(torch.uint8))
 
     def pixels(self) -> torch.Tensor:
-        """Every image as uint8 (N, 3, R, R), loaded once."""
-        self.preload()
-        return self._pixels
+        """Every image as uint8 (N, 3, R, R) (for evaluation sets, which are small)."""
+        return torch.stack([self._load_one(i) for i in range(len(self))])
 
     def load(self, indices) -> torch.Tensor:
         """Float (len(indices), 3, R, R) in [0, 1]."""
-        if self.cache:
-            self.preload()
-            pix = self._pixels[torch.as_tensor(indices, dtype=torch.long)]
-        else:
-            pix = torch.stack([self._load_one(int(i)) for i in indices])
-        return pix.float() / 255.0
+        return torch.stack([self._load_one(int(i)) for i in indices]).float() / 255.0
 
     def batch(self, step: int, batch_size: int, seed: int, process_index: int = 0
               ) -> torch.Tensor:
@@ -141,9 +132,10 @@ def _folder_splits(path: Path) -> dict[str, list[ImageItem]]:
 
 
 def open_image_splits(path: str | Path, resolution: int, valid_fraction: float = 0.05,
-                      seed: int = 0, cache: bool = True) -> tuple[ImageSource, ImageSource]:
-    """(train, valid) sources. `valid/` (or `validation/`) is used when present; otherwise a
-    deterministic `valid_fraction` of the training images is held out."""
+                      seed: int = 0, cache_mb: float = 0.0) -> tuple[ImageSource, ImageSource]:
+    """(train, valid) sources, each caching up to `cache_mb` MB of decoded images. `valid/` (or
+    `validation/`) is used when present; otherwise a deterministic `valid_fraction` of the
+    training images is held out."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data not found: {path}")
@@ -154,7 +146,7 @@ def open_image_splits(path: str | Path, resolution: int, valid_fraction: float =
     valid = splits.get("valid") or splits.get("validation")
     if not valid:
         train, valid = hold_out(train, valid_fraction, seed, f"{path} (images)")
-    return ImageSource(train, resolution, cache), ImageSource(valid, resolution, cache)
+    return ImageSource(train, resolution, cache_mb), ImageSource(valid, resolution, cache_mb)
 
 
 def open_image_eval_source(path: str | Path, resolution: int, split: str | None = None
@@ -168,4 +160,4 @@ def open_image_eval_source(path: str | Path, resolution: int, split: str | None 
         split = next((s for s in ("test", "valid", "validation", "train") if s in splits), None)
     if split not in splits:
         raise ValueError(f"{path}: no split {split!r} (have {', '.join(splits)})")
-    return ImageSource(splits[split], resolution, cache=True)
+    return ImageSource(splits[split], resolution)

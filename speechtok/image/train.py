@@ -24,6 +24,7 @@ from speechtok.image.data import open_image_splits
 from speechtok.image.discriminators import PatchDiscriminator
 from speechtok.image.evaluate import evaluate_image, save_reconstruction_grid
 from speechtok.image.losses import adaptive_gan_weight, hinge_d_loss, hinge_g_loss, l1_loss, l2_loss
+from speechtok.memory_cache import per_process_mb
 from speechtok.training.accelerator import start_run
 from speechtok.training.batches import next_batch, step_batches
 from speechtok.training.config import dump_config
@@ -52,7 +53,9 @@ class ImageTrainConfig(TrainLoopConfig):
     grid_images: int = option(16, "images per row of the reconstruction grid")
     valid_fraction: float = option(0.05, "share of the images held out when the data has no "
                                    "valid/ split")
-    cache_images: bool = option(True, "keep decoded images in memory (uint8)")
+    cache_mb: float = option(200.0, "MB of decoded images (uint8) kept in memory, in all (each "
+                             "of the loader's worker processes keeps its share); 0 = decode "
+                             "every time")
 
     def __post_init__(self):
         super().__post_init__()
@@ -94,7 +97,9 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
     out = Path(out)
     acc, mp = start_run(cfg.mixed_precision, cfg.seed)
     train_src, valid_src = open_image_splits(data, model_cfg.resolution, cfg.valid_fraction,
-                                             seed=cfg.seed, cache=cfg.cache_images)
+                                             seed=cfg.seed,
+                                             cache_mb=per_process_mb(cfg.cache_mb,
+                                                                     cfg.num_workers))
     model = ImageTokenizer(model_cfg)
     use_gan = model_cfg.loss_weights.get("gan", 0) > 0 and cfg.disc_start < cfg.steps
     disc = PatchDiscriminator(model_cfg.in_channels, cfg.disc_channels, cfg.disc_layers) \
@@ -129,9 +134,6 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
               f"K={model_cfg.codebook_size}, GAN from step "
               f"{cfg.disc_start if disc is not None else 'never'}, device {acc.device}, "
               f"precision {mp}")
-    if cfg.cache_images:
-        train_src.preload(progress=acc.is_local_main_process)
-
     batches = step_batches(partial(train_src.batch, batch_size=cfg.batch_size, seed=cfg.seed,
                                    process_index=acc.process_index),
                            loop.start_step, cfg.steps, cfg.num_workers, cfg.seed)

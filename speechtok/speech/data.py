@@ -2,7 +2,8 @@
 
 Both become an `AudioSource`: a list of items, each loadable as a mono waveform at the model's
 rate, with optional metadata (text, phone alignments) when the folder has a `metadata.jsonl`
-(the layout the built-in corpus writes). Batches are drawn by step number from a seeded
+(the layout the built-in corpus writes). Decoded clips are kept in a cache bounded in MB, so
+memory stays bounded whatever the corpus size. Batches are drawn by step number from a seeded
 generator, so a resumed run sees exactly the batches the killed run would have seen.
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from speechtok.memory_cache import BoundedCache
 from speechtok.speech.io import decode_audio, list_audio_files, load_audio
 from speechtok.splits import MediaItem, encoded_rows, hold_out, is_saved_dataset
 
@@ -22,31 +24,28 @@ class AudioItem(MediaItem):
 
 
 class AudioSource:
-    """A list of audio items that loads (and optionally caches) waveforms on demand."""
+    """A list of audio items that loads waveforms on demand, keeping up to `cache_mb` MB of
+    the most recently used ones decoded."""
 
-    def __init__(self, items: list[AudioItem], sample_rate: int, cache: bool = True):
+    def __init__(self, items: list[AudioItem], sample_rate: int, cache_mb: float = 0.0):
         if not items:
             raise ValueError("no audio files found")
         self.items = items
         self.sample_rate = sample_rate
-        self.cache = cache
-        self._cache: dict[int, torch.Tensor] = {}
+        self.cache = BoundedCache(cache_mb)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def load(self, index: int) -> torch.Tensor:
         """Waveform `(samples,)` of item `index` at the source's sample rate."""
-        if index in self._cache:
-            return self._cache[index]
+        return self.cache.get(index, lambda: self._decode(index))
+
+    def _decode(self, index: int) -> torch.Tensor:
         item = self.items[index]
         if item.path is not None:
-            wav = load_audio(item.path, self.sample_rate)
-        else:
-            wav = decode_audio(item.data, self.sample_rate, f"dataset row {item.name}")
-        if self.cache:
-            self._cache[index] = wav
-        return wav
+            return load_audio(item.path, self.sample_rate)
+        return decode_audio(item.data, self.sample_rate, f"dataset row {item.name}")
 
     def batch(self, step: int, batch_size: int, segment: int, seed: int,
               process_index: int = 0) -> torch.Tensor:
@@ -103,9 +102,10 @@ def _dataset_items(dataset, audio_column: str) -> list[AudioItem]:
 
 
 def open_splits(path: str | Path, sample_rate: int, valid_fraction: float = 0.05,
-                audio_column: str = "audio", seed: int = 0, cache: bool = True
+                audio_column: str = "audio", seed: int = 0, cache_mb: float = 0.0
                 ) -> tuple[AudioSource, AudioSource]:
-    """(train, valid) sources from a folder or a saved `datasets` dataset.
+    """(train, valid) sources from a folder or a saved `datasets` dataset, each caching up to
+    `cache_mb` MB of decoded clips.
 
     A folder with `train/` and `valid/` subfolders (or a DatasetDict with those splits) is used
     as split; otherwise a deterministic `valid_fraction` of the items is held out.
@@ -132,7 +132,7 @@ def open_splits(path: str | Path, sample_rate: int, valid_fraction: float = 0.05
         train, valid = _folder_items(path), None
     if valid is None:
         train, valid = hold_out(train, valid_fraction, seed, f"{path} (audio files)")
-    return (AudioSource(train, sample_rate, cache), AudioSource(valid, sample_rate, cache))
+    return AudioSource(train, sample_rate, cache_mb), AudioSource(valid, sample_rate, cache_mb)
 
 
 def open_eval_source(path: str | Path, sample_rate: int, split: str | None = None
@@ -151,10 +151,10 @@ def open_eval_source(path: str | Path, sample_rate: int, split: str | None = Non
             if name not in ds:
                 raise ValueError(f"{path}: no split {name!r} (have {', '.join(ds.keys())})")
             ds = ds[name]
-        return AudioSource(_dataset_items(ds, "audio"), sample_rate, cache=False)
+        return AudioSource(_dataset_items(ds, "audio"), sample_rate)
     if split is None:
         split = next((s for s in ("test", "valid") if (path / s).is_dir()), None)
     folder = path / split if split else path
     if not folder.is_dir():
         raise FileNotFoundError(f"{path} has no split folder {split!r}")
-    return AudioSource(_folder_items(folder), sample_rate, cache=False)
+    return AudioSource(_folder_items(folder), sample_rate)

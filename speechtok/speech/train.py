@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from speechtok.fields import option, override
+from speechtok.memory_cache import per_process_mb
 from speechtok.speech import SpeechTokenizer, SpeechTokenizerConfig
 from speechtok.speech.data import AudioSource, open_splits
 from speechtok.speech.evaluate import evaluate_speech
@@ -42,7 +43,8 @@ class SpeechTrainConfig(TrainLoopConfig):
     eval_max_items: int = option(64, "held-out clips per evaluation")
     valid_fraction: float = option(0.05, "share of the clips held out when the data has no "
                                    "valid/ split")
-    cache_audio: bool = option(True, "keep decoded clips in memory")
+    cache_mb: float = option(200.0, "MB of decoded clips kept in memory, in all (each of the "
+                             "loader's worker processes keeps its share); 0 = decode every time")
 
     def __post_init__(self):
         super().__post_init__()
@@ -78,7 +80,8 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
     out = Path(out)
     acc, mp = start_run(cfg.mixed_precision, cfg.seed)
     train_src, valid_src = open_splits(data, model_cfg.sample_rate, cfg.valid_fraction,
-                                       seed=cfg.seed, cache=cfg.cache_audio)
+                                       seed=cfg.seed,
+                                       cache_mb=per_process_mb(cfg.cache_mb, cfg.num_workers))
     model = SpeechTokenizer(model_cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.8, 0.99))

@@ -1,0 +1,53 @@
+"""The decoded-data cache stays within its size limit, drops the least recently used tensors
+first, and changes no batch."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+import torch
+
+from speechtok.memory_cache import BoundedCache, per_process_mb
+from speechtok.speech.data import open_splits
+
+
+def test_cache_keeps_within_its_limit_and_drops_the_least_recently_used():
+    cache = BoundedCache(max_mb=3 / 2**20 * 400)  # room for 3 tensors of 100 float32
+    made = []
+
+    def make(k):
+        made.append(k)
+        return torch.full((100,), float(k))
+
+    for k in (0, 1, 2):
+        cache.get(k, partial(make, k))
+    assert cache.bytes == 1200 and len(cache) == 3
+    assert cache.get(0, partial(make, 0))[0] == 0 and made == [0, 1, 2]  # a hit: not remade
+    cache.get(3, partial(make, 3))  # over the limit: 1 (least recently used) is dropped
+    assert cache.bytes <= cache.max_bytes and len(cache) == 3
+    cache.get(1, partial(make, 1))
+    assert made == [0, 1, 2, 3, 1]
+    cache.get(0, partial(make, 0))  # 0 was used more recently than 2, so it stayed
+    assert made == [0, 1, 2, 3, 1]
+    too_big = cache.get(9, lambda: torch.zeros(1000))  # larger than the whole cache: not kept
+    assert too_big.shape == (1000,) and 9 not in cache and cache.bytes <= cache.max_bytes
+
+
+def test_a_zero_cache_keeps_nothing_and_a_negative_one_is_an_error():
+    cache = BoundedCache(0)
+    cache.get("a", lambda: torch.zeros(4))
+    assert len(cache) == 0 and cache.bytes == 0
+    with pytest.raises(ValueError, match="≥ 0 MB"):
+        BoundedCache(-1)
+    assert per_process_mb(200, 0) == 200 and per_process_mb(200, 4) == 50
+
+
+def test_audio_batches_do_not_depend_on_the_cache(audio_folder):
+    batches = {}
+    for mb in (0.0, 0.05, 100.0):  # none, a few clips (evicting), everything
+        train, _ = open_splits(audio_folder, 16000, cache_mb=mb)
+        batches[mb] = [train.batch(s, 4, 1600, seed=3) for s in range(6)]
+        assert train.cache.bytes <= train.cache.max_bytes
+    assert all(torch.equal(a, b) and torch.equal(a, c)
+               for a, b, c in zip(batches[0.0], batches[0.05], batches[100.0], strict=True))
