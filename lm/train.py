@@ -225,7 +225,7 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
         return ev
 
     model.train()
-    loop.run(train_step, evaluate_now, printed="loss/")
+    loop.run(train_step, evaluate_now, printed="loss/", loader=loader)
     if cfg.tensorboard:
         acc.end_training()
     loop.finish(lambda folder: write_bundle(folder, raw, vocab, cfg, speech_meta, image_meta,

@@ -49,7 +49,8 @@ def test_image_batches_are_the_same_with_workers(tmp_path):
 
 
 def _history(out):
-    return [{k: v for k, v in h.items() if k != "seconds"}
+    timing = ("seconds", "data_wait", "steps_per_second")
+    return [{k: v for k, v in h.items() if k not in timing}
             for h in json.loads((out / "train_history.json").read_text())]
 
 
@@ -60,6 +61,8 @@ def test_trainers_train_the_same_with_two_workers(audio_folder, tmp_path):
                      SpeechTrainConfig(batch_size=2, segment_seconds=0.4, eval_max_items=2,
                                        num_workers=workers, **loop))
     assert _history(tmp_path / "speech0") == _history(tmp_path / "speech2")
+    last = json.loads((tmp_path / "speech2" / "train_history.json").read_text())[-1]
+    assert 0 <= last["data_wait"] < 1 and last["steps_per_second"] > 0
     write_captioned_images(tmp_path / "imgs", {"train": 10, "valid": 2})
     for workers in (0, 2):
         train_image(tmp_path / "imgs", tmp_path / f"image{workers}",

@@ -163,6 +163,6 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
         return metrics
 
     model.train()
-    loop.run(train_step, evaluate, shown=("train/l1", "train/usage"))
+    loop.run(train_step, evaluate, shown=("train/l1", "train/usage"), loader=batches)
     loop.finish(raw.save_pretrained)
     return raw

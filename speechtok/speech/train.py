@@ -124,6 +124,6 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
 
     model.train()
     loop.run(train_step, lambda done: evaluate_speech(raw, valid_src, cfg.eval_max_items),
-             shown=("train/loss", "train/usage"))
+             shown=("train/loss", "train/usage"), loader=batches)
     loop.finish(raw.save_pretrained)
     return raw

@@ -8,7 +8,8 @@ run's batches stay bit-identical whether there are 0 or N workers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -29,24 +30,41 @@ class StepBatches(Dataset):
         return step, self.make_batch(step)
 
 
+class StepBatchLoader:
+    """The batches of steps `start` … `steps - 1` in order, built by `num_workers` processes
+    (0: in this one), with the time the training process spent waiting for them (`waited`,
+    seconds): the share of a step that is data loading, which says whether to add workers."""
+
+    def __init__(self, make_batch: Callable[[int], Any], start: int, steps: int,
+                 num_workers: int = 0, seed: int = 0):
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be ≥ 0, got {num_workers}")
+        # The loader's own generator is seeded here, so creating it draws nothing from the
+        # global RNG that model initialisation and codebook restarts use.
+        loader = DataLoader(StepBatches(make_batch, steps), batch_size=None,
+                            sampler=range(start, steps), num_workers=num_workers,
+                            generator=torch.Generator().manual_seed(seed),
+                            prefetch_factor=2 if num_workers else None,
+                            persistent_workers=False)
+        self._batches = iter(loader)
+        self.waited = 0.0
+
+    def take(self, step: int) -> Any:
+        """The next batch, checked to be step `step`'s."""
+        t0 = time.perf_counter()
+        got, batch = next(self._batches)
+        self.waited += time.perf_counter() - t0
+        if got != step:
+            raise RuntimeError(f"the loader gave the batch of step {got} at step {step}")
+        return batch
+
+
 def step_batches(make_batch: Callable[[int], Any], start: int, steps: int, num_workers: int = 0,
-                 seed: int = 0) -> Iterator[tuple[int, Any]]:
-    """(step, batch) for steps `start` … `steps - 1`, built by `num_workers` processes (0: in
-    this one). The loader's own generator is seeded here, so creating it draws nothing from
-    the global RNG that model initialisation and codebook restarts use."""
-    if num_workers < 0:
-        raise ValueError(f"num_workers must be ≥ 0, got {num_workers}")
-    loader = DataLoader(StepBatches(make_batch, steps), batch_size=None,
-                        sampler=range(start, steps), num_workers=num_workers,
-                        generator=torch.Generator().manual_seed(seed),
-                        prefetch_factor=2 if num_workers else None,
-                        persistent_workers=False)
-    return iter(loader)
+                 seed: int = 0) -> StepBatchLoader:
+    """The loader of step `start` … `steps - 1`'s batches (see StepBatchLoader)."""
+    return StepBatchLoader(make_batch, start, steps, num_workers, seed)
 
 
-def next_batch(batches: Iterator[tuple[int, Any]], step: int) -> Any:
+def next_batch(batches: StepBatchLoader, step: int) -> Any:
     """The next batch, checked to be step `step`'s."""
-    got, batch = next(batches)
-    if got != step:
-        raise RuntimeError(f"the loader gave the batch of step {got} at step {step}")
-    return batch
+    return batches.take(step)

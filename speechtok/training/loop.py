@@ -19,6 +19,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from .batches import StepBatchLoader
 from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from .loss_curve import LossCurve
 from .options import TrainLoopConfig
@@ -60,20 +61,26 @@ class TrainLoop:
 
     def run(self, train_step: Callable[[int], dict[str, float]],
             evaluate: Callable[[int], dict[str, float]],
-            shown: tuple[str, ...] = ("train/loss",), printed: str = "") -> int:
+            shown: tuple[str, ...] = ("train/loss",), printed: str = "",
+            loader: StepBatchLoader | None = None) -> int:
         """Train from the start (or resumed) step; return the number of steps done.
 
         `train_step(step)` → the step's training terms ("train/<name>": float); `shown` of them
         go in the progress bar. `evaluate(done)` → held-out metrics, stored as "eval/<name>" in
-        the history; those whose names start with `printed` are printed.
+        the history; those whose names start with `printed` are printed. With the trainer's
+        `loader`, the history also holds the share of the steps' time spent waiting for data
+        ("data_wait") and the steps per second of training alone ("steps_per_second").
         """
         cfg, acc = self.cfg, self.acc
         bar = tqdm(range(self.start_step, cfg.steps), initial=self.start_step, total=cfg.steps,
                    disable=not acc.is_local_main_process, desc=f"train {self.name}",
                    dynamic_ncols=True)
         t0 = time.time()
+        step_seconds = 0.0
         for step in bar:
+            t_step = time.perf_counter()
             logs = train_step(step)
+            step_seconds += time.perf_counter() - t_step
             bar.set_postfix({k.split("/", 1)[-1]: logs[k] for k in shown if k in logs})
             self.done = done = step + 1
             self.curve.add(done, logs)
@@ -81,15 +88,23 @@ class TrainLoop:
                     or (cfg.max_minutes and time.time() - t0 > 60 * cfg.max_minutes))
             if done % cfg.eval_every == 0 or last:
                 metrics = evaluate(done)
+                timing = {"seconds": round(time.time() - t0, 2)}
+                if loader is not None:
+                    timing.update(data_wait=round(loader.waited / step_seconds, 4),
+                                  steps_per_second=round((done - self.start_step)
+                                                         / step_seconds, 3))
                 self.history.append({"step": done, **logs,
-                                     **{f"eval/{k}": v for k, v in metrics.items()},
-                                     "seconds": round(time.time() - t0, 2)})
+                                     **{f"eval/{k}": v for k, v in metrics.items()}, **timing})
                 acc.print(f"step {done}: " + json.dumps(
                     {k: round(v, 4) for k, v in metrics.items() if k.startswith(printed)}))
             if acc.is_main_process and (done % cfg.save_every == 0 or last):
                 self.save_checkpoint()
             if last:
                 break
+        if loader is not None and step_seconds > 0:
+            share = loader.waited / step_seconds
+            acc.print(f"waiting for data: {share:.1%} of the training steps' time"
+                      + (" (more --num_workers would help)" if share > 0.1 else ""))
         acc.wait_for_everyone()
         return self.done
 
