@@ -99,7 +99,7 @@ def _image_configs() -> list[type]:
 TRAIN_CONFIGS = {"speech": _speech_configs, "image": _image_configs}
 DATA_HELP = {
     "speech": "folder of audio files (wav/flac/ogg, any rate, mono or stereo; a metadata.jsonl "
-    "keyed by 'file' adds texts and phone alignments) or a saved `datasets` dataset with an "
+    "keyed by 'file_name' adds texts and phone alignments) or a saved `datasets` dataset with an "
     "'audio' column",
     "image": "folder of images (png/jpg/..., any size or mode; resized and centre-cropped; a "
     "metadata.jsonl keyed by 'file_name' adds captions) or a saved `datasets` dataset with an "

@@ -88,3 +88,14 @@ def test_audio_metadata_in_the_audiofolder_convention(tmp_path):
     (folder / "metadata.jsonl").write_text(json.dumps({"file_name": "gone.flac"}) + "\n")
     with pytest.raises(FileNotFoundError, match="gone.flac does not exist"):
         open_splits(folder, 16000)
+
+
+def test_automatic_workers_follow_the_cores(monkeypatch):
+    from speechtok.training import batches
+
+    monkeypatch.setattr(batches.os, "sched_getaffinity", lambda pid: set(range(2)))
+    assert batches.auto_workers(-1) == 0 and batches.auto_workers(3) == 3
+    monkeypatch.setattr(batches.os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert batches.auto_workers(-1) == 2
+    with pytest.raises(ValueError, match="num_workers must be ≥ 0, or -1"):
+        SpeechTrainConfig(num_workers=-2)

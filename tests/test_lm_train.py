@@ -116,3 +116,14 @@ def test_two_processes_train_the_same_model_as_one(codes):
     wa, wb = load_file(codes / "one" / "model.safetensors"), load_file(codes / "two" /
                                                                       "model.safetensors")
     assert all(torch.allclose(wa[k], wb[k], atol=1e-4) for k in wa)
+
+
+def test_lm_trains_the_same_with_two_loader_workers(codes):
+    runs = {}
+    for workers in (0, 2):
+        train_lm(codes / f"lm{workers}", TINY_LM, _cfg(codes, num_workers=workers))
+        runs[workers] = [{k: v for k, v in h.items()
+                          if k not in ("seconds", "data_wait", "steps_per_second")}
+                         for h in json.loads((codes / f"lm{workers}" /
+                                              "train_history.json").read_text())]
+    assert runs[0] == runs[2] and len(runs[0]) == 2

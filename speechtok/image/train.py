@@ -26,7 +26,7 @@ from speechtok.image.evaluate import evaluate_image, save_reconstruction_grid
 from speechtok.image.losses import adaptive_gan_weight, hinge_d_loss, hinge_g_loss, l1_loss, l2_loss
 from speechtok.memory_cache import per_process_mb
 from speechtok.training.accelerator import start_run
-from speechtok.training.batches import next_batch, step_batches
+from speechtok.training.batches import auto_workers, next_batch, step_batches
 from speechtok.training.config import dump_config
 from speechtok.training.loop import TrainLoop, apply_gradients, scalars
 from speechtok.training.options import TrainLoopConfig
@@ -96,10 +96,10 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
     """Train an ImageTokenizer on `data`; save it hub-shaped into `out`; return it."""
     out = Path(out)
     acc, mp = start_run(cfg.mixed_precision, cfg.seed)
+    workers = auto_workers(cfg.num_workers)
     train_src, valid_src = open_image_splits(data, model_cfg.resolution, cfg.valid_fraction,
                                              seed=cfg.seed,
-                                             cache_mb=per_process_mb(cfg.cache_mb,
-                                                                     cfg.num_workers))
+                                             cache_mb=per_process_mb(cfg.cache_mb, workers))
     model = ImageTokenizer(model_cfg)
     use_gan = model_cfg.loss_weights.get("gan", 0) > 0 and cfg.disc_start < cfg.steps
     disc = PatchDiscriminator(model_cfg.in_channels, cfg.disc_channels, cfg.disc_layers) \
@@ -136,7 +136,7 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
               f"precision {mp}")
     batches = step_batches(partial(train_src.batch, batch_size=cfg.batch_size, seed=cfg.seed,
                                    process_index=acc.process_index),
-                           loop.start_step, cfg.steps, cfg.num_workers, cfg.seed)
+                           loop.start_step, cfg.steps, workers, cfg.seed)
 
     def train_step(step: int) -> dict[str, float]:
         x = next_batch(batches, step)

@@ -21,7 +21,7 @@ from speechtok.speech.data import AudioSource, open_splits
 from speechtok.speech.evaluate import evaluate_speech
 from speechtok.speech.losses import log_mel_l1
 from speechtok.training.accelerator import start_run
-from speechtok.training.batches import next_batch, step_batches
+from speechtok.training.batches import auto_workers, next_batch, step_batches
 from speechtok.training.config import dump_config
 from speechtok.training.loop import TrainLoop, apply_gradients, scalars
 from speechtok.training.options import TrainLoopConfig
@@ -79,9 +79,10 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
     """Train a SpeechTokenizer on `data`; save it hub-shaped into `out`; return it."""
     out = Path(out)
     acc, mp = start_run(cfg.mixed_precision, cfg.seed)
+    workers = auto_workers(cfg.num_workers)
     train_src, valid_src = open_splits(data, model_cfg.sample_rate, cfg.valid_fraction,
                                        seed=cfg.seed,
-                                       cache_mb=per_process_mb(cfg.cache_mb, cfg.num_workers))
+                                       cache_mb=per_process_mb(cfg.cache_mb, workers))
     model = SpeechTokenizer(model_cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.8, 0.99))
@@ -105,7 +106,7 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
 
     batches = step_batches(partial(train_src.batch, batch_size=cfg.batch_size, segment=segment,
                                    seed=cfg.seed, process_index=acc.process_index),
-                           loop.start_step, cfg.steps, cfg.num_workers, cfg.seed)
+                           loop.start_step, cfg.steps, workers, cfg.seed)
 
     def train_step(step: int) -> dict[str, float]:
         wav = next_batch(batches, step)

@@ -8,6 +8,7 @@ run's batches stay bit-identical whether there are 0 or N workers.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,15 +31,29 @@ class StepBatches(Dataset):
         return step, self.make_batch(step)
 
 
+def auto_workers(num_workers: int) -> int:
+    """`num_workers`, with -1 (automatic) resolved: 2 workers where the process may use 4 or
+    more cores, else 0. On 2 cores a worker takes its core from the training step's own
+    threads (and the demo trains two models side by side), so decoding in the step is as fast
+    there (benchmarks/bench_data.py measures both)."""
+    if num_workers != -1:
+        return num_workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 2 if (cores or 1) >= 4 else 0
+
+
 class StepBatchLoader:
     """The batches of steps `start` … `steps - 1` in order, built by `num_workers` processes
-    (0: in this one), with the time the training process spent waiting for them (`waited`,
-    seconds): the share of a step that is data loading, which says whether to add workers."""
+    (0: in this one; -1: `auto_workers`), with the time the training process spent waiting
+    for them (`waited`, seconds): the share of a step that is data loading, which says whether
+    to add workers."""
 
     def __init__(self, make_batch: Callable[[int], Any], start: int, steps: int,
                  num_workers: int = 0, seed: int = 0):
+        num_workers = auto_workers(num_workers)
         if num_workers < 0:
-            raise ValueError(f"num_workers must be ≥ 0, got {num_workers}")
+            raise ValueError(f"num_workers must be ≥ 0 (or -1: automatic), got {num_workers}")
+        self.num_workers = num_workers
         # The loader's own generator is seeded here, so creating it draws nothing from the
         # global RNG that model initialisation and codebook restarts use.
         loader = DataLoader(StepBatches(make_batch, steps), batch_size=None,

@@ -25,9 +25,10 @@ class TrainLoopConfig:
                             "train_curve.json")
     save_every: int = option(250, "write the checkpoint OUT/checkpoints/last every N steps")
     seed: int = option(0, "seed of initialisation, data order and augmentation")
-    num_workers: int = option(0, "DataLoader worker processes that decode and crop batches "
-                              "ahead of the step (0 = in the training process); the batches "
-                              "are the same with any number")
+    num_workers: int = option(-1, "DataLoader worker processes that decode and crop batches "
+                              "ahead of the step (0 = in the training process; -1 = 2 when "
+                              "the machine has 4 or more cores, else 0); the batches are the "
+                              "same with any number")
     mixed_precision: str = option("auto", "auto (bf16 on CUDA, fp32 on CPU), no, bf16 or fp16")
     max_minutes: float = option(0.0, "checkpoint and stop after this wall time, minutes (0 = no "
                                 "limit)")
@@ -39,7 +40,10 @@ class TrainLoopConfig:
         for name in ("steps", "eval_every", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "stop_after_steps", "num_workers"):
+        for name in ("warmup_steps", "stop_after_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        if self.num_workers < -1:
+            raise ValueError(f"num_workers must be ≥ 0, or -1 for automatic, got "
+                             f"{self.num_workers}")
         check_precision(self.mixed_precision)
