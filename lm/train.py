@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from speechtok.fields import option, override
-from speechtok.training.accelerator import make_accelerator
+from speechtok.training.accelerator import make_accelerator, maybe_compile
 from speechtok.training.batches import next_batch, step_batches
 from speechtok.training.config import dump_config
 from speechtok.training.loop import HISTORY_FILE, TrainLoop, apply_gradients
@@ -188,6 +188,8 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
                                   acc.process_index, acc.num_processes),
                           loop.start_step, cfg.steps, cfg.num_workers, cfg.seed)
 
+    forward = maybe_compile(model, cfg.compile)
+
     def train_step(step: int) -> dict[str, float]:
         # Gradient accumulation: `grad_accum_steps` micro-batches per optimiser step, their
         # per-modality token counts summed (over micro-batches and processes) before any loss,
@@ -200,7 +202,7 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
         for j, b in enumerate(micro):
             sync = j == len(micro) - 1  # all-reduce gradients once, after the last micro-batch
             with (nullcontext() if sync else acc.no_sync(model)), acc.autocast():
-                logits = model(input_ids=b["input_ids"], position_ids=b["position_ids"],
+                logits = forward(input_ids=b["input_ids"], position_ids=b["position_ids"],
                                attention_mask=b["attention_mask"]).logits
                 part, metrics = modality_weighted_loss(logits, b["labels"], b["modality"],
                                                        cfg.loss_weights, counts,

@@ -25,7 +25,7 @@ from speechtok.image.discriminators import PatchDiscriminator
 from speechtok.image.evaluate import evaluate_image, save_reconstruction_grid
 from speechtok.image.losses import adaptive_gan_weight, hinge_d_loss, hinge_g_loss, l1_loss, l2_loss
 from speechtok.memory_cache import per_process_mb
-from speechtok.training.accelerator import start_run
+from speechtok.training.accelerator import maybe_compile, start_run
 from speechtok.training.batches import auto_workers, next_batch, step_batches
 from speechtok.training.config import dump_config
 from speechtok.training.loop import TrainLoop, apply_gradients, scalars
@@ -138,10 +138,11 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
                                    process_index=acc.process_index),
                            loop.start_step, cfg.steps, workers, cfg.seed)
 
+    gen = maybe_compile(raw if acc.num_processes == 1 else model, cfg.compile)
+
     def train_step(step: int) -> dict[str, float]:
         x = next_batch(batches, step)
         x = (x * 2 - 1).to(acc.device)
-        gen = raw if acc.num_processes == 1 else model
         with acc.autocast():
             terms, x_hat = generator_losses(gen, x, step, cfg, disc, perceptual)
         opt.zero_grad(set_to_none=True)

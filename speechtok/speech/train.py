@@ -20,7 +20,7 @@ from speechtok.speech import SpeechTokenizer, SpeechTokenizerConfig
 from speechtok.speech.data import AudioSource, open_splits
 from speechtok.speech.evaluate import evaluate_speech
 from speechtok.speech.losses import log_mel_l1
-from speechtok.training.accelerator import start_run
+from speechtok.training.accelerator import maybe_compile, start_run
 from speechtok.training.batches import auto_workers, next_batch, step_batches
 from speechtok.training.config import dump_config
 from speechtok.training.loop import TrainLoop, apply_gradients, scalars
@@ -108,6 +108,8 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
                                    seed=cfg.seed, process_index=acc.process_index),
                            loop.start_step, cfg.steps, workers, cfg.seed)
 
+    forward = maybe_compile(raw if acc.num_processes == 1 else model, cfg.compile)
+
     def train_step(step: int) -> dict[str, float]:
         wav = next_batch(batches, step)
         g = torch.Generator().manual_seed(cfg.seed * 7919 + step)
@@ -115,7 +117,7 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
         warp = 1 + (torch.rand(wav.shape[0], generator=g) * 2 - 1) * cfg.vtlp_range
         wav = wav.to(acc.device)
         with acc.autocast():
-            terms = compute_losses(raw if acc.num_processes == 1 else model, wav,
+            terms = compute_losses(forward, wav,
                                    wav * (10 ** (gain_db.to(acc.device) / 20)),
                                    warp.to(acc.device) if cfg.vtlp_range > 0 else None)
         opt.zero_grad(set_to_none=True)

@@ -27,11 +27,19 @@ def make_accelerator(mixed_precision: str, **kwargs):
     """(Accelerator, precision): "auto" means bf16 on a CUDA device that supports it, else
     fp32 ("no"). `kwargs` go to Accelerator (e.g. log_with, project_dir)."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
     check_precision(mixed_precision)
     mp = mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    state = AcceleratorState._shared_state
+    alone = int(os.environ.get("WORLD_SIZE", "1")) == 1
+    if state and state.get("_mixed_precision") != mp and alone:
+        # accelerate keeps one precision per Python process; a second trainer started in the
+        # same process (a notebook, a recipe) may ask for another. With one process nothing
+        # else shares that state, so it is reset (the process group, if any, is kept).
+        AcceleratorState._reset_state(reset_partial_state=False)
     return Accelerator(mixed_precision=mp, cpu=cpu_processes(), **kwargs), mp
 
 
@@ -46,3 +54,19 @@ def start_run(mixed_precision: str, seed: int):
     torch.set_flush_denormal(True)
     set_seed(seed)
     return acc, mp
+
+
+def maybe_compile(model, enabled: bool):
+    """`torch.compile(model)` when `enabled`, else `model`. The compiled wrapper shares the
+    parameters and forwards attribute access (`.config`), so the loss code takes either; saving
+    and evaluation keep using the plain model. Data-dependent steps of the quantizers (k-means
+    initialisation, dead-code restarts) run as graph breaks, outside the compiled graphs."""
+    if not enabled:
+        return model
+    # VQGAN's adaptive GAN weight takes a gradient through the graph before the backward pass
+    # (autograd.grad with retain_graph), which compiled graphs that donate their saved buffers
+    # to the backward forbid; keeping the buffers costs some memory, not time.
+    import torch._functorch.config
+
+    torch._functorch.config.donated_buffer = False
+    return torch.compile(model)

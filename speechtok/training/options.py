@@ -30,6 +30,8 @@ class TrainLoopConfig:
                               "the machine has 4 or more cores, else 0); the batches are the "
                               "same with any number")
     mixed_precision: str = option("auto", "auto (bf16 on CUDA, fp32 on CPU), no, bf16 or fp16")
+    compile: bool = option(False, "torch.compile the model's training forward (inductor; the "
+                           "first steps pay the compilation)")
     max_minutes: float = option(0.0, "checkpoint and stop after this wall time, minutes (0 = no "
                                 "limit)")
     stop_after_steps: int = option(0, "checkpoint and stop at this step (0 = run to steps), to "
