@@ -30,6 +30,7 @@ from speechtok.training.config import dump_config
 from speechtok.training.loop import HISTORY_FILE, TrainLoop, apply_gradients
 from speechtok.training.options import TrainLoopConfig
 from speechtok.training.schedule import lr_lambda
+from speechtok.training.sharding import fsdp_requested, full_state, shard
 
 from .data import PackedBatches, TaskSources
 from .durations import DURATIONS_FILE, mean_run_lengths, save_durations
@@ -72,6 +73,10 @@ class LMTrainConfig(TrainLoopConfig):
     eval_every: int = override(TrainLoopConfig, "eval_every", 200)
     save_every: int = override(TrainLoopConfig, "save_every", 200)
     eval_batches: int = option(4, "held-out batches per evaluation")
+    fsdp: bool = option(False, "shard parameters, gradients and optimiser state across the "
+                        "processes (FSDP2: each decoder layer, then the whole model); also on "
+                        "with an accelerate config of distributed_type FSDP "
+                        "(recipes/accelerate/fsdp.yaml)")
     tensorboard: bool = option(True, "TensorBoard logs in OUT/logs (tensorboard --logdir "
                                "OUT/logs)")
 
@@ -166,21 +171,26 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
     valid_weights = {t: w for t, w in weights.items() if t in valid_src.available()}
     valid = PackedBatches(valid_src, valid_weights, cfg.block_size, cfg.samples_per_step,
                           cfg.seed) if valid_weights else None
+    sharded = fsdp_requested(cfg.fsdp) and acc.num_processes > 1
+    if sharded:  # before the optimiser: its parameters become the shards
+        shard(model, list(model.model.layers), acc.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
-    loop = TrainLoop(acc, cfg, out, "lm", model, opt, sched)
+    loop = TrainLoop(acc, cfg, out, "lm", model, opt, sched, sharded=sharded)
     if resume:
         loop.resume()
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         dump_config(out / "train_config.yaml", model_cfg, cfg)
-    model, opt = acc.prepare(model, opt)
+    if not sharded:  # a sharded model is already distributed; accelerate would wrap it in DDP
+        model, opt = acc.prepare(model, opt)
     raw = acc.unwrap_model(model)
     n_params = sum(p.numel() for p in raw.parameters())
     acc.print(f"LM: {n_params / 1e6:.2f}M parameters, vocabulary {len(vocab)} (text "
               f"{vocab.layout['text_size']}, audio {vocab.audio_size}, image {vocab.image_size}),"
-              f" tasks {weights}, {acc.num_processes} process(es), precision {mp}")
+              f" tasks {weights}, {acc.num_processes} process(es)"
+              f"{' (FSDP)' if sharded else ''}, precision {mp}")
     if cfg.tensorboard:
         acc.init_trackers("lm")
 
@@ -201,7 +211,8 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
         loss, parts = torch.zeros((), device=acc.device), []
         for j, b in enumerate(micro):
             sync = j == len(micro) - 1  # all-reduce gradients once, after the last micro-batch
-            with (nullcontext() if sync else acc.no_sync(model)), acc.autocast():
+            # (FSDP reduce-scatters every micro-batch's gradients; it has no no_sync)
+            with (nullcontext() if sync or sharded else acc.no_sync(model)), acc.autocast():
                 logits = forward(input_ids=b["input_ids"], position_ids=b["position_ids"],
                                attention_mask=b["attention_mask"]).logits
                 part, metrics = modality_weighted_loss(logits, b["labels"], b["modality"],
@@ -228,11 +239,26 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
 
     model.train()
     loop.run(train_step, evaluate_now, printed="loss/", loader=loader)
+    # gathered before end_training, which takes the process group down
+    final = unsharded_copy(raw) if sharded and loop.complete else raw
+    loop.finish(lambda folder: write_bundle(folder, final, vocab, cfg, speech_meta, image_meta,
+                                            loop.history, speech), only_if_complete=True)
     if cfg.tensorboard:
         acc.end_training()
-    loop.finish(lambda folder: write_bundle(folder, raw, vocab, cfg, speech_meta, image_meta,
-                                            loop.history, speech), only_if_complete=True)
-    return raw, vocab
+    return final, vocab
+
+
+def unsharded_copy(model):
+    """The whole model on the CPU of the main process (None on the others), gathered from its
+    shards (a collective), for saving and returning."""
+    from transformers import AutoModelForCausalLM
+
+    state, _ = full_state(model)
+    if not state:
+        return None
+    copy = AutoModelForCausalLM.from_config(model.config)
+    copy.load_state_dict(state)  # tied names both present: the one tensor is set twice
+    return copy
 
 
 def write_bundle(out: Path, model, vocab: MultimodalVocab, cfg: LMTrainConfig, speech_meta: dict,

@@ -38,25 +38,47 @@ def _optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: dict[str, str])
     state: dict[int, dict[str, Any]] = {}
     items = list(tensors.items()) + list(json.loads(meta["scalars"]).items())
     for key, value in items:
-        _, idx, name = key.split(".", 2)
-        state.setdefault(int(idx), {})[name] = value
+        # "state.<index>.<name>"; a sharded run's optimiser state is keyed by parameter name
+        # ("state.model.layers.0.mlp.up_proj.weight.exp_avg"), the state names have no dots
+        idx, name = key[len("state."):].rsplit(".", 1)
+        state.setdefault(int(idx) if idx.isdigit() else idx, {})[name] = value
     return {"state": state, "param_groups": json.loads(meta["param_groups"])}
+
+
+def tied_names(model: torch.nn.Module) -> list[list[str]]:
+    """Groups of parameter names that are one tensor (e.g. tied input and output embeddings)."""
+    groups: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(param), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
 
 
 def save_checkpoint(folder: str | Path, model: torch.nn.Module, optimizer=None, scheduler=None,
                     trainer_state: dict | None = None,
-                    extra: dict[str, tuple[torch.nn.Module, Any]] | None = None) -> Path:
+                    extra: dict[str, tuple[torch.nn.Module, Any]] | None = None,
+                    full_state: tuple[dict, dict | None] | None = None) -> Path:
     """Atomically write a checkpoint folder (see module docstring). `extra` maps a name to a
     further (module, optimizer or None), e.g. a GAN discriminator: `NAME.safetensors` and
-    `NAME_optimizer.safetensors`."""
+    `NAME_optimizer.safetensors`. `full_state`: the (model, optimiser) state of a sharded model,
+    gathered (speechtok.training.sharding.full_state), written instead of `model`'s own."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_model(model, str(tmp / "model.safetensors"))
-    if optimizer is not None:
-        tensors, meta = _optimizer_to_flat(optimizer.state_dict())
+    if full_state is None:
+        save_model(model, str(tmp / "model.safetensors"))
+        optim_state = optimizer.state_dict() if optimizer is not None else None
+    else:
+        model_state, optim_state = full_state
+        model_state = dict(model_state)
+        for names in tied_names(model):  # one copy of a tied tensor, as save_model keeps
+            for name in names[1:]:
+                model_state.pop(name, None)
+        save_file({k: v.contiguous() for k, v in model_state.items()},
+                  str(tmp / "model.safetensors"))
+    if optim_state is not None:
+        tensors, meta = _optimizer_to_flat(optim_state)
         save_file(tensors, str(tmp / "optimizer.safetensors"), metadata=meta)
     if scheduler is not None:
         (tmp / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
@@ -91,25 +113,41 @@ def find_checkpoint(folder: str | Path) -> Path | None:
     return None
 
 
-def _load_optimizer(path: Path, optimizer) -> None:
+def _optimizer_state(path: Path) -> dict:
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as fh:
         meta = fh.metadata()
-    optimizer.load_state_dict(_optimizer_from_flat(load_file(str(path)), meta))
+    return _optimizer_from_flat(load_file(str(path)), meta)
+
+
+def _load_optimizer(path: Path, optimizer) -> None:
+    optimizer.load_state_dict(_optimizer_state(path))
 
 
 def load_checkpoint(folder: str | Path, model: torch.nn.Module, optimizer=None,
-                    scheduler=None, extra: dict[str, tuple[torch.nn.Module, Any]] | None = None
-                    ) -> dict:
+                    scheduler=None, extra: dict[str, tuple[torch.nn.Module, Any]] | None = None,
+                    sharded: bool = False) -> dict:
     """Restore model/optimizer/scheduler (and `extra`, as given to `save_checkpoint`) and the
-    global RNG; return the trainer state."""
+    global RNG; return the trainer state. `sharded`: `model` is sharded across processes
+    (speechtok.training.sharding); every process reads the files and keeps its shard."""
     folder = Path(folder)
     from safetensors.torch import load_model
 
-    load_model(model, str(folder / "model.safetensors"))
-    if optimizer is not None and (folder / "optimizer.safetensors").exists():
-        _load_optimizer(folder / "optimizer.safetensors", optimizer)
+    if sharded:
+        from .sharding import load_full_state
+
+        model_state = load_file(str(folder / "model.safetensors"))
+        for names in tied_names(model):
+            kept = next(n for n in names if n in model_state)
+            model_state.update({n: model_state[kept] for n in names})
+        optim_file = folder / "optimizer.safetensors"
+        load_full_state(model, model_state, optimizer,
+                        _optimizer_state(optim_file) if optim_file.exists() else None)
+    else:
+        load_model(model, str(folder / "model.safetensors"))
+        if optimizer is not None and (folder / "optimizer.safetensors").exists():
+            _load_optimizer(folder / "optimizer.safetensors", optimizer)
     for name, (module, opt) in (extra or {}).items():
         if not (folder / f"{name}.safetensors").exists():
             raise FileNotFoundError(f"{folder} has no {name}.safetensors to resume from")

@@ -33,8 +33,10 @@ class TrainLoop:
     into `out/checkpoints/last`."""
 
     def __init__(self, acc, cfg: TrainLoopConfig, out: str | Path, name: str, model, optimizer,
-                 scheduler, extra: dict[str, tuple[Any, Any]] | None = None):
+                 scheduler, extra: dict[str, tuple[Any, Any]] | None = None,
+                 sharded: bool = False):
         self.acc, self.cfg, self.out, self.name = acc, cfg, Path(out), name
+        self.sharded = sharded  # model sharded across processes (speechtok.training.sharding)
         self.model, self.optimizer, self.scheduler, self.extra = model, optimizer, scheduler, extra
         self.ckpt_dir = self.out / "checkpoints" / "last"
         self.start_step, self.done, self.history = 0, 0, []
@@ -47,7 +49,8 @@ class TrainLoop:
         if found is None:
             self.acc.print(f"--resume: no checkpoint in {self.ckpt_dir}, starting fresh")
             return False
-        state = load_checkpoint(found, self.model, self.optimizer, self.scheduler, self.extra)
+        state = load_checkpoint(found, self.model, self.optimizer, self.scheduler, self.extra,
+                                sharded=self.sharded)
         self.start_step = self.done = state["step"]
         self.history = state.get("history", [])
         self.curve = LossCurve(self.cfg.log_every, state.get("curve"))
@@ -55,9 +58,17 @@ class TrainLoop:
         return True
 
     def save_checkpoint(self) -> None:
-        save_checkpoint(self.ckpt_dir, self.model, self.optimizer, self.scheduler,
-                        {"step": self.done, "history": self.history,
-                         "curve": self.curve.points}, self.extra)
+        """Write the checkpoint from the main process (every process calls this: a sharded
+        model's state is first gathered from all of them)."""
+        full = None
+        if self.sharded:
+            from .sharding import full_state
+
+            full = full_state(self.model, self.optimizer)
+        if self.acc.is_main_process:
+            save_checkpoint(self.ckpt_dir, self.model, self.optimizer, self.scheduler,
+                            {"step": self.done, "history": self.history,
+                             "curve": self.curve.points}, self.extra, full_state=full)
 
     def run(self, train_step: Callable[[int], dict[str, float]],
             evaluate: Callable[[int], dict[str, float]],
@@ -97,7 +108,7 @@ class TrainLoop:
                                      **{f"eval/{k}": v for k, v in metrics.items()}, **timing})
                 acc.print(f"step {done}: " + json.dumps(
                     {k: round(v, 4) for k, v in metrics.items() if k.startswith(printed)}))
-            if acc.is_main_process and (done % cfg.save_every == 0 or last):
+            if done % cfg.save_every == 0 or last:
                 self.save_checkpoint()
             if last:
                 break
