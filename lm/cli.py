@@ -35,16 +35,25 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("tokenize", help="audio / images → tokenizer codes (datasets on disk)",
                        description="Encode every split (train/, valid/, test/, or the whole "
-                       "folder) once with a trained speechtok tokenizer, via datasets.map. "
-                       "Under `accelerate launch`, each process encodes and writes its own "
-                       "contiguous shard on its own device.")
+                       "folder) once with a trained speechtok tokenizer. Loader workers decode "
+                       "ahead of the encoder, which runs on this process's device (images in "
+                       "batches). Under `accelerate launch`, each process encodes and writes "
+                       "its own contiguous shard on its own device. The output is written in "
+                       "chunks: a killed run, started again with the same arguments, resumes "
+                       "at the chunk it stopped in.")
     t.add_argument("--kind", required=True, choices=["speech", "image"])
     t.add_argument("--data", required=True, help="folder of media (with split subfolders and "
                    "metadata.jsonl captions/texts) or a saved `datasets` dataset")
     t.add_argument("--tokenizer", required=True, help="saved speechtok tokenizer folder")
     t.add_argument("--out", required=True, help="output folder of code datasets")
-    t.add_argument("--num-proc", type=int, default=None,
-                   help="datasets.map worker processes per launched process")
+    t.add_argument("--num-workers", type=int, default=-1,
+                   help="loader processes decoding media per launched process (default -1: "
+                   "2 where the process has 4 or more cores, else 0)")
+    t.add_argument("--batch-size", type=int, default=64,
+                   help="images per encoder forward (speech: one utterance per forward, so "
+                   "its codes equal encoding the file alone)")
+    t.add_argument("--chunk-rows", type=int, default=2000,
+                   help="rows per output chunk, the unit a killed run resumes from")
     t.add_argument("--device", default=None,
                    help="default: this process's device under accelerate (CUDA if present)")
     r = sub.add_parser("train",
@@ -201,6 +210,7 @@ def cmd_tokenize(args) -> None:
     from accelerate import PartialState
 
     from speechtok.training.accelerator import cpu_processes
+    from speechtok.training.batches import auto_workers
 
     from .pretokenize import pretokenize
 
@@ -208,7 +218,8 @@ def cmd_tokenize(args) -> None:
     device = args.device or str(state.device)
     counts = pretokenize(args.kind, args.data, args.tokenizer, args.out,
                          rank=state.process_index, world=state.num_processes,
-                         num_proc=args.num_proc, device=device)
+                         num_workers=auto_workers(args.num_workers), device=device,
+                         batch_size=args.batch_size, chunk_rows=args.chunk_rows)
     print(json.dumps({"rank": state.process_index, "world": state.num_processes,
                       "rows": counts}))
 

@@ -1,14 +1,22 @@
 """Pre-tokenisation: turn audio and images into tokenizer codes once, so LM training reads ids.
 
-The expensive step (running a speech or image tokenizer over the media) happens here, through
-`datasets.map` (cached Arrow files, `num_proc` workers); the cheap step (sample formats and
-vocabulary offsets, lm.formats / lm.vocab) happens when training reads the codes, so one
-pre-tokenised corpus serves any mixture of formats.
+The expensive step (running a speech or image tokenizer over the media) happens here; the cheap
+step (sample formats and vocabulary offsets, lm.formats / lm.vocab) happens when training reads
+the codes, so one pre-tokenised corpus serves any mixture of formats.
 
-Sharding: process `rank` of `world` encodes the contiguous shard `rank` of every split and
-writes `OUT/<split>/shard-<rank>-of-<world>` (under `accelerate launch`, rank and world come
-from the launcher and each process uses its own device). `load_codes` concatenates the shards
-in rank order, so any number of processes yields the same rows in the same order as one.
+Throughput: `DataLoader` worker processes read, decode, resample (audio) or resize and crop
+(images) ahead of the encoder, which runs in this process on its device (CUDA when present).
+Images are encoded `batch_size` at a time. Speech is encoded one utterance at a time, each in one
+pass over all its frames: padding utterances to a common length would change the codes of their
+last frames (the encoder's receptive field would see the padding), and the codes must equal
+`SpeechTokenizer.encode` of each file.
+
+Sharding: process `rank` of `world` encodes the contiguous shard `rank` of every split into
+`OUT/<split>/shard-<rank>-of-<world>/`, written as chunks of `chunk_rows` rows
+(`chunk-00000`, …; each saved under a temporary name and renamed when whole) and closed by
+`complete.json`. A killed run started again with the same arguments skips the chunks that are
+whole and goes on from the one it stopped in. `load_codes` concatenates the shards in rank order,
+so any number of processes yields the same rows in the same order as one.
 
 Rows: speech `{"name", "text", "units": [int, ...]}` (50 Hz units, not deduplicated: dedup is a
 format choice); images `{"name", "text", "alt_texts", "codes": [int, ...]}` (the grid in raster
@@ -17,22 +25,20 @@ order; `alt_texts` other captions of the image, often empty) plus `grid_size`.
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 from pathlib import Path
 
-_TOKENIZERS: dict[tuple[str, str], object] = {}  # per-process cache for datasets.map workers
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+SHARD_META = "shard.json"  # the shard's rows and chunking, written first (checked on resume)
+COMPLETE = "complete.json"  # written last: the shard is whole
 
 
-def _tokenizer(path: str, device: str):
-    key = (path, device)
-    if key not in _TOKENIZERS:
-        from speechtok.auto import load_tokenizer
-
-        _TOKENIZERS[key] = load_tokenizer(path, device)
-    return _TOKENIZERS[key]
-
-
-def _items(kind: str, data: Path, split: str, tokenizer) -> list[dict]:
+def _items(kind: str, data: Path, split: str | None, tokenizer) -> list[dict]:
     """The media of one split as rows {"name", "text", "alt_texts", "path" or "bytes"};
     `alt_texts` are other captions of the same item (metadata "alt_texts", a list)."""
     if kind == "speech":
@@ -49,45 +55,138 @@ def _items(kind: str, data: Path, split: str, tokenizer) -> list[dict]:
             for it in items]
 
 
-def _encode_batch(batch: dict, kind: str, tokenizer_dir: str, device: str) -> dict:
-    import io
+class DecodedMedia(Dataset):
+    """Item i: row i's media decoded to the encoder's input, in a loader worker: a waveform
+    `(samples,)` at `sample_rate`, or an image `(3, resolution, resolution)` in [0, 1]."""
 
-    tok = _tokenizer(tokenizer_dir, device)
-    out = []
-    for path, data, name in zip(batch["path"], batch["bytes"], batch["name"], strict=True):
-        if kind == "speech":
+    def __init__(self, rows: list[dict], kind: str, sample_rate: int = 0, resolution: int = 0):
+        self.rows, self.kind = rows, kind
+        self.sample_rate, self.resolution = sample_rate, resolution
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        row = self.rows[i]
+        if self.kind == "speech":
             from speechtok.speech.io import decode_audio, load_audio
 
-            wav = load_audio(path, tok.sample_rate) if path is not None else \
-                decode_audio(data, tok.sample_rate, name)
-            out.append(tok.encode(wav[None])[0].cpu().tolist())
+            if row["path"] is not None:
+                return load_audio(row["path"], self.sample_rate)
+            return decode_audio(row["bytes"], self.sample_rate, row["name"])
+        from PIL import Image
+
+        from speechtok.image.io import load_image, prepare_images
+
+        img = load_image(row["path"]) if row["path"] is not None else \
+            Image.open(io.BytesIO(row["bytes"]))
+        return prepare_images(img, self.resolution)[0]
+
+
+def _as_list(batch: list[torch.Tensor]) -> list[torch.Tensor]:
+    return batch  # utterances differ in length: no stacking
+
+
+@torch.inference_mode()
+def _encode_chunk(rows: list[dict], kind: str, tok, batch_size: int, num_workers: int
+                  ) -> list[list[int]]:
+    """The codes of `rows`, in order: workers decode, this process encodes on the device."""
+    media = DecodedMedia(rows, kind, getattr(tok, "sample_rate", 0),
+                         tok.config.resolution if kind == "image" else 0)
+    loader = DataLoader(media, batch_size=batch_size if kind == "image" else 1,
+                        num_workers=num_workers, collate_fn=_as_list,
+                        prefetch_factor=4 if num_workers else None)
+    out: list[list[int]] = []
+    for batch in loader:
+        if kind == "image":
+            out += [g.flatten().tolist() for g in tok.encode(torch.stack(batch)).cpu()]
         else:
-            from PIL import Image
+            out += [tok.encode(wav[None])[0].cpu().tolist() for wav in batch]
+    return out
 
-            from speechtok.image.io import load_image
 
-            out.append(load_image(path) if path is not None else Image.open(io.BytesIO(data)))
-    if kind == "image":  # one forward for the whole batch
-        out = [g.flatten().tolist() for g in tok.encode(out).cpu()]
-    return {"units" if kind == "speech" else "codes": out}
+def _start_shard(folder: Path, n_rows: int, chunk_rows: int, source: dict) -> None:
+    """Create the shard folder, or check that a partial one was started with the same rows and
+    chunking (otherwise its chunks would not line up)."""
+    meta = {"rows": n_rows, "chunk_rows": chunk_rows, **source}
+    meta_file = folder / SHARD_META
+    if meta_file.exists():
+        old = json.loads(meta_file.read_text())
+        if old != meta:
+            raise ValueError(f"{folder} holds a partial run with other settings ({old}, now "
+                             f"{meta}); delete it or run with the same data, tokenizer and "
+                             "--chunk-rows")
+        return
+    if folder.exists():  # an older layout, or something else: not ours to resume
+        raise ValueError(f"{folder} exists but is not a shard of this command; delete it")
+    folder.mkdir(parents=True)
+    meta_file.write_text(json.dumps(meta, indent=1))
+
+
+def _write_chunk(folder: Path, index: int, rows: list[dict], kind: str, codes: list[list[int]]
+                 ) -> None:
+    """Save one chunk under a temporary name and rename it: a chunk folder is always whole."""
+    from datasets import Dataset as ArrowDataset
+
+    key = "units" if kind == "speech" else "codes"
+    columns = {"name": [r["name"] for r in rows], "text": [r["text"] for r in rows],
+               "alt_texts": [r["alt_texts"] for r in rows], key: codes}
+    tmp = folder / f"chunk-{index:05d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    ArrowDataset.from_dict(columns).save_to_disk(str(tmp))
+    tmp.rename(folder / f"chunk-{index:05d}")
+
+
+def _encode_shard(rows: list[dict], kind: str, tok, folder: Path, chunk_rows: int,
+                  batch_size: int, num_workers: int, source: dict, desc: str,
+                  chunk_budget: list[int] | None) -> bool:
+    """Encode one shard's rows into `folder`, skipping whole chunks; False if stopped early."""
+    if (folder / COMPLETE).exists():
+        return True
+    _start_shard(folder, len(rows), chunk_rows, source)
+    starts = range(0, len(rows), chunk_rows)
+    todo = [i for i, _ in enumerate(starts) if not (folder / f"chunk-{i:05d}").exists()]
+    done_rows = len(rows) - sum(len(rows[starts[i]: starts[i] + chunk_rows]) for i in todo)
+    with tqdm(total=len(rows), initial=done_rows, desc=desc, unit="item") as bar:
+        for i in todo:
+            if chunk_budget is not None:
+                if chunk_budget[0] <= 0:
+                    return False
+                chunk_budget[0] -= 1
+            chunk = rows[starts[i]: starts[i] + chunk_rows]
+            _write_chunk(folder, i, chunk, kind,
+                         _encode_chunk(chunk, kind, tok, batch_size, num_workers))
+            bar.update(len(chunk))
+    (folder / COMPLETE).write_text(json.dumps({"rows": len(rows), "chunks": len(starts)}))
+    return True
 
 
 def pretokenize(kind: str, data: str | Path, tokenizer_dir: str | Path, out: str | Path,
                 splits: tuple[str, ...] = ("train", "valid", "test"), rank: int = 0,
-                world: int = 1, num_proc: int | None = None, device: str = "cpu") -> dict:
-    """Encode shard `rank`/`world` of every split of `data` that exists; return row counts."""
-    from datasets import Dataset
+                world: int = 1, num_workers: int = 0, device: str = "cpu",
+                batch_size: int = 64, chunk_rows: int = 2000,
+                stop_after_chunks: int | None = None) -> dict:
+    """Encode shard `rank`/`world` of every split of `data` that exists; return row counts.
+
+    `num_workers` loader processes decode ahead of the encoder; images are encoded
+    `batch_size` at a time; the output is written in chunks of `chunk_rows` rows, and a run
+    started again after a kill resumes at the first chunk that is not whole.
+    `stop_after_chunks`: write at most this many chunks, then return (an interrupted run, for
+    tests); the counts then say "incomplete"."""
+    from speechtok.auto import load_tokenizer
+    from speechtok.splits import is_saved_dataset
 
     if kind not in ("speech", "image"):
         raise ValueError(f"kind must be 'speech' or 'image', got {kind!r}")
+    if chunk_rows < 1 or batch_size < 1 or num_workers < 0:
+        raise ValueError(f"chunk_rows and batch_size must be ≥ 1 and num_workers ≥ 0, got "
+                         f"{chunk_rows}, {batch_size}, {num_workers}")
     data, out = Path(data), Path(out)
-    tok = _tokenizer(str(tokenizer_dir), device)
-    if tok.config.kind != kind:
-        raise ValueError(f"{tokenizer_dir} is a {tok.config.kind} tokenizer, not {kind}")
     if not data.exists():
         raise FileNotFoundError(f"data not found: {data}")
-    from speechtok.splits import is_saved_dataset
-
+    tok = load_tokenizer(str(tokenizer_dir), device)
+    if tok.config.kind != kind:
+        raise ValueError(f"{tokenizer_dir} is a {tok.config.kind} tokenizer, not {kind}")
     if is_saved_dataset(data):
         from datasets import load_from_disk
 
@@ -95,19 +194,19 @@ def pretokenize(kind: str, data: str | Path, tokenizer_dir: str | Path, out: str
         present = [s for s in splits if s in saved] if hasattr(saved, "keys") else ["all"]
     else:  # split subfolders, or a plain folder of media as one split
         present = [s for s in splits if (data / s).is_dir()] or ["all"]
-    counts = {}
+    source = {"data": str(data.resolve()), "tokenizer": str(Path(tokenizer_dir).resolve())}
+    budget = None if stop_after_chunks is None else [stop_after_chunks]
+    counts: dict[str, int | str] = {}
     for split in present:
         rows = _items(kind, data, None if split == "all" else split, tok)
         shard = rows[len(rows) * rank // world: len(rows) * (rank + 1) // world]
-        ds = Dataset.from_list(shard) if shard else Dataset.from_dict(
-            {"name": [], "text": [], "alt_texts": [], "path": [], "bytes": []})
-        ds = ds.map(_encode_batch, batched=True, batch_size=16, num_proc=num_proc,
-                    fn_kwargs={"kind": kind, "tokenizer_dir": str(tokenizer_dir),
-                               "device": device},
-                    remove_columns=["path", "bytes"], desc=f"{kind} {split} shard {rank}")
-        ds.save_to_disk(str(out / split / f"shard-{rank:05d}-of-{world:05d}"))
-        counts[split] = len(ds)
-    meta = {"kind": kind, "tokenizer": str(Path(tokenizer_dir).resolve()), "world": world,
+        folder = out / split / f"shard-{rank:05d}-of-{world:05d}"
+        whole = _encode_shard(shard, kind, tok, folder, chunk_rows, batch_size, num_workers,
+                              source, f"{kind} {split} shard {rank}", budget)
+        counts[split] = len(shard) if whole else "incomplete"
+        if not whole:
+            return counts
+    meta = {"kind": kind, "tokenizer": source["tokenizer"], "world": world,
             "codebook_size": tok.config.codebook_size}
     if kind == "image":
         meta["grid_size"] = tok.config.grid_size
@@ -117,15 +216,35 @@ def pretokenize(kind: str, data: str | Path, tokenizer_dir: str | Path, out: str
     return counts
 
 
-def load_codes(out: str | Path, split: str):
-    """The rows of `split`, shards concatenated in rank order (a datasets.Dataset)."""
+def _load_shard(folder: Path):
     from datasets import concatenate_datasets, load_from_disk
 
+    if (folder / "dataset_info.json").exists():  # written whole by earlier versions
+        return load_from_disk(str(folder))
+    if not (folder / COMPLETE).exists():
+        raise ValueError(f"{folder} is incomplete (a killed `lm tokenize`?): run the same "
+                         "command again, it resumes where it stopped")
+    chunks = sorted(folder.glob("chunk-[0-9][0-9][0-9][0-9][0-9]"))
+    expected = json.loads((folder / COMPLETE).read_text())["chunks"]
+    if len(chunks) != expected:
+        raise ValueError(f"{folder}: {len(chunks)} chunks, expected {expected}")
+    if not chunks:  # a shard without rows
+        return None
+    return concatenate_datasets([load_from_disk(str(c)) for c in chunks])
+
+
+def load_codes(out: str | Path, split: str):
+    """The rows of `split`, shards concatenated in rank order (a datasets.Dataset)."""
+    from datasets import concatenate_datasets
+
     folder = Path(out) / split
-    shards = sorted(folder.glob("shard-*-of-*"))
+    shards = sorted(p for p in folder.glob("shard-*-of-*") if p.is_dir())
     if not shards:
         raise FileNotFoundError(f"no pre-tokenised shards in {folder}")
     worlds = {p.name.rsplit("-of-", 1)[1] for p in shards}
     if len(worlds) != 1 or len(shards) != int(worlds.pop()):
         raise ValueError(f"{folder}: incomplete or mixed shards {[p.name for p in shards]}")
-    return concatenate_datasets([load_from_disk(str(p)) for p in shards])
+    parts = [d for d in (_load_shard(p) for p in shards) if d is not None]
+    if not parts:
+        raise ValueError(f"{folder}: every shard is empty")
+    return concatenate_datasets(parts)

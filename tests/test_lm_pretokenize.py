@@ -78,3 +78,39 @@ def test_accelerate_two_processes_equal_one(speech_tok_dir, audio_folder, tmp_pa
     a, b = load_codes(tmp_path / "one", "all"), load_codes(tmp_path / "two", "all")
     assert a["units"] == b["units"] and a["name"] == b["name"]
     assert torch.tensor([len(u) for u in a["units"]]).min() > 0
+
+
+def test_killed_run_resumes_at_its_chunk_and_workers_change_nothing(speech_tok_dir,
+                                                                    audio_folder, tmp_path):
+    whole = pretokenize("speech", audio_folder, speech_tok_dir, tmp_path / "whole",
+                        chunk_rows=3)
+    # "killed" after 2 of its 3 chunks: no complete marker, load_codes refuses the shard
+    out = tmp_path / "killed"
+    assert pretokenize("speech", audio_folder, speech_tok_dir, out, chunk_rows=3,
+                       stop_after_chunks=2) == {"all": "incomplete"}
+    shard = out / "all" / "shard-00000-of-00001"
+    assert sorted(p.name for p in shard.glob("chunk-*")) == ["chunk-00000", "chunk-00001"]
+    with pytest.raises(ValueError, match="incomplete"):
+        load_codes(out, "all")
+    written = {p.name: p.stat().st_mtime_ns for p in shard.glob("chunk-*/*.arrow")}
+    # started again (with 2 loader workers): only the third chunk is encoded
+    assert pretokenize("speech", audio_folder, speech_tok_dir, out, chunk_rows=3,
+                       num_workers=2) == whole
+    assert {p.name: p.stat().st_mtime_ns for p in shard.glob("chunk-0000[01]/*.arrow")} == written
+    a, b = load_codes(tmp_path / "whole", "all"), load_codes(out, "all")
+    assert a["units"] == b["units"] and a["name"] == b["name"] and len(b) == 8
+    # other settings than the partial run's: an error, not misaligned chunks
+    (shard / "complete.json").unlink()
+    with pytest.raises(ValueError, match="other settings"):
+        pretokenize("speech", audio_folder, speech_tok_dir, out, chunk_rows=4)
+
+
+def test_images_batched_equal_one_at_a_time(tmp_path):
+    tok = tiny_image_tokenizer()
+    tok.save_pretrained(tmp_path / "img_tok")
+    write_captioned_images(tmp_path / "imgs", {"train": 7}, size=(20, 16))
+    for b in (1, 4):
+        pretokenize("image", tmp_path / "imgs", tmp_path / "img_tok", tmp_path / f"b{b}",
+                    batch_size=b, chunk_rows=5)
+    a, b = load_codes(tmp_path / "b1", "train"), load_codes(tmp_path / "b4", "train")
+    assert a["codes"] == b["codes"] and len(a) == 7
