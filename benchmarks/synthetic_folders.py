@@ -53,6 +53,6 @@ def image_folder(path: Path, n: int, size=(512, 384), seed: int = 0) -> Path:
         img = Image.fromarray(small).resize(size, Image.BICUBIC)
         name = f"{i:06d}.jpg"
         img.save(path / name, quality=90)
-        rows.append({"file_name": name})
+        rows.append({"file_name": name, "text": f"picture {i}"})
     (path / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
