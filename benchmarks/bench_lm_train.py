@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 import torch
-from timing import median_seconds
+from timing import matmul_peak, median_seconds
 
 from lm.data import PackedBatches, TaskSources
 from lm.loss import modality_weighted_loss
@@ -33,12 +33,6 @@ from lm.train import LMTrainConfig, build_vocab, load_split_codes
 from speechtok.training.config import build_configs
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    t = median_seconds([lambda: a @ b], repeats, 2)[0]
-    return 2 * n**3 / t
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"FLOPs/token ≈ {flops_token / 1e6:.1f} M; achieved {achieved / 1e9:.1f} GFLOP/s = "
           f"{100 * achieved / peak:.1f} % of the measured fp32 matmul peak "
           f"{peak / 1e9:.0f} GFLOP/s")
+    bf16 = matmul_peak(dtype=torch.bfloat16)  # what the same cores reach in bf16
+    print(f"(the 2048² bf16 matmul peak on these cores: {bf16 / 1e9:.0f} GFLOP/s; the LM's bf16 "
+          "step: benchmarks/bench_precision.py)")
     return 0
 
 

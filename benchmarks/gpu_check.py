@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 from synthetic_folders import audio_folder, image_folder
-from timing import median_seconds
+from timing import forward_flops, matmul_peak
 
 from lm.model import LMConfig
 from lm.pretokenize import pretokenize
@@ -45,29 +45,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "builtin"
 
 
-def matmul_peak(device: str) -> tuple[float, str]:
-    """(FLOP/s, what was timed): the median of timed square matmuls on `device`."""
+def peak(device: str) -> tuple[float, str]:
+    """(FLOP/s, what was timed): square matmuls in the precision the models train in."""
     n, dtype = (8192, torch.bfloat16) if device == "cuda" else (2048, torch.float32)
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-
-    def mm():
-        a @ b
-        if device == "cuda":
-            torch.cuda.synchronize()
-
-    t = median_seconds([mm], repeats=10, warmup=3)[0]
-    return 2 * n**3 / t, f"{n}² {str(dtype).removeprefix('torch.')} matmul"
-
-
-def forward_flops(model: torch.nn.Module, *inputs, **kw) -> float:
-    """FLOPs of one forward pass, counted by torch.utils.flop_counter."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(*inputs, **kw)
-    return float(counter.get_total_flops())
+    return matmul_peak(device, dtype, n), f"{n}² {str(dtype).removeprefix('torch.')} matmul"
 
 
 def reset_peak(device: str) -> None:
@@ -116,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     hidden = args.lm_hidden_size or (768 if gpu else 128)
     steps = args.steps
     print(f"device: {torch.cuda.get_device_name() if gpu else 'CPU'}, torch {torch.__version__}")
-    peak, peak_what = matmul_peak(device)
-    print(f"peak: {peak / 1e12:.2f} TFLOP/s ({peak_what})\n", flush=True)
+    peak_flops, peak_what = peak(device)
+    print(f"peak: {peak_flops / 1e12:.2f} TFLOP/s ({peak_what})\n", flush=True)
     speech_data = audio_folder(work / f"speech{args.files}", args.files)
     image_data = image_folder(work / f"image{args.files}", args.files)
     runs = work / "runs"
@@ -139,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     wav = torch.randn(batch, segment, device=speech.device) * 0.1
     flops = 3 * forward_flops(speech.train(), wav)
     rows.append(row("speech tokenizer", steps, last_timing(runs / "speech"), batch * segment /
-                    model_cfg.sample_rate, "s of audio", flops, peak, device, seconds))
+                    model_cfg.sample_rate, "s of audio", flops, peak_flops, device, seconds))
     print(rows[-1], flush=True)
 
     # image tokenizer (the demo's: the GAN off)
@@ -154,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     x = torch.randn(batch, 3, model_cfg.resolution, model_cfg.resolution, device=image.device)
     flops = 3 * forward_flops(image.train(), x)
     rows.append(row("image tokenizer", steps, last_timing(runs / "image"), batch, "images",
-                    flops, peak, device, seconds))
+                    flops, peak_flops, device, seconds))
     print(rows[-1], flush=True)
 
     # codes on the device, then the LM
@@ -180,16 +161,16 @@ def main(argv: list[str] | None = None) -> int:
                         device=lm.device)
     flops = 3 * forward_flops(lm.train(), input_ids=ids)
     rows.append(row("LM", steps, last_timing(runs / "lm"), cfg.samples_per_step *
-                    cfg.block_size, "tokens", flops, peak, device, seconds))
+                    cfg.block_size, "tokens", flops, peak_flops, device, seconds))
     print(rows[-1], flush=True)
 
     keys = list(rows[0])
     print("\n| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
     for r in rows:
         print("| " + " | ".join(str(r[k]) for k in keys) + " |")
-    print(f"\nMFU against {peak / 1e12:.2f} TFLOP/s ({peak_what}, measured in this run)")
+    print(f"\nMFU against {peak_flops / 1e12:.2f} TFLOP/s ({peak_what}, measured in this run)")
     if args.out:
-        Path(args.out).write_text(json.dumps({"device": device, "peak_flops": peak,
+        Path(args.out).write_text(json.dumps({"device": device, "peak_flops": peak_flops,
                                               "rows": rows}, indent=1))
     return 0
 

@@ -6,6 +6,8 @@ import statistics
 import time
 from collections.abc import Callable
 
+import torch
+
 
 def median_seconds(fns: list[Callable[[], object]], repeats: int, warmup: int) -> list[float]:
     """Median wall time of each function. Runs are interleaved (a, b, c, a, b, c, ...) so that
@@ -20,3 +22,30 @@ def median_seconds(fns: list[Callable[[], object]], repeats: int, warmup: int) -
             fn()
             ts.append(time.perf_counter() - start)
     return [statistics.median(ts) for ts in times]
+
+
+def matmul_peak(device: str = "cpu", dtype: torch.dtype = torch.float32, n: int = 2048,
+                repeats: int = 10) -> float:
+    """FLOP/s of a timed n × n matmul in `dtype` on `device` (median of `repeats`): the peak
+    that model FLOP utilisation is measured against, taken in the same run as the model."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+
+    def mm():
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return 2 * n**3 / median_seconds([mm], repeats, 3)[0]
+
+
+def forward_flops(model: torch.nn.Module, *inputs, **kw) -> float:
+    """FLOPs of one forward pass (matmuls, convolutions, attention), counted by
+    torch.utils.flop_counter. A training step is about 3× this (backward ≈ 2× forward;
+    Kaplan et al. 2020)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(*inputs, **kw)
+    return float(counter.get_total_flops())
