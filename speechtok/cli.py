@@ -119,7 +119,8 @@ def _train_parser(kinds, kind: str, classes: list[type]) -> None:
         "--config YAML < command line. The resolved config is written to "
         "OUT/train_config.yaml; an unknown key is an error.")
     t.add_argument("--data", required=True, help=DATA_HELP[kind] + "; train/ and valid/ "
-                   "subfolders (or splits) are used when present")
+                   "subfolders (or splits) are used when present; or hub:NAME[:CONFIG], a Hub "
+                   "dataset streamed where the Hub is reachable (see --streaming)")
     t.add_argument("--out", required=True, help="output folder (hub-shaped tokenizer)")
     add_run_arguments(t, "tokenizer")
     add_config_arguments(t, classes)

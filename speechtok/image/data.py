@@ -54,6 +54,9 @@ class ImageSource:
     def __len__(self) -> int:
         return len(self.items)
 
+    def describe(self) -> str:
+        return f"{len(self)} images"
+
     def _load_one(self, i: int) -> torch.Tensor:
         return self.cache.get(i, lambda: (prepare_images(self.items[i].open(), self.resolution)[0]
                                           * 255).round().to(torch.uint8))
@@ -71,6 +74,38 @@ class ImageSource:
         """The (batch_size, 3, R, R) training batch of `step` (deterministic)."""
         g = torch.Generator().manual_seed(hash((seed, step, process_index)) % (2**63))
         return self.load(torch.randint(len(self), (batch_size,), generator=g))
+
+
+class StreamingImageSource:
+    """Training images from a stream (speechtok.streaming): step s's batch is the stream's rows
+    [s·B, (s+1)·B) of this process."""
+
+    def __init__(self, stream, resolution: int):
+        self.stream, self.resolution = stream, resolution
+
+    def describe(self) -> str:
+        return f"streamed from {self.stream.data}"
+
+    def batch(self, step: int, batch_size: int, seed: int, process_index: int = 0
+              ) -> torch.Tensor:
+        items = [ImageItem(it.name, it.path, it.data, it.meta)
+                 for it in self.stream.rows(step * batch_size, batch_size)]
+        return ImageSource(items, self.resolution).load(range(len(items)))
+
+
+def open_image_stream_splits(data: str | Path, resolution: int, seed: int, process_index: int,
+                             num_processes: int, valid_rows: int, shuffle_buffer: int,
+                             image_column: str = "image"
+                             ) -> tuple[StreamingImageSource, ImageSource]:
+    """(train stream, held-out images): the first `valid_rows` rows are the held-out ones."""
+    from datasets import Image
+
+    from speechtok.streaming import MediaStream
+
+    stream = MediaStream(data, image_column, Image(decode=False), seed, process_index,
+                         num_processes, valid_rows, shuffle_buffer)
+    held_out = [ImageItem(it.name, it.path, it.data, it.meta) for it in stream.head()]
+    return StreamingImageSource(stream, resolution), ImageSource(held_out, resolution)
 
 
 def _folder_items(folder: Path) -> list[ImageItem]:

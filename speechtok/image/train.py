@@ -20,11 +20,12 @@ import torch
 
 from speechtok.fields import option, override
 from speechtok.image import ImageTokenizer, ImageTokenizerConfig
-from speechtok.image.data import open_image_splits
+from speechtok.image.data import open_image_splits, open_image_stream_splits
 from speechtok.image.discriminators import PatchDiscriminator
 from speechtok.image.evaluate import evaluate_image, save_reconstruction_grid
 from speechtok.image.losses import adaptive_gan_weight, hinge_d_loss, hinge_g_loss, l1_loss, l2_loss
 from speechtok.memory_cache import per_process_mb
+from speechtok.streaming import is_stream
 from speechtok.training.accelerator import maybe_compile, start_run
 from speechtok.training.batches import auto_workers, next_batch, step_batches
 from speechtok.training.config import dump_config
@@ -53,6 +54,10 @@ class ImageTrainConfig(TrainLoopConfig):
     grid_images: int = option(16, "images per row of the reconstruction grid")
     valid_fraction: float = option(0.05, "share of the images held out when the data has no "
                                    "valid/ split")
+    streaming: bool = option(False, "read --data (a saved `datasets` folder) as a stream; "
+                             "--data hub:NAME[:CONFIG] always streams (speechtok.streaming). The "
+                             "first eval_max_items rows are held out")
+    shuffle_buffer: int = option(1000, "rows in the shuffle buffer of a streamed dataset")
     cache_mb: float = option(200.0, "MB of decoded images (uint8) kept in memory, in all (each "
                              "of the loader's worker processes keeps its share); 0 = decode "
                              "every time")
@@ -97,9 +102,14 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
     out = Path(out)
     acc, mp = start_run(cfg.mixed_precision, cfg.seed)
     workers = auto_workers(cfg.num_workers)
-    train_src, valid_src = open_image_splits(data, model_cfg.resolution, cfg.valid_fraction,
-                                             seed=cfg.seed,
-                                             cache_mb=per_process_mb(cfg.cache_mb, workers))
+    if is_stream(data, cfg.streaming):
+        train_src, valid_src = open_image_stream_splits(data, model_cfg.resolution, cfg.seed,
+                                                        acc.process_index, acc.num_processes,
+                                                        cfg.eval_max_items, cfg.shuffle_buffer)
+    else:
+        train_src, valid_src = open_image_splits(data, model_cfg.resolution,
+                                                 cfg.valid_fraction, seed=cfg.seed,
+                                                 cache_mb=per_process_mb(cfg.cache_mb, workers))
     model = ImageTokenizer(model_cfg)
     use_gan = model_cfg.loss_weights.get("gan", 0) > 0 and cfg.disc_start < cfg.steps
     disc = PatchDiscriminator(model_cfg.in_channels, cfg.disc_channels, cfg.disc_layers) \
@@ -128,7 +138,7 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
         model, opt = acc.prepare(model, opt)
     raw = acc.unwrap_model(model)
     n_params = sum(p.numel() for p in raw.parameters())
-    acc.print(f"image tokenizer: {n_params / 1e6:.2f}M parameters, {len(train_src)} train / "
+    acc.print(f"image tokenizer: {n_params / 1e6:.2f}M parameters, {train_src.describe()} train / "
               f"{len(valid_src)} valid images at {model_cfg.resolution}px, f="
               f"{model_cfg.downsample_factor} ({model_cfg.grid_size}×{model_cfg.grid_size} grid), "
               f"K={model_cfg.codebook_size}, GAN from step "

@@ -37,6 +37,9 @@ class AudioSource:
     def __len__(self) -> int:
         return len(self.items)
 
+    def describe(self) -> str:
+        return f"{len(self)} clips"
+
     def load(self, index: int) -> torch.Tensor:
         """Waveform `(samples,)` of item `index` at the source's sample rate."""
         return self.cache.get(index, lambda: self._decode(index))
@@ -55,16 +58,51 @@ class AudioSource:
         """
         g = torch.Generator().manual_seed(hash((seed, step, process_index)) % (2**63))
         idx = torch.randint(len(self), (batch_size,), generator=g).tolist()
-        out = torch.zeros(batch_size, segment)
-        for row, i in enumerate(idx):
-            wav = self.load(i)
-            if len(wav) >= segment:
-                start = int(torch.randint(len(wav) - segment + 1, (1,), generator=g))
-                out[row] = wav[start:start + segment]
-            else:
-                start = int(torch.randint(segment - len(wav) + 1, (1,), generator=g))
-                out[row, start:start + len(wav)] = wav
-        return out
+        return torch.stack([random_crop(self.load(i), segment, g) for i in idx])
+
+
+def random_crop(wav: torch.Tensor, segment: int, g: torch.Generator) -> torch.Tensor:
+    """A random `segment`-sample crop of `wav`; a shorter clip is zero-padded at a random
+    offset."""
+    out = torch.zeros(segment)
+    if len(wav) >= segment:
+        start = int(torch.randint(len(wav) - segment + 1, (1,), generator=g))
+        out[:] = wav[start:start + segment]
+    else:
+        start = int(torch.randint(segment - len(wav) + 1, (1,), generator=g))
+        out[start:start + len(wav)] = wav
+    return out
+
+
+class StreamingAudioSource:
+    """Training clips from a stream (speechtok.streaming): step s's batch is the stream's rows
+    [s·B, (s+1)·B) of this process, each randomly cropped."""
+
+    def __init__(self, stream, sample_rate: int):
+        self.stream, self.sample_rate = stream, sample_rate
+
+    def describe(self) -> str:
+        return f"streamed from {self.stream.data}"
+
+    def batch(self, step: int, batch_size: int, segment: int, seed: int,
+              process_index: int = 0) -> torch.Tensor:
+        items = self.stream.rows(step * batch_size, batch_size)
+        clips = AudioSource(items, self.sample_rate)
+        g = torch.Generator().manual_seed(hash((seed, step, process_index)) % (2**63))
+        return torch.stack([random_crop(clips.load(i), segment, g) for i in range(len(items))])
+
+
+def open_stream_splits(data: str | Path, sample_rate: int, seed: int, process_index: int,
+                       num_processes: int, valid_rows: int, shuffle_buffer: int,
+                       audio_column: str = "audio") -> tuple[StreamingAudioSource, AudioSource]:
+    """(train stream, held-out clips): the first `valid_rows` rows are the held-out ones."""
+    from datasets import Audio
+
+    from speechtok.streaming import MediaStream
+
+    stream = MediaStream(data, audio_column, Audio(decode=False), seed, process_index,
+                         num_processes, valid_rows, shuffle_buffer)
+    return StreamingAudioSource(stream, sample_rate), AudioSource(stream.head(), sample_rate)
 
 
 def _folder_items(folder: Path) -> list[AudioItem]:

@@ -17,9 +17,10 @@ import torch
 from speechtok.fields import option, override
 from speechtok.memory_cache import per_process_mb
 from speechtok.speech import SpeechTokenizer, SpeechTokenizerConfig
-from speechtok.speech.data import AudioSource, open_splits
+from speechtok.speech.data import AudioSource, open_splits, open_stream_splits
 from speechtok.speech.evaluate import evaluate_speech
 from speechtok.speech.losses import log_mel_l1
+from speechtok.streaming import is_stream
 from speechtok.training.accelerator import maybe_compile, start_run
 from speechtok.training.batches import auto_workers, next_batch, step_batches
 from speechtok.training.config import dump_config
@@ -43,6 +44,10 @@ class SpeechTrainConfig(TrainLoopConfig):
     eval_max_items: int = option(64, "held-out clips per evaluation")
     valid_fraction: float = option(0.05, "share of the clips held out when the data has no "
                                    "valid/ split")
+    streaming: bool = option(False, "read --data (a saved `datasets` folder) as a stream; "
+                             "--data hub:NAME[:CONFIG] always streams (speechtok.streaming). The "
+                             "first eval_max_items rows are held out")
+    shuffle_buffer: int = option(1000, "rows in the shuffle buffer of a streamed dataset")
     cache_mb: float = option(200.0, "MB of decoded clips kept in memory, in all (each of the "
                              "loader's worker processes keeps its share); 0 = decode every time")
 
@@ -80,16 +85,25 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
     out = Path(out)
     acc, mp = start_run(cfg.mixed_precision, cfg.seed)
     workers = auto_workers(cfg.num_workers)
-    train_src, valid_src = open_splits(data, model_cfg.sample_rate, cfg.valid_fraction,
-                                       seed=cfg.seed,
-                                       cache_mb=per_process_mb(cfg.cache_mb, workers))
+    streamed = is_stream(data, cfg.streaming)
+    if streamed:
+        train_src, valid_src = open_stream_splits(data, model_cfg.sample_rate, cfg.seed,
+                                                  acc.process_index, acc.num_processes,
+                                                  cfg.eval_max_items, cfg.shuffle_buffer)
+        stats_src = AudioSource(train_src.stream.rows(0, 200), model_cfg.sample_rate)
+        train_src.stream.close()  # loader workers open their own
+    else:
+        train_src, valid_src = open_splits(data, model_cfg.sample_rate, cfg.valid_fraction,
+                                           seed=cfg.seed,
+                                           cache_mb=per_process_mb(cfg.cache_mb, workers))
+        stats_src = train_src
     model = SpeechTokenizer(model_cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.8, 0.99))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     loop = TrainLoop(acc, cfg, out, "speech", model, opt, sched)
     if not (resume and loop.resume()):
-        mean, std = feature_stats(model, train_src)
+        mean, std = feature_stats(model, stats_src)
         model.encoder.front.feat_mean.copy_(mean)
         model.encoder.front.feat_std.copy_(std)
     if acc.is_main_process:
@@ -100,7 +114,7 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
     segment = int(cfg.segment_seconds * model_cfg.sample_rate)
     segment -= segment % model_cfg.total_stride
     n_params = sum(p.numel() for p in raw.parameters())
-    acc.print(f"speech tokenizer: {n_params / 1e6:.2f}M parameters, {len(train_src)} train / "
+    acc.print(f"speech tokenizer: {n_params / 1e6:.2f}M parameters, {train_src.describe()} train / "
               f"{len(valid_src)} valid clips, {model_cfg.frame_rate:g} Hz units, "
               f"K={model_cfg.codebook_size}, device {acc.device}, precision {mp}")
 
