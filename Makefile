@@ -80,6 +80,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_image_tokenizer.py
 	$(PY) benchmarks/bench_lm_train.py  # needs runs/demo/codes (make demo)
 	$(PY) benchmarks/bench_generate.py  # uses runs/demo/bundle when present
+	$(PY) benchmarks/bench_data.py  # the loader with 0/1/2 workers against the trainers
+	$(PY) benchmarks/bench_precision.py  # fp32 / bf16 / torch.compile step times, MFU
+	$(PY) benchmarks/bench_memory.py  # peak memory on 200 vs 20,000 files (the longest)
 
 clean-demo:
 	rm -rf runs/demo
