@@ -2,11 +2,14 @@
 model FLOP utilisation against the fp32 and bf16 matmul peaks measured in the same run.
 
 Each setting runs the real trainer (`speechtok train speech|image`, `lm train`, the built-in
-recipe's configs, 0 loader workers) for `--warmup` steps, then `--steps` timed steps; the
-steady-state step time is the timed steps' share of the training loop's own step clock (the
-first steps, which include compilation, are left out). Data: folders of synthetic clips and
+recipe's configs, 0 loader workers) for `--warmup` steps, then `--steps` timed steps, with an
+evaluation every `--warmup` steps; the steady-state step time is the median over those
+intervals of the training loop's own step clock (the first steps, which include compilation,
+are left out, and so is an interval with a recompilation). Data: folders of synthetic clips and
 images (benchmarks/synthetic_folders.py); the LM trains on their codes, encoded by the fp32
-tokenizers trained here. FLOPs per step: a forward pass counted by torch.utils.flop_counter × 3.
+tokenizers trained here. FLOPs per step: a forward pass counted by torch.utils.flop_counter × 3
+(the LM's: per token of a full block, times the tokens its steps trained on, padding not
+counted).
 Peaks: 2048² matmuls in fp32 and in bf16 (the bf16 one says whether the CPU has bf16 units).
 
     .venv/bin/python benchmarks/bench_precision.py [--work /tmp/speechtok-bench] [--steps 20]
@@ -18,12 +21,13 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import tempfile
 from pathlib import Path
 
 import torch
 from synthetic_folders import audio_folder, image_folder
-from timing import forward_flops, matmul_peak
+from timing import forward_flops, lm_step_flops, lm_tokens_per_step, matmul_peak
 
 from lm.model import LMConfig
 from lm.pretokenize import pretokenize
@@ -39,22 +43,25 @@ SETTINGS = {"fp32": ("no", False), "bf16": ("bf16", False), "fp32 + compile": ("
 
 
 def steady_step_seconds(out: Path, warmup: int) -> float:
-    """Seconds per step after the warm-up, from the history's cumulative steps/s at the
-    warm-up step and at the end (the loop's clock counts only its training steps)."""
+    """Seconds per step after the warm-up: the median over the intervals between evaluations
+    (every `warmup` steps) of the loop's own step clock, from the history's cumulative steps/s.
+    The median leaves out an interval with a recompilation (torch.compile recompiles once the
+    batch shapes or the train/eval mode it was traced with change)."""
     hist = [h for h in json.loads((out / "train_history.json").read_text())
             if "steps_per_second" in h]
-    first, last = hist[0], hist[-1]
-    if first["step"] != warmup:
-        raise RuntimeError(f"{out}: expected an evaluation at step {warmup}, got {first['step']}")
-    spent = last["step"] / last["steps_per_second"] - first["step"] / first["steps_per_second"]
-    return spent / (last["step"] - first["step"])
+    if hist[0]["step"] != warmup or len(hist) < 2:
+        raise RuntimeError(f"{out}: expected evaluations every {warmup} steps")
+    spent = [h["step"] / h["steps_per_second"] for h in hist]
+    return statistics.median((b - a) / (hb["step"] - ha["step"]) for a, b, ha, hb in
+                             zip(spent, spent[1:], hist, hist[1:], strict=False))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "speechtok-bench"))
-    p.add_argument("--steps", type=int, default=20, help="timed steps per setting")
+    p.add_argument("--steps", type=int, default=20,
+                   help="timed steps per setting (a multiple of --warmup)")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation)")
     p.add_argument("--settings", default=",".join(SETTINGS),
                    help=f"comma-separated, of: {', '.join(SETTINGS)}")
@@ -103,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         lm, _ = train_lm(runs / f"lm_{tag}", m, c)
         results["LM", name] = steady_step_seconds(runs / f"lm_{tag}", args.warmup)
         if "LM" not in flops:
-            ids = torch.randint(0, lm.config.vocab_size, (c.samples_per_step, c.block_size))
-            flops["LM"] = 3 * forward_flops(lm.train(), input_ids=ids)
+            tokens = lm_tokens_per_step(runs / f"lm_{tag}" / "train_history.json")
+            flops["LM"] = lm_step_flops(lm.train(), c.block_size, tokens)
 
     print(f"\ncores: {len(os.sched_getaffinity(0))}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; 2048² matmul peak: fp32 "

@@ -9,9 +9,11 @@ and images (benchmarks/synthetic_folders.py), the two tokenizers trained on them
 MFU = model FLOPs per step × steps/s ÷ peak. Model FLOPs per step: the forward pass of one
 training batch counted by torch.utils.flop_counter (matmuls, convolutions, attention) × 3
 (backward ≈ 2× forward; Kaplan et al. 2020), so losses outside the model (the speech
-tokenizer's mel loss) are not counted. The peak is measured in the same run: the median of
-timed square matmuls (8192² bf16 on CUDA; 2048² fp32 on a CPU, the precision the CPU path
-trains in), so MFU is against what this chip delivers on a large matmul, not its datasheet.
+tokenizer's mel loss) are not counted; the LM's per token of a full block, times the tokens
+its steps trained on (packed blocks; padding not counted). The peak is measured in the same
+run: the median of timed square matmuls (8192² bf16 on CUDA; 2048² fp32 on a CPU, the
+precision the CPU path trains in), so MFU is against what this chip delivers on a large matmul,
+not its datasheet.
 
 On CUDA the models train in bf16 (mixed_precision auto) with 2 loader workers; the models are
 the demo's tokenizers at batch `--batch-size` and an LM widened to `--lm-hidden-size`. On a CPU
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import torch
 from synthetic_folders import audio_folder, image_folder
-from timing import forward_flops, matmul_peak
+from timing import forward_flops, lm_step_flops, lm_tokens_per_step, matmul_peak
 
 from lm.model import LMConfig
 from lm.pretokenize import pretokenize
@@ -157,11 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     lm, _ = train_lm(runs / "lm", model_cfg, cfg)
     seconds = time.time() - t0
-    ids = torch.randint(0, lm.config.vocab_size, (cfg.samples_per_step, cfg.block_size),
-                        device=lm.device)
-    flops = 3 * forward_flops(lm.train(), input_ids=ids)
-    rows.append(row("LM", steps, last_timing(runs / "lm"), cfg.samples_per_step *
-                    cfg.block_size, "tokens", flops, peak_flops, device, seconds))
+    tokens = lm_tokens_per_step(runs / "lm" / "train_history.json")
+    flops = lm_step_flops(lm.train(), cfg.block_size, tokens)
+    rows.append(row("LM", steps, last_timing(runs / "lm"), tokens, "tokens", flops,
+                    peak_flops, device, seconds))
     print(rows[-1], flush=True)
 
     keys = list(rows[0])

@@ -49,3 +49,21 @@ def forward_flops(model: torch.nn.Module, *inputs, **kw) -> float:
     with counter, torch.no_grad():
         model(*inputs, **kw)
     return float(counter.get_total_flops())
+
+
+def lm_tokens_per_step(history_file) -> float:
+    """Mean target tokens per training step of an `lm train` run (padding not counted), from
+    its history: the LM packs `samples_per_step` samples into as many blocks as they fill."""
+    import json
+    from pathlib import Path
+
+    hist = json.loads(Path(history_file).read_text())
+    return statistics.mean(sum(v for k, v in h.items() if k.startswith("train/tokens/"))
+                           for h in hist)
+
+
+def lm_step_flops(model: torch.nn.Module, block_size: int, tokens_per_step: float) -> float:
+    """Training FLOPs of a step of `tokens_per_step` tokens: 3 × the forward FLOPs per
+    position of a full block (so attention is counted over the whole block)."""
+    ids = torch.randint(0, model.config.vocab_size, (1, block_size), device=model.device)
+    return 3 * forward_flops(model, input_ids=ids) / block_size * tokens_per_step
