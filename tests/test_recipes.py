@@ -72,8 +72,10 @@ def _config_classes(path: Path) -> list[type]:
             "lm.yaml": [LMConfig, LMTrainConfig]}[path.name]
 
 
-@pytest.mark.parametrize("path", sorted(RECIPES.rglob("*.yaml")),
-                         ids=lambda p: str(p.relative_to(RECIPES)))
+MODEL_CONFIGS = sorted(p for p in RECIPES.rglob("*.yaml") if p.parent.name != "accelerate")
+
+
+@pytest.mark.parametrize("path", MODEL_CONFIGS, ids=lambda p: str(p.relative_to(RECIPES)))
 def test_config_file_loads_into_its_dataclasses(path):
     import dataclasses
 
@@ -87,6 +89,19 @@ def test_config_file_loads_into_its_dataclasses(path):
     overrides = {"speech_codes": "codes"} if path.name == "lm.yaml" else {}
     built = build_configs(classes, path, overrides)  # unknown keys or bad values raise here
     assert [type(c) for c in built] == classes
+
+
+def test_the_shipped_accelerate_config_is_fsdp_and_turns_sharding_on(monkeypatch):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    from speechtok.training.sharding import fsdp_requested
+
+    cfg = ClusterConfig.from_yaml_file(str(RECIPES / "accelerate" / "fsdp.yaml"))
+    assert cfg.distributed_type == "FSDP" and cfg.fsdp_config["fsdp_version"] == 2
+    monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
+    assert not fsdp_requested(False) and fsdp_requested(True)
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # what accelerate sets for that config
+    assert fsdp_requested(False)
 
 
 def test_every_recipe_has_a_run_script_and_configs():
