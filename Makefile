@@ -68,7 +68,7 @@ demo-full: $(STAMP) system-deps
 	  --lm.save_every 750
 
 test: $(STAMP) system-deps
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=10 tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
