@@ -56,10 +56,9 @@ def test_audio_batches_do_not_depend_on_the_cache(audio_folder):
 
 
 FRAGMENTING_LOOP = """
-import sys, psutil, torch
-from speechtok.memory_cache import BoundedCache
-if sys.argv[1] == "cache":
-    BoundedCache(1)  # a cache with room fixes glibc's mmap threshold for the process
+import psutil, torch
+from speechtok import memory_cache
+memory_cache.BoundedCache(1)  # a cache with room fixes glibc's mmap threshold for the process
 torch.set_num_threads(1)
 proc = psutil.Process(); start = proc.memory_info().rss
 kept = []
@@ -67,17 +66,16 @@ for _ in range(300):  # what a loader does: decode a photo, keep a small crop of
     big = torch.rand(3, 384, 512)
     kept.append((big[:, :32, :32] * 255).round().to(torch.uint8).clone())
     del big
-print((proc.memory_info().rss - start) / 2**20)
+print(memory_cache._heap_fixed, (proc.memory_info().rss - start) / 2**20)
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
 def test_a_cache_keeps_decode_buffers_from_pinning_the_heap():
-    growth = {}
-    for mode in ("plain", "cache"):
-        run = subprocess.run([sys.executable, "-c", FRAGMENTING_LOOP, mode], text=True,
-                             capture_output=True, timeout=120, check=True)
-        growth[mode] = float(run.stdout.split()[-1])
-    # 300 kept crops are 0.9 MB; without the fix the freed 2.4 MB buffers stay in the heap
-    assert growth["cache"] < 64, growth
-    assert growth["plain"] > 4 * growth["cache"], growth
+    # Without the fixed threshold this loop grew by 640-670 MB in some processes here (and by
+    # 8-13 MB in others: whether the heap gets pinned depends on its layout), the image loader
+    # of benchmarks/bench_memory.py by gigabytes. The 300 kept crops are 0.9 MB.
+    run = subprocess.run([sys.executable, "-c", FRAGMENTING_LOOP], text=True,
+                         capture_output=True, timeout=120, check=True)
+    fixed, growth = run.stdout.split()[-2:]
+    assert fixed == "True" and float(growth) < 64, run.stdout
