@@ -69,11 +69,10 @@ def last_timing(out: Path) -> dict:
 
 def row(name: str, steps: int, timing: dict, per_step: float, unit: str, flops_per_step: float,
         peak: float, device: str, seconds: float) -> dict:
-    sps = timing["steps_per_second"]
+    sps, memory = timing["steps_per_second"], peak_memory_gb(device)
     return {"model": name, "steps": steps, "steps/s": round(sps, 2),
             "throughput": f"{sps * per_step:,.0f} {unit}/s",
-            "peak memory (GiB)": "n/a (CPU)" if peak_memory_gb(device) is None
-            else round(peak_memory_gb(device), 2),
+            "peak memory (GiB)": "n/a (CPU)" if memory is None else round(memory, 2),
             "MFU": f"{flops_per_step * sps / peak:.1%}",
             "waiting for data": f"{timing['data_wait']:.1%}", "wall (s)": round(seconds)}
 

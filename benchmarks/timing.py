@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -54,9 +56,6 @@ def forward_flops(model: torch.nn.Module, *inputs, **kw) -> float:
 def lm_tokens_per_step(history_file) -> float:
     """Mean target tokens per training step of an `lm train` run (padding not counted), from
     its history: the LM packs `samples_per_step` samples into as many blocks as they fill."""
-    import json
-    from pathlib import Path
-
     hist = json.loads(Path(history_file).read_text())
     return statistics.mean(sum(v for k, v in h.items() if k.startswith("train/tokens/"))
                            for h in hist)

@@ -17,7 +17,12 @@ import torch
 from speechtok.fields import option, override
 from speechtok.memory_cache import per_process_mb
 from speechtok.speech import SpeechTokenizer, SpeechTokenizerConfig
-from speechtok.speech.data import AudioSource, open_splits, open_stream_splits
+from speechtok.speech.data import (
+    AudioSource,
+    StreamingAudioSource,
+    open_splits,
+    open_stream_splits,
+)
 from speechtok.speech.evaluate import evaluate_speech
 from speechtok.speech.losses import log_mel_l1
 from speechtok.streaming import is_stream
@@ -67,6 +72,17 @@ def feature_stats(model: SpeechTokenizer, source: AudioSource, n: int = 200):
     return f.mean(-1, keepdim=True), f.std(-1, keepdim=True).clamp_min(1e-3)
 
 
+def stats_source(train_src, sample_rate: int) -> AudioSource:
+    """The clips the feature statistics are taken from: the training source itself, or the
+    first 200 rows of a stream (read only on a fresh start; the loader workers open their
+    own iterators, so this process's is closed after)."""
+    if not isinstance(train_src, StreamingAudioSource):
+        return train_src
+    head = AudioSource(train_src.stream.rows(0, 200), sample_rate)
+    train_src.stream.close()
+    return head
+
+
 def compute_losses(model: SpeechTokenizer, wav: torch.Tensor,
                    input_wav: torch.Tensor | None = None, warp: torch.Tensor | None = None
                    ) -> dict[str, torch.Tensor]:
@@ -85,25 +101,21 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
     out = Path(out)
     acc, mp = start_run(cfg.mixed_precision, cfg.seed)
     workers = auto_workers(cfg.num_workers)
-    streamed = is_stream(data, cfg.streaming)
-    if streamed:
+    if is_stream(data, cfg.streaming):
         train_src, valid_src = open_stream_splits(data, model_cfg.sample_rate, cfg.seed,
                                                   acc.process_index, acc.num_processes,
                                                   cfg.eval_max_items, cfg.shuffle_buffer)
-        stats_src = AudioSource(train_src.stream.rows(0, 200), model_cfg.sample_rate)
-        train_src.stream.close()  # loader workers open their own
     else:
         train_src, valid_src = open_splits(data, model_cfg.sample_rate, cfg.valid_fraction,
                                            seed=cfg.seed,
                                            cache_mb=per_process_mb(cfg.cache_mb, workers))
-        stats_src = train_src
     model = SpeechTokenizer(model_cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.8, 0.99))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     loop = TrainLoop(acc, cfg, out, "speech", model, opt, sched)
     if not (resume and loop.resume()):
-        mean, std = feature_stats(model, stats_src)
+        mean, std = feature_stats(model, stats_source(train_src, model_cfg.sample_rate))
         model.encoder.front.feat_mean.copy_(mean)
         model.encoder.front.feat_std.copy_(std)
     if acc.is_main_process:
