@@ -14,6 +14,7 @@ EPILOG = """examples:
   speechtok encode --tokenizer runs/tok a.wav b.flac --out units.jsonl --dedup
   speechtok decode --tokenizer runs/tok units.jsonl --out out.wav
   speechtok eval --tokenizer runs/tok --data corpus/ --split test
+  speechtok train vocoder --tokenizer runs/tok --data corpus/ --steps 1000
   speechtok train image --data glyphs/ --out runs/img --downsample_factor 4 --steps 3000
   speechtok encode --tokenizer runs/img a.png b.jpg --out codes.jsonl
   speechtok decode --tokenizer runs/img codes.jsonl --out out.png
@@ -67,6 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--split", default=None,
                    help="subfolder to evaluate (default: test/ if present, else the folder)")
     v.add_argument("--max-items", type=int, default=None, help="evaluate at most N files")
+    v.add_argument("--resynthesis", type=int, default=20, metavar="N",
+                   help="speech: encode, decode (in each file's own voice) and score STOI, "
+                   "ESTOI, wide-band PESQ and MCD on the first N files, with Griffin-Lim and, "
+                   "when the tokenizer has one, the learned decoder (0 = skip; default 20)")
+    v.add_argument("--agreement", type=int, default=20, metavar="N",
+                   help="speech: share of frames whose unit survives 10 dB noise, reverberation "
+                   "and the 8 kHz band, on the first N files (0 = skip; default 20)")
+    v.add_argument("--save-resynthesis", metavar="DIR",
+                   help="speech: also write the resynthesised files here")
     v.add_argument("--device", default=None)
 
     h = sub.add_parser("push", help="upload a saved tokenizer to the Hugging Face Hub",
@@ -104,24 +114,46 @@ DATA_HELP = {
     "image": "folder of images (png/jpg/..., any size or mode; resized and centre-cropped; a "
     "metadata.jsonl keyed by 'file_name' adds captions) or a saved `datasets` dataset with an "
     "image column",
+    "vocoder": "speech to train the learned decoder on: a folder of audio files or a saved "
+    "`datasets` dataset, as for `train speech` (usually the tokenizer's own training data)",
 }
+
+
+def _vocoder_configs() -> list[type]:
+    from speechtok.speech.vocoder import VocoderConfig
+    from speechtok.speech.vocoder_train import VocoderTrainConfig
+
+    return [VocoderConfig, VocoderTrainConfig]
+
+
+TRAIN_CONFIGS["vocoder"] = _vocoder_configs
 
 
 def _train_parser(kinds, kind: str, classes: list[type]) -> None:
     from speechtok.training.config import add_config_arguments, add_run_arguments
 
+    vocoder = kind == "vocoder"
+    what = "learned decoder (Vocos) for a speech tokenizer" if vocoder else f"{kind} tokenizer"
     t = kinds.add_parser(
-        kind, help=f"train a {kind} tokenizer", allow_abbrev=False,
-        usage=f"speechtok train {kind} --data DATA --out OUT [--config YAML] [--resume] "
+        kind, help=f"train a {what}", allow_abbrev=False,
+        usage=f"speechtok train {kind} {'--tokenizer T ' if vocoder else ''}--data DATA "
+        f"{'[--out OUT]' if vocoder else '--out OUT'} [--config YAML] [--resume] "
         "[--push-to-hub REPO] [--key value ...]",
-        description=f"Train a {kind} tokenizer. Every config field below is a `--key value` "
+        description=f"Train a {what}. Every config field below is a `--key value` "
         "(lists and dicts in YAML syntax, e.g. --strides '[2, 2]'); precedence: defaults < "
         "--config YAML < command line. The resolved config is written to "
-        "OUT/train_config.yaml; an unknown key is an error.")
+        "OUT/train_config.yaml; an unknown key is an error." + (
+            " The tokenizer stays frozen; the decoder is saved in TOKENIZER/vocoder/, where "
+            "`decode` finds it (--out elsewhere keeps it apart)." if vocoder else ""))
+    if vocoder:
+        t.add_argument("--tokenizer", required=True, help="saved speech tokenizer folder")
     t.add_argument("--data", required=True, help=DATA_HELP[kind] + "; train/ and valid/ "
-                   "subfolders (or splits) are used when present; or hub:NAME[:CONFIG], a Hub "
-                   "dataset streamed where the Hub is reachable (see --streaming)")
-    t.add_argument("--out", required=True, help="output folder (hub-shaped tokenizer)")
+                   "subfolders (or splits) are used when present" + (
+                       "" if vocoder else "; or hub:NAME[:CONFIG], a Hub dataset streamed "
+                       "where the Hub is reachable (see --streaming)"))
+    t.add_argument("--out", required=not vocoder,
+                   help="output folder (default TOKENIZER/vocoder)" if vocoder
+                   else "output folder (hub-shaped tokenizer)")
     add_run_arguments(t, "tokenizer")
     add_config_arguments(t, classes)
 
@@ -138,7 +170,19 @@ def cmd_train(args, extra: list[str]) -> None:
     # unknown `--key value` pairs go to build_configs, whose error names the nearest field
     model_cfg, train_cfg = build_configs(TRAIN_CONFIGS[args.modality](), args.config,
                                          {**parse_overrides(extra), **given_overrides(args)})
-    if args.modality == "image":
+    if args.modality == "vocoder":
+        from speechtok.auto import tokenizer_kind
+        from speechtok.speech.vocoder import VOCODER_FOLDER
+        from speechtok.speech.vocoder_train import train_vocoder
+
+        if tokenizer_kind(args.tokenizer) != "speech":
+            raise ValueError(f"{args.tokenizer} is not a speech tokenizer")
+        train_vocoder(args.tokenizer, args.data, args.out, model_cfg, train_cfg,
+                      resume=args.resume)
+        # the tokenizer's folder holds the decoder (unless --out put it elsewhere): upload both
+        inside = not args.out or Path(args.out) == Path(args.tokenizer) / VOCODER_FOLDER
+        args.out = args.tokenizer if inside else args.out
+    elif args.modality == "image":
         from speechtok.image.train import train_image
 
         train_image(args.data, args.out, model_cfg, train_cfg, resume=args.resume)
@@ -245,7 +289,24 @@ def cmd_eval(args) -> None:
 
         source = open_eval_source(args.data, tok.sample_rate, args.split)
         metrics = evaluate_speech(tok, source, args.max_items, progress=True)
+        metrics.update(speech_robustness_and_quality(tok, source, args))
     print(json.dumps(metrics, indent=2))
+
+
+def speech_robustness_and_quality(tok, source, args) -> dict:
+    """`speechtok eval`'s unit agreement under degradation and resynthesis quality."""
+    from speechtok.speech.evaluate import evaluate_resynthesis, evaluate_unit_agreement
+
+    out: dict = {}
+    if args.agreement:
+        out.update(evaluate_unit_agreement(tok, source, args.agreement, progress=True))
+    if args.resynthesis:
+        decoders = ["griffin_lim"] + (["learned"] if tok.vocoder is not None else [])
+        for name in decoders:
+            save = Path(args.save_resynthesis) / name if args.save_resynthesis else None
+            scores = evaluate_resynthesis(tok, source, args.resynthesis, name, True, save)
+            out.update({f"resynthesis_{name}_{k}": v for k, v in scores.items()})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,3 +63,11 @@ def test_transcribe_flite_digits(tmp_path):
     for hyp in hyps:
         found = set(hyp.split()) & set(text.split())
         assert len(found) >= 2, hyp
+
+
+def test_normalize_spells_numbers_as_a_recogniser_writes_them():
+    assert normalize("Press 1, or dial 8500.") == (
+        "press one or dial eight thousand five hundred".split())
+    assert normalize("a 28.8 kilobit modem") == "a twenty eight point eight kilobit modem".split()
+    assert normalize("3D audio") == ["three", "d", "audio"]
+    assert normalize("42 and 100") == "forty two and one hundred".split()

@@ -14,11 +14,17 @@ Splits, so that both unseen text and an unseen voice are measured:
 About 10 % of the sentences are held out and never spoken in train; they are listed in
 OUT/heldout_sentences.txt so that text-only training can exclude them too.
 
-Layout: OUT/{train,valid,test}/*.wav (as flite writes them: 16-bit mono, 16 kHz, except the
-kal voice at 8 kHz; loaders resample), OUT/{split}/metadata.jsonl (one JSON object per line:
-file, text, voice, phones, duration), OUT/corpus.json (settings and summary). The corpus is
-built in a temporary sibling directory and renamed into place, so OUT either is complete or
-doesn't exist; a complete OUT is left alone.
+Real speech: the 483 recorded prompts of a real voice that ship with the demo
+(data/real_speech_en_female, CC-BY-SA-3.0; --real-voice picks another folder of recordings with
+a metadata.jsonl, `none` leaves them out) are split by sentence: about 75 % of the utterances
+go to train, 8 % to valid and 17 % to
+  test_real  the real voice × its held-out sentences (no phone alignments)
+
+Layout: OUT/{train,valid,test,test_real}/*.wav|flac (flite's wavs: 16-bit mono, 16 kHz,
+except the kal voice at 8 kHz; loaders resample), OUT/{split}/metadata.jsonl (one JSON object
+per line: file, text, voice, phones (flite only), duration), OUT/corpus.json (settings and
+summary). The corpus is built in a temporary sibling directory and renamed into place, so OUT
+either is complete or doesn't exist; a complete OUT is left alone.
 
 Usage: python recipes/builtin/make_speech_corpus.py --out runs/demo/data/speech
 """
@@ -37,7 +43,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 VOICES = ("kal", "kal16", "awb", "rms", "slt")  # awb_time is a limited-domain (clock) voice
-SPLITS = ("train", "valid", "test")
+SPLITS = ("train", "valid", "test", "test_real")
+# The recorded prompts of a real voice shipped with the demo (their README gives the licence).
+REAL_VOICE = Path(__file__).resolve().parent / "data" / "real_speech_en_female"
+REAL_VOICE_NAME = "allison"
+# Shares of the real voice's sentences held out for valid and test_real (by utterances).
+REAL_HELDOUT = {"valid": 0.08, "test_real": 0.17}
 MIN_WORDS, MAX_WORDS = 3, 10
 COUNTING_SHARE = 0.2  # fraction of sentences that are counting sequences
 HELDOUT_SHARE = 0.1
@@ -45,25 +56,10 @@ HELDOUT_SHARE = 0.1
 # ---------------------------------------------------------------------------------------------
 # Texts
 
-ONES = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen".split()
-)
-TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-
-
-def number_words(n: int) -> str:
-    """English words for 0 <= n < 100, hyphen-free ("forty two") so each word is a token."""
-    if not 0 <= n < 100:
-        raise ValueError(f"number out of range [0, 100): {n}")
-    if n < 20:
-        return ONES[n]
-    tens, ones = divmod(n, 10)
-    return TENS[tens] if ones == 0 else f"{TENS[tens]} {ONES[ones]}"
-
-
 def counting_sentences() -> list[str]:
     """Every counting sequence of 3-6 numbers (up, down, in steps of 1, 2, 5, 10) of 3-10 words."""
+    from speechtok.metrics.wer import number_words  # here, so --help works without the venv
+
     out: dict[str, None] = {}  # dict, not set: keeps a deterministic order for a given seed
     for step in (1, 2, 5, 10):
         for start in range(0, 100):
@@ -296,6 +292,37 @@ def synthesize(text: str, voice: str, wav_path: Path) -> dict:
     }
 
 
+def split_real_voice(folder: Path, seed: int) -> dict[str, list[dict]]:
+    """The recordings of `folder` (audio files + metadata.jsonl with file_name and text) split
+    by sentence: every recording of one normalised text goes to the same split, so no
+    held-out sentence is heard in training. About REAL_HELDOUT of the utterances go to valid
+    and test_real, the rest to train. Records are this corpus's metadata rows (no phones)."""
+    from speechtok.metrics.wer import normalize
+
+    meta = folder / "metadata.jsonl"
+    if not meta.is_file():
+        raise SystemExit(f"--real-voice {folder}: no metadata.jsonl with file_name and text")
+    rows = [json.loads(line) for line in meta.read_text().splitlines() if line.strip()]
+    by_sentence: dict[str, list[dict]] = {}
+    for row in rows:
+        if not (folder / row["file_name"]).is_file():
+            raise SystemExit(f"--real-voice: {folder / row['file_name']} is listed in "
+                             f"{meta} but missing")
+        by_sentence.setdefault(" ".join(normalize(row["text"])), []).append(row)
+    sentences = sorted(by_sentence)
+    random.Random(seed).shuffle(sentences)
+    out: dict[str, list[dict]] = {"train": [], "valid": [], "test_real": []}
+    quota = {k: round(v * len(rows)) for k, v in REAL_HELDOUT.items()}
+    for sentence in sentences:
+        group = by_sentence[sentence]
+        split = next((k for k in ("test_real", "valid") if len(out[k]) < quota[k]), "train")
+        for row in group:
+            out[split].append({"file": f"{REAL_VOICE_NAME}_{row['file_name']}",
+                               "source": str(folder / row["file_name"]), "text": row["text"],
+                               "voice": REAL_VOICE_NAME, "duration": row["duration"]})
+    return out
+
+
 def is_complete(out: Path) -> bool:
     return (out / "corpus.json").is_file() and all(
         (out / s / "metadata.jsonl").is_file() for s in SPLITS
@@ -309,8 +336,12 @@ def build_corpus(
     seed: int = 0,
     jobs: int = 2,
     voices: list[str] | None = None,
+    real_voice: Path | None = REAL_VOICE,
 ) -> dict:
-    """Build the corpus at ``out`` (skipped if already complete); return its summary."""
+    """Build the corpus at ``out`` (skipped if already complete); return its summary.
+
+    With `real_voice` (a folder of recordings with metadata.jsonl), its recordings are copied
+    in, split by sentence (split_real_voice); their held-out part is the test_real split."""
     out = Path(out)
     if is_complete(out):
         summary = json.loads((out / "corpus.json").read_text())
@@ -327,25 +358,32 @@ def build_corpus(
 
     t0 = time.time()
     plan, heldout = plan_corpus(num_utterances, test_voice, voices, seed)
+    real = split_real_voice(Path(real_voice), seed) if real_voice else {}
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     tmp.mkdir(parents=True)
     try:
         jobs_list = []
-        for split, pairs in plan.items():
+        for split in SPLITS:
             (tmp / split).mkdir()
+        for split, pairs in plan.items():
             for i, (text, voice) in enumerate(pairs):
                 jobs_list.append((split, text, voice, tmp / split / f"{i:05d}_{voice}.wav"))
         # Threads suffice: each one just waits on its flite process.
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             records = list(pool.map(lambda j: synthesize(j[1], j[2], j[3]), jobs_list))
+        for split, recs in real.items():
+            for r in recs:
+                shutil.copyfile(r.pop("source"), tmp / split / r["file"])
         summary: dict = {
             "settings": dict(
-                num_utterances=num_utterances, test_voice=test_voice, seed=seed, voices=voices
+                num_utterances=num_utterances, test_voice=test_voice, seed=seed, voices=voices,
+                real_voice=str(real_voice) if real_voice else None,
             ),
             "splits": {},
         }
         for split in SPLITS:
             recs = [r for j, r in zip(jobs_list, records, strict=True) if j[0] == split]
+            recs += real.get(split, [])
             with open(tmp / split / "metadata.jsonl", "w") as f:
                 for r in recs:
                     f.write(json.dumps(r) + "\n")
@@ -385,8 +423,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0] + " Needs flite (apt-get install flite).",
         epilog="Splits: train = training voices x training sentences; valid = training voices x "
-        "held-out sentences; test = --test-voice x held-out sentences. Output: "
-        "OUT/{train,valid,test}/*.wav + metadata.jsonl, OUT/corpus.json.",
+        "held-out sentences; test = --test-voice x held-out sentences; test_real = the real "
+        "voice x its held-out sentences. Output: OUT/{train,valid,test,test_real}/*.wav|flac "
+        "+ metadata.jsonl, OUT/corpus.json.",
     )
     parser.add_argument("--out", type=Path, required=True, help="output directory (created)")
     parser.add_argument(
@@ -403,6 +442,13 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(VOICES),
         help=f"comma-separated flite voices (default {','.join(VOICES)})",
     )
+    parser.add_argument(
+        "--real-voice",
+        default=str(REAL_VOICE),
+        help="folder of real recordings (audio + metadata.jsonl with file_name, text, duration) "
+        "mixed in and split by sentence into train/valid/test_real; 'none' = flite only "
+        f"(default: the shipped prompts, {REAL_VOICE.relative_to(REAL_VOICE.parents[2])})",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for texts and voices")
     parser.add_argument(
         "--jobs", type=int, default=2, help="flite processes run at once (default 2)"
@@ -415,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         jobs=args.jobs,
         voices=[v for v in args.voices.split(",") if v],
+        real_voice=None if args.real_voice.lower() == "none" else Path(args.real_voice),
     )
     print_summary(args.out, summary)
     return 0

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
-from speechtok.image.io import load_image, prepare_images
+from speechtok.image.io import load_image, open_pil, prepare_images
 from speechtok.memory_cache import BoundedCache
 from speechtok.splits import MediaItem, encoded_rows, hold_out, is_saved_dataset
 
@@ -31,25 +33,64 @@ class ImageItem(MediaItem):
     def open(self):
         if self.path is not None:
             return load_image(self.path)
-        from PIL import Image
-
-        try:
-            img = Image.open(io.BytesIO(self.data))
-            img.load()
-            return img
-        except Exception as err:
-            raise ValueError(f"cannot decode image of dataset row {self.name}: {err}") from err
+        return open_pil(io.BytesIO(self.data), f"dataset row {self.name}")
 
 
 class ImageSource:
     """A list of image items, loaded at one resolution as uint8 (B, 3, R, R) on demand,
-    keeping up to `cache_mb` MB of the most recently used ones decoded."""
+    keeping up to `cache_mb` MB of the most recently used ones decoded.
 
-    def __init__(self, items: list[ImageItem], resolution: int, cache_mb: float = 0.0):
+    With `crop_scale` (lo, hi) below (1, 1), training batches are random square crops of a
+    side drawn in [lo, hi] × the shorter side, resized to R, and with `flip` half of them are
+    mirrored (the random-resized-crop augmentation of photo models, Szegedy et al. 2015, at a
+    square aspect). For that each image is cached at a shorter side of R / lo (not at full
+    size: a crop of the cached copy is the crop of the original, downscaled first), and
+    `load`/`pixels` still give the centre crops that evaluation uses."""
+
+    def __init__(self, items: list[ImageItem], resolution: int, cache_mb: float = 0.0,
+                 crop_scale: tuple[float, float] = (1.0, 1.0), flip: bool = False):
         if not items:
             raise ValueError("no images found")
+        lo, hi = crop_scale
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"crop_scale must satisfy 0 < low ≤ high ≤ 1, got {crop_scale}")
         self.items, self.resolution = items, resolution
+        self.crop_scale, self.flip = (float(lo), float(hi)), flip
         self.cache = BoundedCache(cache_mb)
+        self.full_cache = BoundedCache(cache_mb)
+
+    @property
+    def augments(self) -> bool:
+        return self.crop_scale != (1.0, 1.0) or self.flip
+
+    def _load_full(self, i: int) -> torch.Tensor:
+        """Item i as uint8 (3, H, W) with its shorter side at R / crop_scale[0]."""
+        def decode() -> torch.Tensor:
+            img = prepare_images(self.items[i].open(), None)[0]  # RGB, unresized
+            short = math.ceil(self.resolution / self.crop_scale[0])
+            h, w = img.shape[-2:]
+            if min(h, w) > short:
+                size = (max(short, round(h * short / min(h, w))),
+                        max(short, round(w * short / min(h, w))))
+                img = F.interpolate(img[None], size=size, mode="bicubic", antialias=True,
+                                    align_corners=False)[0]
+            return (img.clamp(0, 1) * 255).round().to(torch.uint8)
+        return self.full_cache.get(i, decode)
+
+    def _random_crop(self, i: int, g: torch.Generator) -> torch.Tensor:
+        img = self._load_full(i).float() / 255.0
+        h, w = img.shape[-2:]
+        lo, hi = self.crop_scale
+        side = max(1, round(min(h, w) * (lo + (hi - lo) * float(torch.rand(1, generator=g)))))
+        top = int(torch.randint(h - side + 1, (1,), generator=g))
+        left = int(torch.randint(w - side + 1, (1,), generator=g))
+        crop = img[None, :, top:top + side, left:left + side]
+        if side != self.resolution:
+            crop = F.interpolate(crop, size=(self.resolution,) * 2, mode="bicubic",
+                                 antialias=True, align_corners=False)
+        if self.flip and float(torch.rand(1, generator=g)) < 0.5:
+            crop = crop.flip(-1)
+        return crop[0].clamp(0, 1)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -73,7 +114,10 @@ class ImageSource:
               ) -> torch.Tensor:
         """The (batch_size, 3, R, R) training batch of `step` (deterministic)."""
         g = torch.Generator().manual_seed(hash((seed, step, process_index)) % (2**63))
-        return self.load(torch.randint(len(self), (batch_size,), generator=g))
+        indices = torch.randint(len(self), (batch_size,), generator=g)
+        if not self.augments:
+            return self.load(indices)
+        return torch.stack([self._random_crop(int(i), g) for i in indices])
 
 
 class StreamingImageSource:
@@ -167,10 +211,13 @@ def _folder_splits(path: Path) -> dict[str, list[ImageItem]]:
 
 
 def open_image_splits(path: str | Path, resolution: int, valid_fraction: float = 0.05,
-                      seed: int = 0, cache_mb: float = 0.0) -> tuple[ImageSource, ImageSource]:
+                      seed: int = 0, cache_mb: float = 0.0,
+                      crop_scale: tuple[float, float] = (1.0, 1.0), flip: bool = False
+                      ) -> tuple[ImageSource, ImageSource]:
     """(train, valid) sources, each caching up to `cache_mb` MB of decoded images. `valid/` (or
     `validation/`) is used when present; otherwise a deterministic `valid_fraction` of the
-    training images is held out."""
+    training images is held out. `crop_scale` and `flip` augment the training batches
+    (ImageSource)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data not found: {path}")
@@ -181,7 +228,8 @@ def open_image_splits(path: str | Path, resolution: int, valid_fraction: float =
     valid = splits.get("valid") or splits.get("validation")
     if not valid:
         train, valid = hold_out(train, valid_fraction, seed, f"{path} (images)")
-    return ImageSource(train, resolution, cache_mb), ImageSource(valid, resolution, cache_mb)
+    return (ImageSource(train, resolution, cache_mb, crop_scale, flip),
+            ImageSource(valid, resolution, cache_mb))
 
 
 def open_image_eval_source(path: str | Path, resolution: int, split: str | None = None

@@ -46,9 +46,9 @@ def _to_rgb(x: torch.Tensor, what: str) -> torch.Tensor:
     raise ValueError(f"{what}: expected 1, 3 or 4 channels, got {c}")
 
 
-def _resize_center_crop(x: torch.Tensor, resolution: int) -> torch.Tensor:
+def _resize_center_crop(x: torch.Tensor, resolution: int | None) -> torch.Tensor:
     h, w = x.shape[-2:]
-    if h == w == resolution:
+    if resolution is None or h == w == resolution:
         return x
     scale = resolution / min(h, w)
     nh = max(resolution, math.ceil(h * scale - 1e-6))
@@ -78,9 +78,10 @@ def _tensor_batch(x: torch.Tensor) -> torch.Tensor:
     return x.float().clamp(0, 1)
 
 
-def prepare_images(images, resolution: int) -> torch.Tensor:
+def prepare_images(images, resolution: int | None) -> torch.Tensor:
     """PIL image(s) or a tensor → float (B, 3, resolution, resolution) in [0, 1] (see module
-    docstring for the rule)."""
+    docstring for the rule); `resolution` None keeps the size (step 2 skipped; several images
+    must then share one size)."""
     if isinstance(images, torch.Tensor):
         return _resize_center_crop(_to_rgb(_tensor_batch(images), "image tensor"), resolution)
     if not isinstance(images, (list, tuple)):
@@ -99,19 +100,36 @@ def prepare_images(images, resolution: int) -> torch.Tensor:
     return torch.cat(out)
 
 
-def load_image(path: str | Path):
-    """Open an image file as PIL (fully read, so a corrupt file fails here, naming it)."""
+def open_pil(source, name: str):
+    """Open a file path or a binary file object as a fully read PIL image; a corrupt image, or
+    one over PIL's decompression-bomb limit (Image.MAX_IMAGE_PIXELS, 89 megapixels: decoding
+    a 20,000 × 20,000 PNG would take 1.2 GB), is a ValueError naming `name`."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        with warnings.catch_warnings():
+            # PIL only warns between 1× and 2× the limit; a photo that large is refused too
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as img:
+                img.load()
+                return img.copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ValueError(f"{name}: image too large to decode safely ({err}). If you trust "
+                         "the file, raise PIL.Image.MAX_IMAGE_PIXELS, or downscale it first"
+                         ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f"{name}: cannot read image ({err})") from err
+
+
+def load_image(path: str | Path):
+    """Open an image file as PIL (fully read, so a corrupt file fails here, naming it; so
+    does a decompression bomb)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"{path}: cannot read image ({err})") from err
+    return open_pil(path, str(path))
 
 
 def to_pil(x: torch.Tensor):

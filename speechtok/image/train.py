@@ -50,6 +50,10 @@ class ImageTrainConfig(TrainLoopConfig):
                               "uses 3 at 256 px)")
     perceptual_weights: str | None = option(None, "a local VGG16 .safetensors for the "
                                             "perceptual loss (speechtok.image.perceptual)")
+    random_crop_scale: tuple[float, float] = option(
+        (1.0, 1.0), "training images are random square crops of a side in [low, high] × the "
+        "shorter side, resized to the resolution ((1, 1): the centre crop, as evaluated)")
+    random_flip: bool = option(False, "mirror half of the training images left-right")
     eval_max_items: int = option(512, "held-out images per evaluation")
     grid_images: int = option(16, "images per row of the reconstruction grid")
     valid_fraction: float = option(0.05, "share of the images held out when the data has no "
@@ -109,7 +113,9 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
     else:
         train_src, valid_src = open_image_splits(data, model_cfg.resolution,
                                                  cfg.valid_fraction, seed=cfg.seed,
-                                                 cache_mb=per_process_mb(cfg.cache_mb, workers))
+                                                 cache_mb=per_process_mb(cfg.cache_mb, workers),
+                                                 crop_scale=tuple(cfg.random_crop_scale),
+                                                 flip=cfg.random_flip)
     model = ImageTokenizer(model_cfg)
     use_gan = model_cfg.loss_weights.get("gan", 0) > 0 and cfg.disc_start < cfg.steps
     disc = PatchDiscriminator(model_cfg.in_channels, cfg.disc_channels, cfg.disc_layers) \

@@ -25,13 +25,46 @@ INSTALL_HINT = "apt-get install pocketsphinx pocketsphinx-en-us"
 SAMPLE_RATE = 16000  # the en-us acoustic model is trained on 16 kHz speech
 
 _PUNCT = re.compile(r"[^\w\s']")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+         "fifteen sixteen seventeen eighteen nineteen").split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 # pocketsphinx_batch -hyp lines look like "one two three (utt00001 -6222)".
 _HYP_LINE = re.compile(r"^(.*?)\s*\((\S+)\s+-?\d+\)\s*$")
 
 
+def number_words(n: int) -> str:
+    """English cardinal words for 0 <= n < 10**9, hyphen-free ("forty two"), as a recogniser
+    writes them."""
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        tens, ones = divmod(n, 10)
+        return _TENS[tens] + ("" if ones == 0 else " " + _ONES[ones])
+    for size, name in ((10**6, "million"), (1000, "thousand"), (100, "hundred")):
+        if n >= size:
+            head, rest = divmod(n, size)
+            return f"{number_words(head)} {name}" + ("" if rest == 0 else
+                                                      " " + number_words(rest))
+    raise ValueError(f"number out of range: {n}")
+
+
+def _spell_number(match: re.Match) -> str:
+    whole, _, frac = match.group(0).partition(".")
+    if len(whole) > 9:  # a digit string, not a quantity: read digit by digit
+        words = " ".join(_ONES[int(d)] for d in whole)
+    else:
+        words = number_words(int(whole))
+    if frac:
+        words += " point " + " ".join(_ONES[int(d)] for d in frac)
+    return f" {words} "
+
+
 def normalize(text: str) -> list[str]:
-    """Lower-case, drop punctuation (keeping apostrophes inside words), split on whitespace."""
-    words = _PUNCT.sub(" ", text.lower()).split()
+    """Lower-case, spell out numbers ("28.8" → "twenty eight point eight": references are
+    written with digits, recognisers write words), drop punctuation (keeping apostrophes
+    inside words), split on whitespace."""
+    words = _PUNCT.sub(" ", _NUMBER.sub(_spell_number, text.lower())).split()
     return [w.strip("'") for w in words if w.strip("'")]
 
 

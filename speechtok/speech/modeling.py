@@ -13,6 +13,7 @@ because it is intelligible after minutes of CPU training.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -72,6 +73,42 @@ class SpeechTokenizer(
                                                    config.sample_rate)
         self.register_buffer("synth_fb", fb, persistent=False)
         self.register_buffer("synth_fb_pinv", torch.linalg.pinv(fb.T), persistent=False)
+        # The learned decoder (speechtok.speech.vocoder), when one was trained for this
+        # tokenizer. Kept outside the module tree on purpose: its weights live in their own
+        # folder (vocoder/), so the tokenizer's model.safetensors is the same with or without.
+        self.__dict__["vocoder"] = None
+
+    # ---- the learned decoder --------------------------------------------------------------
+    def attach_vocoder(self, vocoder) -> None:
+        """Use `vocoder` (a speechtok.speech.vocoder.Vocoder) in `decode`; None detaches."""
+        if vocoder is not None:
+            c = vocoder.config
+            if (c.sample_rate, c.input_mels, c.hop) != (self.config.sample_rate,
+                                                        self.config.decoder_mels,
+                                                        self.config.decoder_hop):
+                raise ValueError(f"vocoder (rate {c.sample_rate}, {c.input_mels} mels, hop "
+                                 f"{c.hop}) does not fit this tokenizer (rate "
+                                 f"{self.config.sample_rate}, {self.config.decoder_mels} mels, "
+                                 f"hop {self.config.decoder_hop})")
+            vocoder.eval()
+        self.__dict__["vocoder"] = vocoder
+
+    def _save_pretrained(self, save_directory) -> None:
+        super()._save_pretrained(save_directory)
+        if self.vocoder is not None:
+            from .vocoder import VOCODER_FOLDER
+
+            self.vocoder.save_pretrained(Path(save_directory) / VOCODER_FOLDER)
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, **kwargs):
+        from .vocoder import VOCODER_FOLDER, Vocoder
+
+        model = super()._from_pretrained(model_id=model_id, **kwargs)
+        folder = Path(model_id) / VOCODER_FOLDER
+        if folder.is_dir() and (folder / "model.safetensors").exists():
+            model.attach_vocoder(Vocoder.from_pretrained(str(folder)))
+        return model
 
     # ---- properties -------------------------------------------------------------------
     @property
@@ -198,19 +235,28 @@ class SpeechTokenizer(
     def decode_log_magnitude(self, units: torch.Tensor, speaker: torch.Tensor | None = None
                              ) -> torch.Tensor:
         """Units `(batch, frames)` → predicted log |STFT| `(batch, freq_bins, frames * 4)`."""
+        return self.mel_to_log_magnitude(self.decode_log_mel(units, speaker))
+
+    @torch.inference_mode()
+    def decode_log_mel(self, units: torch.Tensor, speaker: torch.Tensor | None = None
+                       ) -> torch.Tensor:
+        """Units `(batch, frames)` → the decoder's log-mel `(batch, decoder_mels, frames ·
+        upsample)`: what a vocoder turns into a waveform."""
         units = self._check_units(units)
         z = self.quantizer.decode(units)  # (B, N, D)
         if self.speaker_encoder is not None and speaker is None:
             speaker = self.default_speaker.expand(units.shape[0], -1)
-        return self.mel_to_log_magnitude(self.decoder(z.transpose(1, 2), speaker))
+        return self.decoder(z.transpose(1, 2), speaker)
 
     @torch.inference_mode()
     def decode(self, units: torch.Tensor, durations: torch.Tensor | None = None,
-               speaker: torch.Tensor | None = None) -> torch.Tensor:
+               speaker: torch.Tensor | None = None, vocoder: str = "auto") -> torch.Tensor:
         """Units `(batch, frames)` → waveform `(batch, frames * total_stride)`.
 
         The voice is the training data's average voice, or `speaker` `(batch, speaker_dim)`
-        from `speaker_embedding(reference_wav)`.
+        from `speaker_embedding(reference_wav)`. `vocoder`: "auto" uses the learned decoder
+        when this tokenizer has one (`speechtok train vocoder`), else Griffin-Lim;
+        "griffin_lim" or "learned" choose.
 
         `durations` (same shape, ≥ 1) are the run lengths from `dedup`: each unit is repeated
         that many frames first (GSLM's deduplicated units). Rows of different total length are
@@ -222,6 +268,19 @@ class SpeechTokenizer(
             durations = torch.as_tensor(durations).reshape(units.shape)
             lengths = durations.sum(-1) * self.config.total_stride
             units = undedup(units, durations)
+        if vocoder not in ("auto", "griffin_lim", "learned"):
+            raise ValueError(f"vocoder must be auto, griffin_lim or learned, got {vocoder!r}")
+        if vocoder == "learned" and self.vocoder is None:
+            raise ValueError("this tokenizer has no learned decoder (train one with "
+                             "`speechtok train vocoder --tokenizer T`)")
+        if self.vocoder is not None and vocoder != "griffin_lim":
+            voc = self.vocoder.to(self.device)
+            wav = voc(self.decode_log_mel(units, speaker))
+            if lengths is not None:
+                keep = torch.arange(wav.shape[-1], device=wav.device)[None] < lengths.to(
+                    wav.device)[:, None]
+                wav = wav * keep
+            return wav
         log_mag = self.decode_log_magnitude(units, speaker)
         # Griffin-Lim's istft (center=True) needs T/hop + 1 frames: repeat the last one.
         mag = torch.exp(torch.cat([log_mag, log_mag[..., -1:]], dim=-1)).float()

@@ -17,6 +17,7 @@ import torch
 from speechtok.fields import option, override
 from speechtok.memory_cache import per_process_mb
 from speechtok.speech import SpeechTokenizer, SpeechTokenizerConfig
+from speechtok.speech.augment import ChannelAugment, change_speed
 from speechtok.speech.data import (
     AudioSource,
     StreamingAudioSource,
@@ -46,6 +47,17 @@ class SpeechTrainConfig(TrainLoopConfig):
                                     "do not encode loudness")
     vtlp_range: float = option(0.12, "the encoder's input spectra are warped by a random factor "
                                "in 1 ± this (VTLP), so units do not encode the vocal tract")
+    noise_prob: float = option(0.0, "share of clips whose encoder input gets coloured noise "
+                               "(white to brown) at a random SNR in noise_snr_db")
+    noise_snr_db: tuple[float, float] = option((5.0, 30.0), "range of the added noise's SNR, dB")
+    reverb_prob: float = option(0.0, "share of clips whose encoder input is reverberated by a "
+                                "synthetic room impulse response, RT60 in reverb_rt60")
+    reverb_rt60: tuple[float, float] = option((0.2, 0.8), "range of the synthetic rooms' "
+                                              "reverberation time, seconds")
+    telephone_prob: float = option(0.0, "share of clips whose encoder input goes through the "
+                                   "telephone channel (8 kHz band, G.711 μ-law)")
+    speed_range: float = option(0.0, "each step's clips play at a random speed in 1 ± this "
+                                "(pitch and tempo; input and target alike)")
     eval_max_items: int = option(64, "held-out clips per evaluation")
     valid_fraction: float = option(0.05, "share of the clips held out when the data has no "
                                    "valid/ split")
@@ -60,6 +72,20 @@ class SpeechTrainConfig(TrainLoopConfig):
         super().__post_init__()
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {self.batch_size}")
+        for name in ("noise_prob", "reverb_prob", "telephone_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("noise_snr_db", "reverb_rt60"):
+            setattr(self, name, tuple(float(x) for x in getattr(self, name)))
+            lo, hi = getattr(self, name)
+            if lo > hi:
+                raise ValueError(f"{name} must be (low, high), got {getattr(self, name)}")
+        if not 0 <= self.speed_range < 0.5:
+            raise ValueError(f"speed_range must be in [0, 0.5), got {self.speed_range}")
+
+    def channel_augment(self, sample_rate: int) -> ChannelAugment:
+        return ChannelAugment(sample_rate, self.noise_prob, self.noise_snr_db, self.reverb_prob,
+                              self.reverb_rt60, self.telephone_prob)
 
 
 def feature_stats(model: SpeechTokenizer, source: AudioSource, n: int = 200):
@@ -135,16 +161,23 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
                            loop.start_step, cfg.steps, workers, cfg.seed)
 
     forward = maybe_compile(raw if acc.num_processes == 1 else model, cfg.compile)
+    channel = cfg.channel_augment(model_cfg.sample_rate)
 
     def train_step(step: int) -> dict[str, float]:
         wav = next_batch(batches, step)
         g = torch.Generator().manual_seed(cfg.seed * 7919 + step)
         gain_db = (torch.rand(wav.shape[0], 1, generator=g) * 2 - 1) * cfg.gain_augment_db
         warp = 1 + (torch.rand(wav.shape[0], generator=g) * 2 - 1) * cfg.vtlp_range
+        if cfg.speed_range > 0:  # one speed per step: the batch keeps one length
+            factor = 1 + (float(torch.rand(1, generator=g)) * 2 - 1) * cfg.speed_range
+            wav = change_speed(wav, factor, model_cfg.sample_rate)
+            wav = wav[:, :wav.shape[-1] - wav.shape[-1] % model_cfg.total_stride]
+        noisy = wav * (10 ** (gain_db / 20))
+        if channel.active:  # on the CPU, before the move: the filters are small FFTs
+            noisy = channel(noisy, g)
         wav = wav.to(acc.device)
         with acc.autocast():
-            terms = compute_losses(forward, wav,
-                                   wav * (10 ** (gain_db.to(acc.device) / 20)),
+            terms = compute_losses(forward, wav, noisy.to(acc.device),
                                    warp.to(acc.device) if cfg.vtlp_range > 0 else None)
         opt.zero_grad(set_to_none=True)
         acc.backward(terms["loss"])
