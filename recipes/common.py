@@ -28,12 +28,12 @@ def stage(name: str):
 
 def split_overrides(tokens: list[str]) -> dict[str, dict[str, str]]:
     """`--speech.steps 10 --image.lr=1e-3` → {"speech": {"steps": "10"}, "image": {...}}."""
-    out: dict[str, dict[str, str]] = {"speech": {}, "image": {}, "lm": {}}
+    out: dict[str, dict[str, str]] = {"speech": {}, "vocoder": {}, "image": {}, "lm": {}}
     for key, value in parse_overrides(tokens).items():
         prefix, _, name = key.partition(".")
         if prefix not in out or not name:
             raise SystemExit(f"override --{key}: say which model, e.g. --speech.{key}, "
-                             f"--image.{key} or --lm.{key}")
+                             f"--vocoder.{key}, --image.{key} or --lm.{key}")
         out[prefix][name] = value
     return out
 
@@ -98,9 +98,9 @@ CONFIG_FILES = {"speech": "speech_tokenizer.yaml", "image": "image_tokenizer.yam
                 "lm": "lm.yaml"}
 OVERRIDES_HELP = ("Any field of a model's YAML config can be overridden by model prefix: "
                   "--{models}.steps 100 (speech: SpeechTokenizerConfig + SpeechTrainConfig, "
-                  "image: ImageTokenizerConfig + ImageTrainConfig, lm: LMConfig + "
-                  "LMTrainConfig). Stages whose output exists are skipped; delete a stage's "
-                  "folder under --out to redo it.")
+                  "vocoder: VocoderConfig + VocoderTrainConfig, image: ImageTokenizerConfig + "
+                  "ImageTrainConfig, lm: LMConfig + LMTrainConfig). Stages whose output exists "
+                  "are skipped; delete a stage's folder under --out to redo it.")
 
 __all__ = ["cached_json", "resynthesise", "stage", "train_tokenizer", "recipe_parser", "parse_args",
            "model_configs", "pretokenize_once", "train_lm_once", "evaluate_speech_tokenizer",

@@ -48,3 +48,29 @@ def encoded_rows(dataset, column: str, feature) -> list[tuple[str, bytes | None,
         data = media.get("bytes") or None
         rows.append((f"row{i}", data, None if data else Path(media["path"]), meta))
     return rows
+
+
+def split_by_sentence(rows: list[dict], shares: dict[str, float], seed: int,
+                      text_key: str = "text") -> dict[str, list[dict]]:
+    """Rows of transcribed recordings split so that every recording of one sentence (the
+    normalised text: case, punctuation and digits do not make a new sentence) lands in the
+    same split, and no held-out sentence is heard in training. `shares` ({split: fraction of
+    the rows}) are filled in their order from a seeded shuffle of the sentences; the rest is
+    "train". Every split in `shares` gets at least one sentence."""
+    from speechtok.metrics.wer import normalize
+
+    by_sentence: dict[str, list[dict]] = {}
+    for row in rows:
+        by_sentence.setdefault(" ".join(normalize(row[text_key])), []).append(row)
+    if len(by_sentence) < len(shares) + 1:
+        raise ValueError(f"{len(by_sentence)} distinct sentences cannot fill the splits "
+                         f"{['train', *shares]}")
+    sentences = sorted(by_sentence)
+    np.random.default_rng(seed).shuffle(sentences)
+    quota = {k: max(1, round(v * len(rows))) for k, v in shares.items()}
+    out: dict[str, list[dict]] = {k: [] for k in ("train", *shares)}
+    for i, sentence in enumerate(sentences):
+        left = len(sentences) - i  # keep at least one sentence for train
+        split = next((k for k in shares if len(out[k]) < quota[k] and left > 1), "train")
+        out[split].extend(by_sentence[sentence])
+    return out

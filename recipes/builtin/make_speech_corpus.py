@@ -294,33 +294,26 @@ def synthesize(text: str, voice: str, wav_path: Path) -> dict:
 
 def split_real_voice(folder: Path, seed: int) -> dict[str, list[dict]]:
     """The recordings of `folder` (audio files + metadata.jsonl with file_name and text) split
-    by sentence: every recording of one normalised text goes to the same split, so no
-    held-out sentence is heard in training. About REAL_HELDOUT of the utterances go to valid
-    and test_real, the rest to train. Records are this corpus's metadata rows (no phones)."""
-    from speechtok.metrics.wer import normalize
+    by sentence (speechtok.splits.split_by_sentence): about REAL_HELDOUT of the utterances go
+    to valid and test_real, the rest to train. Records are this corpus's metadata rows (no
+    phones)."""
+    from speechtok.splits import split_by_sentence
 
     meta = folder / "metadata.jsonl"
     if not meta.is_file():
         raise SystemExit(f"--real-voice {folder}: no metadata.jsonl with file_name and text")
     rows = [json.loads(line) for line in meta.read_text().splitlines() if line.strip()]
-    by_sentence: dict[str, list[dict]] = {}
     for row in rows:
         if not (folder / row["file_name"]).is_file():
             raise SystemExit(f"--real-voice: {folder / row['file_name']} is listed in "
                              f"{meta} but missing")
-        by_sentence.setdefault(" ".join(normalize(row["text"])), []).append(row)
-    sentences = sorted(by_sentence)
-    random.Random(seed).shuffle(sentences)
-    out: dict[str, list[dict]] = {"train": [], "valid": [], "test_real": []}
-    quota = {k: round(v * len(rows)) for k, v in REAL_HELDOUT.items()}
-    for sentence in sentences:
-        group = by_sentence[sentence]
-        split = next((k for k in ("test_real", "valid") if len(out[k]) < quota[k]), "train")
-        for row in group:
-            out[split].append({"file": f"{REAL_VOICE_NAME}_{row['file_name']}",
-                               "source": str(folder / row["file_name"]), "text": row["text"],
-                               "voice": REAL_VOICE_NAME, "duration": row["duration"]})
-    return out
+    # valid and test_real swapped in the shares' order: test_real is filled first
+    parts = split_by_sentence(rows, {"test_real": REAL_HELDOUT["test_real"],
+                                     "valid": REAL_HELDOUT["valid"]}, seed)
+    return {split: [{"file": f"{REAL_VOICE_NAME}_{row['file_name']}",
+                     "source": str(folder / row["file_name"]), "text": row["text"],
+                     "voice": REAL_VOICE_NAME, "duration": row["duration"]} for row in split_rows]
+            for split, split_rows in parts.items()}
 
 
 def is_complete(out: Path) -> bool:

@@ -47,6 +47,10 @@ class SpeechTrainConfig(TrainLoopConfig):
                                     "do not encode loudness")
     vtlp_range: float = option(0.12, "the encoder's input spectra are warped by a random factor "
                                "in 1 ± this (VTLP), so units do not encode the vocal tract")
+    init_from: str | None = option(None, "fine-tune: start from this saved speech tokenizer's "
+                                   "weights and feature statistics (its architecture must "
+                                   "match the model config; recipes read it from its "
+                                   "config.json)")
     noise_prob: float = option(0.0, "share of clips whose encoder input gets coloured noise "
                                "(white to brown) at a random SNR in noise_snr_db")
     noise_snr_db: tuple[float, float] = option((5.0, 30.0), "range of the added noise's SNR, dB")
@@ -109,6 +113,26 @@ def stats_source(train_src, sample_rate: int) -> AudioSource:
     return head
 
 
+def start_from(model: SpeechTokenizer, path: str | Path) -> None:
+    """Copy the weights (and the feature statistics, which are buffers) of the saved tokenizer
+    at `path` into `model`; a different architecture is an error naming the difference."""
+    from safetensors.torch import load_file
+
+    weights = Path(path) / "model.safetensors"
+    if not weights.exists():
+        raise FileNotFoundError(f"init_from: {path} is not a saved tokenizer (no "
+                                "model.safetensors)")
+    state = load_file(str(weights))
+    own = model.state_dict()
+    wrong = [k for k in state if k in own and state[k].shape != own[k].shape]
+    missing = sorted(set(own) ^ set(state))
+    if wrong or missing:
+        raise ValueError(f"init_from {path}: its architecture differs from the model config "
+                         f"(shapes differ: {wrong[:3]}; names differ: {missing[:3]}); use its "
+                         "config.json as the model config")
+    model.load_state_dict(state)
+
+
 def compute_losses(model: SpeechTokenizer, wav: torch.Tensor,
                    input_wav: torch.Tensor | None = None, warp: torch.Tensor | None = None
                    ) -> dict[str, torch.Tensor]:
@@ -141,9 +165,12 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     loop = TrainLoop(acc, cfg, out, "speech", model, opt, sched)
     if not (resume and loop.resume()):
-        mean, std = feature_stats(model, stats_source(train_src, model_cfg.sample_rate))
-        model.encoder.front.feat_mean.copy_(mean)
-        model.encoder.front.feat_std.copy_(std)
+        if cfg.init_from:
+            start_from(model, cfg.init_from)
+        else:
+            mean, std = feature_stats(model, stats_source(train_src, model_cfg.sample_rate))
+            model.encoder.front.feat_mean.copy_(mean)
+            model.encoder.front.feat_std.copy_(std)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         dump_config(out / "train_config.yaml", model_cfg, cfg)
