@@ -82,6 +82,34 @@ def resynthesise(tok, split: Path, out_dir: Path, n: int) -> list[dict]:
     return rows
 
 
+def resynthesis_scores(tok, source, n: int, out_dir: Path, asr: bool = True) -> dict:
+    """The first `n` items of `source` resynthesised (each in its own voice) by every decoder
+    the tokenizer has (Griffin-Lim; the learned one when present) into out_dir/<decoder>/:
+    STOI, ESTOI, PESQ, MCD and the decode speed of each; with `asr`, pocketsphinx's WER of
+    the originals and of each resynthesis against the items' texts."""
+    from speechtok.metrics.wer import transcribe, word_error_rate
+    from speechtok.speech.evaluate import evaluate_resynthesis
+
+    n = min(n, len(source))
+    decoders = ["griffin_lim"] + (["learned"] if tok.vocoder is not None else [])
+    results: dict = {"utterances": n}
+    for name in decoders:
+        results[name] = evaluate_resynthesis(tok, source, n, name, progress=True,
+                                             save_to=out_dir / name)
+    if asr:
+        items = source.items[:n]
+        refs = [item.meta["text"] for item in items]
+        hyps = {"original": transcribe([item.path for item in items], jobs=2)}
+        for name in decoders:
+            hyps[name] = transcribe([out_dir / name / f"{Path(item.name).stem}.wav"
+                                     for item in items], jobs=2)
+        for name, hyp in hyps.items():
+            results.setdefault(name, {})["wer"] = word_error_rate(refs, hyp)
+        results["examples"] = [{"text": r, **{k: h[i] for k, h in hyps.items()}}
+                               for i, r in enumerate(refs[:8])]
+    return results
+
+
 def pretokenize_once(kind: str, data: Path, tok_dir: Path, codes: Path) -> Path:
     """Encode every split once (`lm tokenize`); skipped when the codes exist."""
     from lm.pretokenize import pretokenize
@@ -105,7 +133,7 @@ OVERRIDES_HELP = ("Any field of a model's YAML config can be overridden by model
 __all__ = ["cached_json", "resynthesise", "stage", "train_tokenizer", "recipe_parser", "parse_args",
            "model_configs", "pretokenize_once", "train_lm_once", "evaluate_speech_tokenizer",
            "evaluate_image_tokenizer", "Timer", "write_results", "pocketsphinx_available",
-           "flush_denormals"]
+           "flush_denormals", "resynthesis_scores"]
 
 
 def recipe_parser(doc: str, here: Path, models: tuple[str, ...],

@@ -330,6 +330,7 @@ def build_corpus(
     jobs: int = 2,
     voices: list[str] | None = None,
     real_voice: Path | None = REAL_VOICE,
+    real_voice_repeat: int = 1,
 ) -> dict:
     """Build the corpus at ``out`` (skipped if already complete); return its summary.
 
@@ -352,6 +353,9 @@ def build_corpus(
     t0 = time.time()
     plan, heldout = plan_corpus(num_utterances, test_voice, voices, seed)
     real = split_real_voice(Path(real_voice), seed) if real_voice else {}
+    if real and real_voice_repeat > 1:  # more of the real voice in each training batch
+        real["train"] = [{**r, "file": r["file"] if k == 0 else f"r{k}_{r['file']}"}
+                         for k in range(real_voice_repeat) for r in real["train"]]
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     tmp.mkdir(parents=True)
     try:
@@ -371,6 +375,7 @@ def build_corpus(
             "settings": dict(
                 num_utterances=num_utterances, test_voice=test_voice, seed=seed, voices=voices,
                 real_voice=str(real_voice) if real_voice else None,
+                real_voice_repeat=real_voice_repeat,
             ),
             "splits": {},
         }
@@ -442,6 +447,13 @@ def main(argv: list[str] | None = None) -> int:
         "mixed in and split by sentence into train/valid/test_real; 'none' = flite only "
         f"(default: the shipped prompts, {REAL_VOICE.relative_to(REAL_VOICE.parents[2])})",
     )
+    parser.add_argument(
+        "--real-voice-repeat",
+        type=int,
+        default=1,
+        help="copies of each real training recording in train (a larger share of the real "
+        "voice in the batches; default 1)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for texts and voices")
     parser.add_argument(
         "--jobs", type=int, default=2, help="flite processes run at once (default 2)"
@@ -455,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs=args.jobs,
         voices=[v for v in args.voices.split(",") if v],
         real_voice=None if args.real_voice.lower() == "none" else Path(args.real_voice),
+        real_voice_repeat=args.real_voice_repeat,
     )
     print_summary(args.out, summary)
     return 0

@@ -201,12 +201,32 @@ def _metric_rows(section: str, metrics: dict) -> list[tuple]:
             if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
+VOICE_NAMES = {"test": "held-out flite voice", "test_real": "real voice"}
+
+
+def plot_resynthesis(out: Path, target: Path) -> Path:
+    """Spectrograms of the first held-out real utterance: the original and its resyntheses."""
+    split = out / "data" / "speech" / "test_real"
+    first = json.loads((split / "metadata.jsonl").read_text().splitlines()[0])
+    stem = Path(first["file"]).stem
+    rows = [(f"original (real voice, held-out sentence): \"{first['text']}\"",
+             split / first["file"], None)]
+    for decoder in ("griffin_lim", "learned"):
+        path = out / "resynthesis" / "test_real" / decoder / f"{stem}.wav"
+        if path.exists():
+            rows.append((f"resynthesised from its units: {decoder.replace('_', '-')}", path,
+                         None))
+    return plot_spectrograms(rows, target)
+
+
 def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
     """`runs`: the stage times of every run of the demo in this folder, oldest first."""
     fig_dir = out / FIGURES
     fig_dir.mkdir(exist_ok=True)
     speech_eval = _json(out / "speech_tokenizer" / "eval_test.json") or {}
-    wer = _json(out / "resynthesis" / "wer.json") or {}
+    real_eval = _json(out / "speech_tokenizer" / "eval_test_real.json") or {}
+    resyn_scores = {split: _json(out / "resynthesis" / split / "scores.json") or {}
+                    for split in ("test", "test_real")}
     image_eval = _json(out / "image_tokenizer" / "eval_test.json") or {}
     history = _json(out / "bundle" / "train_history.json") or [{}]
     lm_eval = {k[len("eval/"):]: v for k, v in history[-1].items() if k.startswith("eval/")}
@@ -218,13 +238,7 @@ def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
 
     curves = plot_loss_curves(out, fig_dir / "loss_curves.png")
     usage_png, usage = plot_codebook_usage(out, fig_dir / "codebook_usage.png")
-    test_rows = [json.loads(x) for x in
-                 (out / "data" / "speech" / "test" / "metadata.jsonl").read_text().splitlines()]
-    resyn = plot_spectrograms(
-        [(f"original (held-out voice): \"{test_rows[0]['text']}\"",
-          out / "data" / "speech" / "test" / test_rows[0]["file"], None),
-         ("resynthesised from its units", out / "resynthesis" / test_rows[0]["file"], None)],
-        fig_dir / "speech_reconstruction.png")
+    resyn = plot_resynthesis(out, fig_dir / "speech_reconstruction.png")
     cont_rows = [(f"prompt ({speech['prompt_seconds']} s of \"{p['source_text']}\") + "
                   "continuation; the line marks where the LM takes over",
                   out / "generation" / p["output"], speech["prompt_seconds"])
@@ -239,8 +253,12 @@ def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
         f"**{(runs[0] if runs else {}).get('total', 0) / 60:.1f} min** on "
         f"{os.cpu_count()} CPU cores.")),
         ("h", 2, "All metrics")]
-    rows = _metric_rows("speech tokenizer (held-out voice)", {
-        **speech_eval, **{k: wer[k] for k in ("wer_resynthesised", "wer_original") if k in wer}})
+    rows = _metric_rows("speech tokenizer (held-out flite voice)", speech_eval)
+    rows += _metric_rows("speech tokenizer (real voice, held-out sentences)", real_eval)
+    for split, scores in resyn_scores.items():
+        for decoder in ("original", "griffin_lim", "learned"):
+            rows += _metric_rows(f"resynthesis, {VOICE_NAMES[split]}: {decoder}",
+                                 scores.get(decoder, {}))
     rows += _metric_rows("image tokenizer (held-out fonts)", image_eval)
     rows += _metric_rows("LM validation", lm_eval)
     rows += _metric_rows("glyph classifier (real test glyphs)", clf)
@@ -267,14 +285,28 @@ def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
           ("img", "codebook usage", f"{FIGURES}/{usage_png.name}")]
 
     b += [("h", 2, "Speech tokenizer"),
-          ("p", f"On the held-out voice (`rms`, unseen sentences). Pocketsphinx WER on "
-           f"{wer.get('utterances')} resynthesised utterances: "
-           f"**{wer.get('wer_resynthesised', 0):.3f}** (the originals: "
-           f"{wer.get('wer_original', 0):.3f})."),
+          ("p", "Held-out utterances resynthesised from their units (each in its own voice: the "
+           "speaker vector of the original) with Griffin-Lim and with the learned decoder "
+           "(Vocos). WER is pocketsphinx's against the text; STOI/ESTOI (0-1) and wide-band "
+           "PESQ (1-4.64) compare with the original; MCD in dB (lower is better); the real-time "
+           "factor is decode time over audio time."),
+          ("table", ["voice", "decoder", "utterances", "WER", "STOI", "ESTOI", "PESQ",
+                     "MCD dB", "decode RTF"],
+           [(VOICE_NAMES[split], decoder, scores.get("utterances"),
+             *("—" if r.get(k) is None else r[k] for k in (
+                 "wer", "stoi", "estoi", "pesq_wb", "mcd_db", "decode_real_time_factor")))
+            for split, scores in resyn_scores.items()
+            for decoder in ("original", "griffin_lim", "learned")
+            for r in [scores.get(decoder)] if r]),
+          ("p", "Unit agreement on the real voice (share of frames whose unit is unchanged): "
+           + ", ".join(f"{k[len('unit_agreement_'):]} {v:.3f}" for k, v in real_eval.items()
+                       if k.startswith("unit_agreement_")) + "."),
           ("img", "speech reconstruction", f"{FIGURES}/{resyn.name}"),
-          ("p", "Reference / recognised from the original / recognised from the resynthesis:"),
-          ("list", [f"{e['text']} / {e['original']} / {e['resynthesised']}"
-                    for e in wer.get("examples", [])]),
+          ("p", "Reference / recognised from the original / from Griffin-Lim / from the "
+           "learned decoder (real voice):"),
+          ("list", [" / ".join(e.get(k, "") for k in ("text", "original", "griffin_lim",
+                                                      "learned"))
+                    for e in resyn_scores["test_real"].get("examples", [])]),
           ("h", 2, "Image tokenizer"),
           ("p", f"On {image_eval.get('items')} glyphs of font faces never trained on "
            f"({', '.join(faces.get('test', []))}): PSNR **{image_eval.get('psnr', 0):.2f} dB**"
@@ -325,7 +357,7 @@ def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
     shown = runs[:1] + runs[1:][-2:]  # the first run and the last two reruns
     stages = list(dict.fromkeys(k for r in shown for k in r))
     b += [("h", 2, "Stage times"),
-          ("p", "Seconds per stage. Stages 1-5 (speech) and 6-10 (images) run side by side, one "
+          ("p", "Seconds per stage. Stages 1-6 (speech) and 7-11 (images) run side by side, one "
            "thread each, so their times overlap; `total` is the wall-clock time of the run (the "
            "install before it not included). A rerun skips the stages whose output exists."),
           ("table", ["stage"] + [f"run {runs.index(r) + 1}" for r in shown],

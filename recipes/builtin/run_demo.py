@@ -2,27 +2,34 @@
 """The built-in demo (`make demo`): everything offline, on the CPU, from nothing.
 
 Data:     flite's English voices synthesise the speech corpus (make_speech_corpus.py; the voice
-          `rms` and 300 sentences are held out); the installed fonts render captioned letters
-          and digits (make_image_corpus.py; whole font families are held out).
+          `rms` and 300 sentences are held out), mixed with 483 recorded prompts of a real
+          voice shipped in data/real_speech_en_female (its sentences split into train, valid
+          and test_real); the installed fonts render captioned letters and digits
+          (make_image_corpus.py; whole font families are held out).
 Stages:   speech branch: 1. speech corpus  2. train the speech tokenizer  3. evaluate it on the
-            held-out voice  4. resynthesise held-out utterances, pocketsphinx WER  5. speech codes
-          image branch: 6. glyph corpus  7. train the image tokenizer  8. evaluate it on the
-            held-out fonts, reconstruction grid  9. image codes  10. the glyph classifier that
+            held-out flite voice and the real voice's held-out sentences, with unit agreement
+            under noise, reverberation and the 8 kHz band  4. train the learned decoder (Vocos)
+            on the frozen tokenizer  5. resynthesise held-out utterances of both voices with
+            Griffin-Lim and the learned decoder: pocketsphinx WER, STOI, ESTOI, PESQ, MCD
+            6. speech codes
+          image branch: 7. glyph corpus  8. train the image tokenizer  9. evaluate it on the
+            held-out fonts, reconstruction grid  10. image codes  11. the glyph classifier that
             judges generated images (trained on real training glyphs)
           The two branches share nothing, so they run side by side, one CPU thread each: these
           small convolutional models gain little from a second thread and the LM gains much,
           so the LM gets both threads afterwards.
-          11. train the LM on speech units and caption → image pairs; the bundle (LM +
+          12. train the LM on speech units and caption → image pairs; the bundle (LM +
               tokenizer + both tokenizers) goes to runs/demo/bundle
-          12. generate: tune guidance × temperature on validation captions, make the best the
+          13. generate: tune guidance × temperature on validation captions, make the best the
               bundle's default, score it on the test captions, draw a grid; continue two
               held-out speech prompts and transcribe them; the LM's NLL on held-out speech
-          13. the upload round trip: the files `lm push` would upload, loaded from a fresh
+          14. the upload round trip: the files `lm push` would upload, loaded from a fresh
               folder, generate the same images and speech for a fixed seed
-          14. the report: runs/demo/report.md and report.html (loss curves, codebook use,
+          15. the report: runs/demo/report.md and report.html (loss curves, codebook use,
               reconstructions, spectrograms, generated images, every metric)
 Command:  make demo        (or: python recipes/builtin/run_demo.py --out runs/demo)
-          Overrides go to one model by prefix: --speech.steps 100 --image.steps 100 --lm.steps 50
+          Overrides go to one model by prefix: --speech.steps 100 --vocoder.steps 100
+          --image.steps 100 --lm.steps 50
 Result:   runs/demo/report.md (and .html) with every stage's figures, plots, audio and images;
           the figures and the time measured on a fresh clone are in docs/RESULTS.md.
 
@@ -46,7 +53,7 @@ from pathlib import Path
 from recipes.common import (
     cached_json,
     pretokenize_once,
-    resynthesise,
+    resynthesis_scores,
     split_overrides,
     stage,
     train_tokenizer,
@@ -57,7 +64,7 @@ from speechtok.image.data import open_image_eval_source
 from speechtok.image.evaluate import evaluate_image, save_reconstruction_grid
 from speechtok.speech import SpeechTokenizer
 from speechtok.speech.data import open_eval_source
-from speechtok.speech.evaluate import evaluate_speech
+from speechtok.speech.evaluate import evaluate_speech, evaluate_unit_agreement
 from speechtok.speech.io import load_audio
 from speechtok.training.config import build_configs
 
@@ -91,43 +98,71 @@ def timed(name: str, timings: dict):
 
 
 def speech_branch(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
-    """Stages 1-5: speech corpus, tokenizer, its evaluation and resynthesis WER, speech codes."""
+    """Stages 1-6: speech corpus, tokenizer, its evaluation, the learned decoder, resynthesis
+    scores on both held-out voices, speech codes. `overrides`: {"speech": ..., "vocoder": ...}."""
     timings: dict = {}
-    with timed("1 speech corpus: flite voices with phone alignments", timings):
+    with timed("1 speech corpus: flite voices with phone alignments + the real voice", timings):
         data = make_corpus(out / "data" / "speech", "make_speech_corpus.py",
                            "--num-utterances", str(args.num_utterances))
     with timed("2 training the speech tokenizer", timings):
         tok_dir = train_tokenizer("speech", data, out / "speech_tokenizer",
-                                  Path(args.speech_config), overrides)
-    with timed("3 evaluating the speech tokenizer on the held-out voice", timings):
+                                  Path(args.speech_config), overrides["speech"])
+    with timed("3 evaluating the speech tokenizer on the held-out voices", timings):
         tok = SpeechTokenizer.from_pretrained(str(tok_dir)).eval()
         metrics = cached_json(tok_dir / "eval_test.json", lambda: evaluate_speech(
             tok, open_eval_source(data, tok.sample_rate, "test"), progress=True))
-        print(json.dumps(metrics, indent=2))
-    with timed("4 resynthesis and intelligibility (pocketsphinx WER)", timings):
-        wer = cached_json(out / "resynthesis" / "wer.json", lambda: score_resynthesis(
-            tok, data, out / "resynthesis", args.wer_utterances))
-        print(json.dumps({k: v for k, v in wer.items() if k != "examples"}, indent=2))
-        write_model_card(tok_dir, tok.config.to_dict(),
-                         {**metrics, "wer_resynthesised": wer["wer_resynthesised"],
-                          "wer_original": wer["wer_original"]})
-    with timed("5 speech codes (pre-tokenising the speech corpus)", timings):
+        real = open_eval_source(data, tok.sample_rate, "test_real")
+        real_metrics = cached_json(tok_dir / "eval_test_real.json", lambda: {
+            **evaluate_speech(tok, real, progress=True),
+            **evaluate_unit_agreement(tok, real, args.agreement_utterances, progress=True)})
+        print(json.dumps({"flite held-out voice": metrics, "real voice": real_metrics},
+                         indent=2))
+    with timed("4 training the learned decoder (Vocos) on the frozen tokenizer", timings):
+        train_vocoder_once(tok_dir, data, Path(args.vocoder_config), overrides["vocoder"])
+    with timed("5 resynthesis: WER, STOI, PESQ, MCD with Griffin-Lim and the learned decoder",
+               timings):
+        tok = SpeechTokenizer.from_pretrained(str(tok_dir)).eval()  # now with its decoder
+        scores = {}
+        for split, n in (("test", args.wer_utterances), ("test_real", args.wer_utterances_real)):
+            scores[split] = cached_json(out / "resynthesis" / split / "scores.json", lambda
+                                        split=split, n=n: resynthesis_scores(
+                tok, open_eval_source(data, tok.sample_rate, split), n,
+                out / "resynthesis" / split))
+            print(split, json.dumps({k: v for k, v in scores[split].items()
+                                     if k != "examples"}, indent=2))
+        write_model_card(tok_dir, tok.config.to_dict(), {
+            **metrics, **{f"real_voice_{k}": v for k, v in real_metrics.items()},
+            **{f"{split}_{decoder}_{k}": v for split, r in scores.items()
+               for decoder in ("original", "griffin_lim", "learned") if decoder in r
+               for k, v in r[decoder].items() if k in ("wer", "stoi", "pesq_wb")}})
+    with timed("6 speech codes (pre-tokenising the speech corpus)", timings):
         pretokenize_once("speech", data, tok_dir, out / "codes" / "speech")
     return timings
 
 
+def train_vocoder_once(tok_dir: Path, data: Path, config: Path, overrides: dict) -> None:
+    from speechtok.speech.vocoder import VocoderConfig
+    from speechtok.speech.vocoder_train import VocoderTrainConfig, train_vocoder
+
+    if (tok_dir / "vocoder" / "model.safetensors").exists():
+        print(f"learned decoder exists: {tok_dir / 'vocoder'}")
+        return
+    voc_cfg, train_cfg = build_configs([VocoderConfig, VocoderTrainConfig], config, overrides)
+    train_vocoder(tok_dir, data, None, voc_cfg, train_cfg, resume=True)
+
+
 def image_branch(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
-    """Stages 6-10: glyph corpus, image tokenizer, its evaluation, image codes, the judge."""
+    """Stages 7-11: glyph corpus, image tokenizer, its evaluation, image codes, the judge."""
     from recipes.builtin.demo_generate import glyph_classifier
 
     timings: dict = {}
-    with timed("6 glyph corpus: captioned letters and digits in every installed font", timings):
+    with timed("7 glyph corpus: captioned letters and digits in every installed font", timings):
         data = make_corpus(out / "data" / "images", "make_image_corpus.py",
                            "--size", str(args.image_size))
-    with timed("7 training the image tokenizer", timings):
+    with timed("8 training the image tokenizer", timings):
         img_dir = train_tokenizer("image", data, out / "image_tokenizer",
                                   Path(args.image_config), overrides)
-    with timed("8 evaluating the image tokenizer on the held-out fonts", timings):
+    with timed("9 evaluating the image tokenizer on the held-out fonts", timings):
         img_tok = ImageTokenizer.from_pretrained(str(img_dir)).eval()
         test_images = open_image_eval_source(data, img_tok.config.resolution, "test")
         metrics = cached_json(img_dir / "eval_test.json", lambda: evaluate_image(
@@ -135,26 +170,12 @@ def image_branch(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
         save_reconstruction_grid(img_tok, test_images, out / "image_reconstructions.png")
         print(json.dumps(metrics, indent=2))
         write_model_card(img_dir, img_tok.config.to_dict(), metrics)
-    with timed("9 image codes (pre-tokenising the glyph corpus)", timings):
+    with timed("10 image codes (pre-tokenising the glyph corpus)", timings):
         pretokenize_once("image", data, img_dir, out / "codes" / "image")
-    with timed("10 the glyph classifier (judge of generated images)", timings):
+    with timed("11 the glyph classifier (judge of generated images)", timings):
         glyph_classifier(data, out / "glyph_classifier", img_tok.config.resolution,
                          args.classifier_epochs)
     return timings
-
-
-def score_resynthesis(tok: SpeechTokenizer, data: Path, out: Path, n: int) -> dict:
-    from speechtok.metrics.wer import transcribe, word_error_rate
-
-    rows = resynthesise(tok, data / "test", out, n)
-    refs = [r["text"] for r in rows]
-    hyp_resyn = transcribe([out / r["file"] for r in rows], jobs=2)
-    hyp_orig = transcribe([data / "test" / r["file"] for r in rows], jobs=2)
-    return {"utterances": len(rows),
-            "wer_resynthesised": word_error_rate(refs, hyp_resyn),
-            "wer_original": word_error_rate(refs, hyp_orig),
-            "examples": [{"text": r, "original": o, "resynthesised": h}
-                         for r, o, h in list(zip(refs, hyp_orig, hyp_resyn, strict=True))[:10]]}
 
 
 def _branch_in_child(fn, log: str, *fn_args):
@@ -183,7 +204,7 @@ def last_line(log: Path) -> str:
 def run_branches(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
     """The speech and image branches: side by side in two processes (logs under OUT/logs,
     the latest line of each shown every 20 s), or one after the other with --no-parallel."""
-    branches = {"speech": (speech_branch, overrides["speech"]),
+    branches = {"speech": (speech_branch, {k: overrides[k] for k in ("speech", "vocoder")}),
                 "image": (image_branch, overrides["image"])}
     if not args.parallel:
         timings = {}
@@ -265,8 +286,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image-config", default=str(HERE / "image_tokenizer.yaml"),
                    help="image tokenizer + training config (YAML)")
     p.add_argument("--num-utterances", type=int, default=2500, help="speech corpus size")
+    p.add_argument("--vocoder-config", default=str(HERE / "vocoder.yaml"),
+                   help="learned decoder + training config (YAML)")
     p.add_argument("--wer-utterances", type=int, default=30,
-                   help="held-out utterances to resynthesise and score")
+                   help="utterances of the held-out flite voice to resynthesise and score")
+    p.add_argument("--wer-utterances-real", type=int, default=100,
+                   help="utterances of the real voice's held-out sentences to resynthesise and "
+                   "score (all of them: about 80)")
+    p.add_argument("--agreement-utterances", type=int, default=40,
+                   help="utterances of the real voice on which unit agreement under noise, "
+                   "reverberation and the 8 kHz band is measured")
     p.add_argument("--image-size", type=int, default=32, help="glyph image side in pixels")
     p.add_argument("--classifier-epochs", type=int, default=2,
                    help="epochs of the glyph classifier that judges generated images")
@@ -296,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     from recipes.builtin.report import write_report
 
     try:
-        with timed("14 the report: report.md and report.html with their figures", {}):
+        with timed("15 the report: report.md and report.html with their figures", {}):
             md, html = write_report(out)
     except StageFailed as err:
         print(f"\ndemo failed: {err}", file=sys.stderr)
@@ -306,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def lm_and_generation(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
-    """Stages 11-13: the LM, generation and its scores, the upload round trip."""
+    """Stages 12-14: the LM, generation and its scores, the upload round trip."""
     from lm.model import LMConfig
     from lm.train import LMTrainConfig, train_lm
     from recipes.builtin.demo_generate import (
@@ -318,7 +347,7 @@ def lm_and_generation(out: Path, args: argparse.Namespace, overrides: dict) -> d
     timings: dict = {}
     codes, bundle = out / "codes", out / "bundle"
     speech_data, image_data = out / "data" / "speech", out / "data" / "images"
-    with timed("11 training the LM on speech units and caption → image pairs", timings):
+    with timed("12 training the LM on speech units and caption → image pairs", timings):
         if not (bundle / "model.safetensors").exists():
             lm_cfg, lm_train_cfg = build_configs(
                 [LMConfig, LMTrainConfig], Path(args.lm_config),
@@ -327,7 +356,7 @@ def lm_and_generation(out: Path, args: argparse.Namespace, overrides: dict) -> d
             train_lm(bundle, lm_cfg, lm_train_cfg, resume=True)
         else:
             print(f"LM bundle exists: {bundle}")
-    with timed("12 generation: images for held-out captions, continued held-out speech",
+    with timed("13 generation: images for held-out captions, continued held-out speech",
                timings):
         gen_dir = out / "generation"
         gen_dir.mkdir(exist_ok=True)
@@ -343,7 +372,7 @@ def lm_and_generation(out: Path, args: argparse.Namespace, overrides: dict) -> d
         speech = cached_json(gen_dir / "speech.json", lambda: continue_speech(
             bundle, speech_data, codes / "speech", gen_dir))
         print(json.dumps(speech, indent=2))
-    with timed("13 upload round trip: load what `lm push` would upload, generate the same",
+    with timed("14 upload round trip: load what `lm push` would upload, generate the same",
                timings):
         first = json.loads((speech_data / "test" / "metadata.jsonl").read_text().split("\n")[0])
         prompt = speech_data / "test" / first["file"]

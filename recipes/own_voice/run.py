@@ -92,32 +92,15 @@ def train_vocoder_once(tok_dir: Path, data: Path, config: Path | None,
 
 def score(tok_dir: Path, data: Path, out: Path, items: int, asr: bool) -> dict:
     """Every held-out figure of stage 4 (see the module docstring)."""
-    from speechtok.metrics.wer import transcribe, word_error_rate
     from speechtok.speech import SpeechTokenizer
     from speechtok.speech.data import open_eval_source
-    from speechtok.speech.evaluate import (
-        evaluate_resynthesis,
-        evaluate_speech,
-        evaluate_unit_agreement,
-    )
+    from speechtok.speech.evaluate import evaluate_speech, evaluate_unit_agreement
 
     tok = SpeechTokenizer.from_pretrained(str(tok_dir)).eval()
     test = open_eval_source(data, tok.sample_rate, "test")
-    results = {"tokenizer": evaluate_speech(tok, test, progress=True),
-               "unit_agreement": evaluate_unit_agreement(tok, test, items, progress=True)}
-    decoders = ["griffin_lim"] + (["learned"] if tok.vocoder is not None else [])
-    files = {}
-    for name in decoders:
-        results[f"resynthesis_{name}"] = evaluate_resynthesis(
-            tok, test, items, name, progress=True, save_to=out / name)
-        files[name] = [out / name / f"{Path(item.name).stem}.wav" for item in test.items[:items]]
-    if asr:
-        refs = [item.meta["text"] for item in test.items[:items]]
-        originals = [item.path for item in test.items[:items]]
-        results["wer_original"] = word_error_rate(refs, transcribe(originals, jobs=2))
-        for name, paths in files.items():
-            results[f"wer_{name}"] = word_error_rate(refs, transcribe(paths, jobs=2))
-    return results
+    return {"tokenizer": evaluate_speech(tok, test, progress=True),
+            "unit_agreement": evaluate_unit_agreement(tok, test, items, progress=True),
+            "resynthesis": common.resynthesis_scores(tok, test, items, out, asr)}
 
 
 def main(argv: list[str] | None = None) -> int:
