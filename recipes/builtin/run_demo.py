@@ -290,9 +290,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="learned decoder + training config (YAML)")
     p.add_argument("--wer-utterances", type=int, default=30,
                    help="utterances of the held-out flite voice to resynthesise and score")
-    p.add_argument("--wer-utterances-real", type=int, default=100,
+    p.add_argument("--wer-utterances-real", type=int, default=60,
                    help="utterances of the real voice's held-out sentences to resynthesise and "
-                   "score (all of them: about 80)")
+                   "score (of about 80)")
     p.add_argument("--agreement-utterances", type=int, default=40,
                    help="utterances of the real voice on which unit agreement under noise, "
                    "reverberation and the 8 kHz band is measured")

@@ -7,7 +7,7 @@ Data:     a folder of photographs of any size and shape (JPEG, PNG, WebP, ...; s
           PIL's decompression-bomb limit (89 megapixels) stops the run with an error naming it.
 Stages:   1. split: a seeded 10 % of the photos (at least 4) for test and 5 % (at least 2) for
              valid, the rest train, linked (or copied) into OUT/data/{train,valid,test}
-          2. train the image tokenizer (image_tokenizer.yaml: 64-px random crops of 35-100 % of
+          2. train the image tokenizer (image_tokenizer.yaml: 64-px random crops of 80-100 % of
              the shorter side, mirrored half the time; 16×16 grids of 1,000 FSQ codes)
                                                                       → OUT/image_tokenizer
           3. evaluate on the test photos (the centre 64-px square of each): PSNR, SSIM, code
@@ -18,8 +18,8 @@ Stages:   1. split: a seeded 10 % of the photos (at least 4) for test and 5 % (a
 Command:  python recipes/photos/run.py --data ../shared/data/photos --out runs/photos
 Result:   OUT/results.json: PSNR / SSIM / code use on the test photos, the thumbnail's PSNR,
           the stage times; the figures measured here are in docs/RESULTS.md.
-Time:     under 10 minutes on 2 CPU cores (the training: 1,400 steps of 8 crops, stopped
-          and saved at 8.5 minutes on a slower machine).
+Time:     under 10 minutes on 2 CPU cores (the training: 850 steps of 8 crops, stopped and
+          saved at 8.5 minutes on a slower machine).
 """
 
 from __future__ import annotations
