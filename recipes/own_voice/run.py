@@ -23,8 +23,9 @@ Command:  python recipes/own_voice/run.py --data my_recordings/ --out runs/own_v
               --tokenizer runs/demo/speech_tokenizer     (fine-tune the demo's)
 Result:   OUT/results.json (every figure and the stage times); listen to OUT/resynthesis/.
           The shipped real voice's figures are in docs/RESULTS.md.
-Time:     about 15 minutes on 2 CPU cores for 20 minutes of speech (800 tokenizer steps,
-          1,500 decoder steps, the evaluation).
+Time:     for 20 minutes of speech on 2 CPU cores (AMD EPYC): the tokenizer's 800 steps about
+          7 min, the decoder's 1,500 steps about 18 min (--vocoder-steps 0 skips it: at CPU
+          budgets it matches Griffin-Lim, docs/EXPERIMENTS.md), the evaluation 2-3 min.
 """
 
 from __future__ import annotations
