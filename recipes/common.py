@@ -58,6 +58,20 @@ def train_tokenizer(kind: str, data: Path, tok_dir: Path, config: Path,
     return tok_dir
 
 
+def train_vocoder_once(tok_dir: Path, data: Path, config: Path | None,
+                       overrides: dict[str, str]) -> None:
+    """Train the learned decoder of the tokenizer at `tok_dir` into tok_dir/vocoder (skipped
+    when it exists; a killed run resumes)."""
+    from speechtok.speech.vocoder import VOCODER_FOLDER, VocoderConfig
+    from speechtok.speech.vocoder_train import VocoderTrainConfig, train_vocoder
+
+    if (tok_dir / VOCODER_FOLDER / "model.safetensors").exists():
+        print(f"learned decoder exists: {tok_dir / VOCODER_FOLDER}")
+        return
+    voc_cfg, train_cfg = build_configs([VocoderConfig, VocoderTrainConfig], config, overrides)
+    train_vocoder(tok_dir, data, None, voc_cfg, train_cfg, resume=True)
+
+
 def cached_json(path: Path, compute) -> dict:
     if path.exists():
         return json.loads(path.read_text())
@@ -133,7 +147,7 @@ OVERRIDES_HELP = ("Any field of a model's YAML config can be overridden by model
 __all__ = ["cached_json", "resynthesise", "stage", "train_tokenizer", "recipe_parser", "parse_args",
            "model_configs", "pretokenize_once", "train_lm_once", "evaluate_speech_tokenizer",
            "evaluate_image_tokenizer", "Timer", "write_results", "pocketsphinx_available",
-           "flush_denormals", "resynthesis_scores"]
+           "flush_denormals", "resynthesis_scores", "train_vocoder_once"]
 
 
 def recipe_parser(doc: str, here: Path, models: tuple[str, ...],

@@ -44,11 +44,9 @@ from pathlib import Path
 
 VOICES = ("kal", "kal16", "awb", "rms", "slt")  # awb_time is a limited-domain (clock) voice
 SPLITS = ("train", "valid", "test", "test_real")
-# The recorded prompts of a real voice shipped with the demo (their README gives the licence).
+# The recorded prompts of a real voice shipped with the demo (their README gives the licence;
+# real_voice.py splits them).
 REAL_VOICE = Path(__file__).resolve().parent / "data" / "real_speech_en_female"
-REAL_VOICE_NAME = "allison"
-# Shares of the real voice's sentences held out for valid and test_real (by utterances).
-REAL_HELDOUT = {"valid": 0.08, "test_real": 0.17}
 MIN_WORDS, MAX_WORDS = 3, 10
 COUNTING_SHARE = 0.2  # fraction of sentences that are counting sequences
 HELDOUT_SHARE = 0.1
@@ -292,30 +290,6 @@ def synthesize(text: str, voice: str, wav_path: Path) -> dict:
     }
 
 
-def split_real_voice(folder: Path, seed: int) -> dict[str, list[dict]]:
-    """The recordings of `folder` (audio files + metadata.jsonl with file_name and text) split
-    by sentence (speechtok.splits.split_by_sentence): about REAL_HELDOUT of the utterances go
-    to valid and test_real, the rest to train. Records are this corpus's metadata rows (no
-    phones)."""
-    from speechtok.splits import split_by_sentence
-
-    meta = folder / "metadata.jsonl"
-    if not meta.is_file():
-        raise SystemExit(f"--real-voice {folder}: no metadata.jsonl with file_name and text")
-    rows = [json.loads(line) for line in meta.read_text().splitlines() if line.strip()]
-    for row in rows:
-        if not (folder / row["file_name"]).is_file():
-            raise SystemExit(f"--real-voice: {folder / row['file_name']} is listed in "
-                             f"{meta} but missing")
-    # valid and test_real swapped in the shares' order: test_real is filled first
-    parts = split_by_sentence(rows, {"test_real": REAL_HELDOUT["test_real"],
-                                     "valid": REAL_HELDOUT["valid"]}, seed)
-    return {split: [{"file": f"{REAL_VOICE_NAME}_{row['file_name']}",
-                     "source": str(folder / row["file_name"]), "text": row["text"],
-                     "voice": REAL_VOICE_NAME, "duration": row["duration"]} for row in split_rows]
-            for split, split_rows in parts.items()}
-
-
 def is_complete(out: Path) -> bool:
     return (out / "corpus.json").is_file() and all(
         (out / s / "metadata.jsonl").is_file() for s in SPLITS
@@ -335,7 +309,7 @@ def build_corpus(
     """Build the corpus at ``out`` (skipped if already complete); return its summary.
 
     With `real_voice` (a folder of recordings with metadata.jsonl), its recordings are copied
-    in, split by sentence (split_real_voice); their held-out part is the test_real split."""
+    in, split by sentence (real_voice.py); their held-out part is the test_real split."""
     out = Path(out)
     if is_complete(out):
         summary = json.loads((out / "corpus.json").read_text())
@@ -352,10 +326,9 @@ def build_corpus(
 
     t0 = time.time()
     plan, heldout = plan_corpus(num_utterances, test_voice, voices, seed)
-    real = split_real_voice(Path(real_voice), seed) if real_voice else {}
-    if real and real_voice_repeat > 1:  # more of the real voice in each training batch
-        real["train"] = [{**r, "file": r["file"] if k == 0 else f"r{k}_{r['file']}"}
-                         for k in range(real_voice_repeat) for r in real["train"]]
+    from recipes.builtin.real_voice import real_voice_records  # here: --help needs no venv
+
+    real = real_voice_records(Path(real_voice), seed, real_voice_repeat) if real_voice else {}
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     tmp.mkdir(parents=True)
     try:

@@ -57,6 +57,7 @@ from recipes.common import (
     split_overrides,
     stage,
     train_tokenizer,
+    train_vocoder_once,
 )
 from speechtok.hub.model_card import write_model_card
 from speechtok.image import ImageTokenizer
@@ -138,17 +139,6 @@ def speech_branch(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
     with timed("6 speech codes (pre-tokenising the speech corpus)", timings):
         pretokenize_once("speech", data, tok_dir, out / "codes" / "speech")
     return timings
-
-
-def train_vocoder_once(tok_dir: Path, data: Path, config: Path, overrides: dict) -> None:
-    from speechtok.speech.vocoder import VocoderConfig
-    from speechtok.speech.vocoder_train import VocoderTrainConfig, train_vocoder
-
-    if (tok_dir / "vocoder" / "model.safetensors").exists():
-        print(f"learned decoder exists: {tok_dir / 'vocoder'}")
-        return
-    voc_cfg, train_cfg = build_configs([VocoderConfig, VocoderTrainConfig], config, overrides)
-    train_vocoder(tok_dir, data, None, voc_cfg, train_cfg, resume=True)
 
 
 def image_branch(out: Path, args: argparse.Namespace, overrides: dict) -> dict:

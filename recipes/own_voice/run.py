@@ -77,20 +77,6 @@ def split_recordings(folder: Path, seed: int, max_samples: int | None):
     return out
 
 
-def train_vocoder_once(tok_dir: Path, data: Path, config: Path | None,
-                       overrides: dict[str, str], steps: int) -> None:
-    from speechtok.speech.vocoder import VocoderConfig
-    from speechtok.speech.vocoder_train import VocoderTrainConfig, train_vocoder
-    from speechtok.training.config import build_configs
-
-    if (tok_dir / "vocoder" / "model.safetensors").exists():
-        print(f"learned decoder exists: {tok_dir / 'vocoder'}")
-        return
-    voc_cfg, train_cfg = build_configs([VocoderConfig, VocoderTrainConfig], config,
-                                       {"steps": str(steps), **overrides})
-    train_vocoder(tok_dir, data, None, voc_cfg, train_cfg, resume=True)
-
-
 def score(tok_dir: Path, data: Path, out: Path, items: int, asr: bool) -> dict:
     """Every held-out figure of stage 4 (see the module docstring)."""
     from speechtok.speech import SpeechTokenizer
@@ -138,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                                          Path(args.speech_config), overrides)
     with run.stage("training the learned decoder on the frozen tokenizer"):
         if args.vocoder_steps > 0:
-            train_vocoder_once(tok_dir, data, None, run.overrides["vocoder"],
-                               args.vocoder_steps)
+            common.train_vocoder_once(tok_dir, data, None, {
+                "steps": str(args.vocoder_steps), **run.overrides["vocoder"]})
     with run.stage("held-out figures: units, resynthesis quality, WER"):
         results = common.cached_json(out / "eval_test.json", lambda: score(
             tok_dir, data, out / "resynthesis", args.eval_items,

@@ -16,6 +16,7 @@ wide-band PESQ and mel-cepstral distortion (EnCodec, Défossez et al. 2022; Voco
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -65,27 +66,32 @@ def pesq_wb(ref, deg, sample_rate: int = SAMPLE_RATE) -> float:
         return math.nan
 
 
-def _mel_cepstrum(wav: np.ndarray, sample_rate: int) -> torch.Tensor:
+@functools.cache
+def _cepstrum_matrices(sample_rate: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The STFT window, the mel filterbank (M, F) and the DCT (C + 1, M), built once per rate."""
     mel = torchaudio.functional.melscale_fbanks(201, 0.0, sample_rate / 2, _MEL_BANDS,
                                                 sample_rate)  # (F, M), n_fft 400
-    x = torch.from_numpy(wav).float()
-    spec = torch.stft(x, 400, 160, window=torch.hann_window(400), return_complex=True).abs()
-    log_amp = torch.log((mel.T @ spec).clamp_min(1e-5))  # (M, T): ln of a mel amplitude
+    dct = torchaudio.functional.create_dct(MCD_COEFFICIENTS + 1, _MEL_BANDS, "ortho")  # (M, C)
+    return torch.hann_window(400), mel.T.contiguous(), dct.T.contiguous()
+
+
+def _mel_cepstrum(wav: np.ndarray, sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cepstrum (C, T) without c0, frame level (T,) in dB) of a waveform."""
+    window, mel, dct = _cepstrum_matrices(sample_rate)
+    spec = torch.stft(torch.from_numpy(wav).float(), 400, 160, window=window,
+                      return_complex=True).abs()
+    level = 10 * torch.log10(spec.pow(2).sum(0).clamp_min(1e-10))
+    log_amp = torch.log((mel @ spec).clamp_min(1e-5))  # (M, T): ln of a mel amplitude
     # The real cepstrum of a symmetric spectrum of 2M bins is c_n = (1/M) Σ_m ln A_m cos(π n
     # (m + ½) / M); the orthonormal DCT-II is that times sqrt(2M).
-    dct = torchaudio.functional.create_dct(MCD_COEFFICIENTS + 1, _MEL_BANDS, "ortho")  # (M, C)
-    return (dct.T @ log_amp)[1:] / math.sqrt(2 * _MEL_BANDS)  # (C, T) without c0
+    return (dct @ log_amp)[1:] / math.sqrt(2 * _MEL_BANDS), level
 
 
 def mel_cepstral_distortion(ref, deg, sample_rate: int = SAMPLE_RATE) -> float:
     """Frame-averaged MCD (dB) of `deg` against `ref`, over frames where `ref` is within
     40 dB of its loudest frame (silence would otherwise dominate the average)."""
     ref, deg = _same_length(ref, deg)
-    c_ref, c_deg = _mel_cepstrum(ref, sample_rate), _mel_cepstrum(deg, sample_rate)
-    frames = torch.from_numpy(ref).float()
-    energy = torch.stft(frames, 400, 160, window=torch.hann_window(400),
-                        return_complex=True).abs().pow(2).sum(0)
-    level = 10 * torch.log10(energy.clamp_min(1e-10))
+    (c_ref, level), (c_deg, _) = _mel_cepstrum(ref, sample_rate), _mel_cepstrum(deg, sample_rate)
     voiced = level > level.max() - 40
     diff = (c_ref - c_deg)[:, voiced]
     per_frame = (10 / math.log(10)) * torch.sqrt(2 * diff.pow(2).sum(0))

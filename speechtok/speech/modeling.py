@@ -274,23 +274,22 @@ class SpeechTokenizer(
             raise ValueError("this tokenizer has no learned decoder (train one with "
                              "`speechtok train vocoder --tokenizer T`)")
         if self.vocoder is not None and vocoder != "griffin_lim":
-            voc = self.vocoder.to(self.device)
-            wav = voc(self.decode_log_mel(units, speaker))
-            if lengths is not None:
-                keep = torch.arange(wav.shape[-1], device=wav.device)[None] < lengths.to(
-                    wav.device)[:, None]
-                wav = wav * keep
-            return wav
-        log_mag = self.decode_log_magnitude(units, speaker)
+            wav = self.vocoder.to(self.device)(self.decode_log_mel(units, speaker))
+        else:
+            wav = self._griffin_lim(self.decode_log_magnitude(units, speaker),
+                                    units.shape[-1] * self.config.total_stride)
+        if lengths is not None:  # silence where a shorter row was padded
+            keep = torch.arange(wav.shape[-1], device=wav.device)[None] < lengths.to(
+                wav.device)[:, None]
+            wav = wav * keep
+        return wav
+
+    def _griffin_lim(self, log_mag: torch.Tensor, length: int) -> torch.Tensor:
+        """Log |STFT| (B, F, N) at out_hop → waveform (B, length)."""
         # Griffin-Lim's istft (center=True) needs T/hop + 1 frames: repeat the last one.
         mag = torch.exp(torch.cat([log_mag, log_mag[..., -1:]], dim=-1)).float()
-        length = units.shape[-1] * self.config.total_stride
         # rand_init=False: zero initial phase, so decoding is deterministic.
-        wav = torchaudio.functional.griffinlim(
+        return torchaudio.functional.griffinlim(
             mag, self.stft_window, self.config.out_n_fft, self.config.out_hop,
             self.config.out_n_fft, power=1.0, n_iter=self.config.griffin_lim_iters,
             momentum=0.99, length=length, rand_init=False)
-        if lengths is not None:  # silence where a shorter row was padded
-            keep = torch.arange(length, device=wav.device)[None] < lengths.to(wav.device)[:, None]
-            wav = wav * keep
-        return wav

@@ -36,13 +36,30 @@ from speechtok.training.schedule import lr_lambda
 
 
 @dataclass
-class SpeechTrainConfig(TrainLoopConfig):
-    """How the speech tokenizer is trained (the shared loop fields, then the speech ones)."""
+class SpeechClipsConfig(TrainLoopConfig):
+    """The fields of every trainer that learns from random crops of speech clips (the speech
+    tokenizer, its learned decoder): the shared loop fields, then these."""
+
+    batch_size: int = option(16, "clips per step")
+    segment_seconds: float = option(1.28, "length of the random crop of each clip, seconds")
+    eval_max_items: int = option(64, "held-out clips per evaluation")
+    valid_fraction: float = option(0.05, "share of the clips held out when the data has no "
+                                   "valid/ split")
+    cache_mb: float = option(200.0, "MB of decoded clips kept in memory, in all (each of the "
+                             "loader's worker processes keeps its share); 0 = decode every time")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {self.batch_size}")
+
+
+@dataclass
+class SpeechTrainConfig(SpeechClipsConfig):
+    """How the speech tokenizer is trained (the shared clip fields, then the speech ones)."""
 
     steps: int = override(TrainLoopConfig, "steps", 2000)
     lr: float = override(TrainLoopConfig, "lr", 2e-3)
-    batch_size: int = option(16, "clips per step")
-    segment_seconds: float = option(1.28, "length of the random crop of each clip, seconds")
     gain_augment_db: float = option(6.0, "random input gain of up to ± this many dB, so units "
                                     "do not encode loudness")
     vtlp_range: float = option(0.12, "the encoder's input spectra are warped by a random factor "
@@ -62,20 +79,13 @@ class SpeechTrainConfig(TrainLoopConfig):
                                    "telephone channel (8 kHz band, G.711 μ-law)")
     speed_range: float = option(0.0, "each step's clips play at a random speed in 1 ± this "
                                 "(pitch and tempo; input and target alike)")
-    eval_max_items: int = option(64, "held-out clips per evaluation")
-    valid_fraction: float = option(0.05, "share of the clips held out when the data has no "
-                                   "valid/ split")
     streaming: bool = option(False, "read --data (a saved `datasets` folder) as a stream; "
                              "--data hub:NAME[:CONFIG] always streams (speechtok.streaming). The "
                              "first eval_max_items rows are held out")
     shuffle_buffer: int = option(1000, "rows in the shuffle buffer of a streamed dataset")
-    cache_mb: float = option(200.0, "MB of decoded clips kept in memory, in all (each of the "
-                             "loader's worker processes keeps its share); 0 = decode every time")
 
     def __post_init__(self):
         super().__post_init__()
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1, got {self.batch_size}")
         for name in ("noise_prob", "reverb_prob", "telephone_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")

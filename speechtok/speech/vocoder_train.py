@@ -22,6 +22,7 @@ from speechtok.metrics.speech_quality import stoi
 from speechtok.speech import SpeechTokenizer
 from speechtok.speech.data import AudioSource, open_splits
 from speechtok.speech.losses import log_mel_l1, multi_resolution_stft_loss
+from speechtok.speech.train import SpeechClipsConfig
 from speechtok.speech.vocoder import VOCODER_FOLDER, Vocoder, VocoderConfig
 from speechtok.training.accelerator import start_run
 from speechtok.training.batches import auto_workers, next_batch, step_batches
@@ -32,24 +33,15 @@ from speechtok.training.schedule import lr_lambda
 
 
 @dataclass
-class VocoderTrainConfig(TrainLoopConfig):
-    """How the learned decoder is trained (the shared loop fields, then the vocoder ones)."""
+class VocoderTrainConfig(SpeechClipsConfig):
+    """How the learned decoder is trained (the shared clip fields, then the decoder's). Each
+    held-out clip of an evaluation is cut to 8 s."""
 
     steps: int = override(TrainLoopConfig, "steps", 1000)
     lr: float = override(TrainLoopConfig, "lr", 2e-3)
-    batch_size: int = option(16, "clips per step")
-    segment_seconds: float = option(1.28, "length of the random crop of each clip, seconds")
+    eval_max_items: int = override(SpeechClipsConfig, "eval_max_items", 16)
     mel_weight: float = option(1.0, "weight of the log-mel L1 next to the multi-resolution "
                                "STFT loss")
-    eval_max_items: int = option(16, "held-out clips per evaluation (each cut to 8 s)")
-    valid_fraction: float = option(0.05, "share of the clips held out when the data has no "
-                                   "valid/ split")
-    cache_mb: float = option(200.0, "MB of decoded clips kept in memory, in all")
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1, got {self.batch_size}")
 
 
 def tokenizer_log_mel(tok: SpeechTokenizer, wav: torch.Tensor) -> torch.Tensor:
@@ -64,9 +56,9 @@ def tokenizer_log_mel(tok: SpeechTokenizer, wav: torch.Tensor) -> torch.Tensor:
         return tok.decoder(z.transpose(1, 2), speaker).clone()
 
 
-def vocoder_losses(tok: SpeechTokenizer, vocoder, wav: torch.Tensor, mel_weight: float
-                   ) -> dict[str, torch.Tensor]:
-    pred = vocoder(tokenizer_log_mel(tok, wav))
+def vocoder_losses(tok: SpeechTokenizer, pred: torch.Tensor, wav: torch.Tensor,
+                   mel_weight: float) -> dict[str, torch.Tensor]:
+    """The training terms of the vocoder's waveform `pred` against the clip `wav` (B, T)."""
     terms = {"stft": multi_resolution_stft_loss(pred, wav),
              "mel": log_mel_l1(tok.target_log_mel(pred.float()), tok.target_log_mel(wav))}
     terms["loss"] = terms["stft"] + mel_weight * terms["mel"]
@@ -84,8 +76,9 @@ def evaluate_vocoder(tok: SpeechTokenizer, vocoder, source: AudioSource, max_ite
     limit = 8 * tok.sample_rate
     for i in range(n):
         wav = tok.pad_to_stride(source.load(i)[:limit][None].to(tok.device))
-        terms = vocoder_losses(tok, vocoder, wav, mel_weight)
-        terms["stoi"] = stoi(wav[0], vocoder(tokenizer_log_mel(tok, wav))[0], tok.sample_rate)
+        pred = vocoder(tokenizer_log_mel(tok, wav))
+        terms = vocoder_losses(tok, pred, wav, mel_weight)
+        terms["stoi"] = stoi(wav[0], pred[0], tok.sample_rate)
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v)
     vocoder.train(was_training)
@@ -135,7 +128,8 @@ def train_vocoder(tokenizer: str | Path, data: str | Path, out: str | Path | Non
     def train_step(step: int) -> dict[str, float]:
         wav = next_batch(batches, step).to(acc.device)
         with acc.autocast():
-            terms = vocoder_losses(tok, model, wav, cfg.mel_weight)
+            terms = vocoder_losses(tok, model(tokenizer_log_mel(tok, wav)), wav,
+                                   cfg.mel_weight)
         opt.zero_grad(set_to_none=True)
         acc.backward(terms["loss"])
         apply_gradients(acc, model, opt, sched, cfg.max_grad_norm)
