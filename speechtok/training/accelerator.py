@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -40,7 +41,20 @@ def make_accelerator(mixed_precision: str, **kwargs):
         # same process (a notebook, a recipe) may ask for another. With one process nothing
         # else shares that state, so it is reset (the process group, if any, is kept).
         AcceleratorState._reset_state(reset_partial_state=False)
-    return Accelerator(mixed_precision=mp, cpu=cpu_processes(), **kwargs), mp
+    acc = Accelerator(mixed_precision=mp, cpu=cpu_processes(), **kwargs)
+    atexit.unregister(release_process_group)  # one registration however many trainers start
+    atexit.register(release_process_group)
+    return acc, mp
+
+
+def release_process_group() -> None:
+    """Take the process group down before the interpreter finalises. A process that exits
+    with it still up lets gloo's worker threads be destroyed while joinable, and the process
+    dies with SIGABRT ("terminate called without an active exception", pytorch#190489) after
+    its work is done, which fails the whole launch. A no-op where a trainer's end_training has
+    already done it."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def start_run(mixed_precision: str, seed: int):
