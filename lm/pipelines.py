@@ -106,7 +106,7 @@ class TextToImage:
         self.bundle = bundle
         self.image_tokenizer = bundle.tokenizer("image")
         self.grid = self.image_tokenizer.grid_size
-        if self.image_tokenizer.config.quantizer == "rvq":
+        if self.image_tokenizer.config.code_depth > 1:
             raise ValueError("image generation needs a single-code grid tokenizer, not RVQ")
 
     @classmethod
@@ -180,7 +180,7 @@ class SpeechContinuation:
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
         self.speech_tokenizer = bundle.tokenizer("speech")
-        if self.speech_tokenizer.config.quantizer == "rvq":
+        if self.speech_tokenizer.config.code_depth > 1:
             raise ValueError("speech continuation needs single-code units, not RVQ")
         self.means = load_durations(bundle.path / DURATIONS_FILE)
 

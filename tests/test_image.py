@@ -38,11 +38,23 @@ def test_round_trip_shapes(f):
     assert torch.equal(tok(x * 2 - 1).quantizer.codes, grid)
 
 
-def test_rvq_grid_has_depth():
-    tok = tiny_image_tokenizer(quantizer="rvq", rvq_depth=2)
+@pytest.mark.parametrize("kind", ["rvq", "rfsq"])
+def test_residual_grid_has_depth(kind):
+    tok = tiny_image_tokenizer(quantizer=kind, rvq_depth=2)
     grid = tok.encode(torch.rand(2, 3, 16, 16))
     assert grid.shape == (2, 2, 4, 4)
     assert tok.decode(grid).shape == (2, 3, 16, 16)
+
+
+@pytest.mark.parametrize("kind", ["lfq", "bsq", "gumbel"])
+def test_single_code_quantizers_make_grids(kind):
+    tok = tiny_image_tokenizer(quantizer=kind, codebook_size=16)
+    x = torch.rand(2, 3, 16, 16)
+    grid = tok.encode(x)
+    assert grid.shape == (2, 4, 4) and int(grid.max()) < 16
+    assert tok.decode(grid).shape == (2, 3, 16, 16)
+    tok.eval()
+    assert torch.equal(tok(x * 2 - 1).quantizer.codes.view(2, 4, 4), grid)
 
 
 def test_channel_mult_must_match_factor():

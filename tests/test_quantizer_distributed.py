@@ -9,7 +9,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
-from speechtok.quantization import VectorQuantizer
+from speechtok.quantization import ResidualVQ, VectorQuantizer
 
 WORLD = 2
 DIM, K, STEPS = 8, 32, 4
@@ -46,9 +46,23 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         ema = VectorQuantizer(DIM, K, ema_decay=0.9, kmeans_init=False)
         for step in range(STEPS):
             ema(_full_batch(step).chunk(WORLD)[rank])
+        # (3) the other stateful codebooks: SimVQ's frozen codes (k-means, restarts) and every
+        # stage of a residual VQ, each rank with its own data
+        torch.manual_seed(0)
+        simvq = VectorQuantizer(DIM, K, simvq=True, kmeans_init=True, dead_code_steps=1)
+        rvq = ResidualVQ(3, DIM, K, ema_decay=0.9, kmeans_init=True, dead_code_steps=1)
+        torch.manual_seed(100 + rank)
+        for _ in range(STEPS):
+            simvq(torch.randn(1, 12, DIM) + 3 * rank)
+            rvq(torch.randn(1, 12, DIM) + 3 * rank)
+        others = torch.cat([simvq.codebook.detach()]
+                           + [stage.codebook for stage in rvq.stages])
+        others_all = [torch.empty_like(others) for _ in range(WORLD)]
+        dist.all_gather(others_all, others)
         if rank == 0:
             save_file({"init": init, "ranks": torch.stack(gathered),
-                       "counters": torch.stack(counters), "ema": ema.codebook.contiguous()},
+                       "counters": torch.stack(counters), "ema": ema.codebook.contiguous(),
+                       "others": torch.stack(others_all)},
                       os.path.join(out_dir, "result.safetensors"))
     finally:
         dist.destroy_process_group()
@@ -66,6 +80,11 @@ def test_codebooks_identical_across_ranks(result):
     assert torch.equal(ranks[0], ranks[1])
     assert torch.equal(result["counters"][0], result["counters"][1])
     assert not torch.allclose(ranks[0, 0], result["init"])  # the codebook did train
+
+
+def test_simvq_and_residual_codebooks_identical_across_ranks(result):
+    others = result["others"]  # (WORLD, 4 * K, DIM): SimVQ, then the 3 residual stages
+    assert torch.equal(others[0], others[1])
 
 
 def test_distributed_ema_equals_single_process_on_concatenated_data(result):

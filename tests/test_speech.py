@@ -129,14 +129,17 @@ def test_save_load_identical(tiny_tokenizer, tmp_path):
     assert torch.equal(loaded.decode(units), tiny_tokenizer.decode(units))
 
 
-@pytest.mark.parametrize("kind", ["rvq", "fsq"])
+@pytest.mark.parametrize("kind", ["rvq", "fsq", "rfsq", "lfq", "bsq", "gumbel"])
 def test_other_quantizers(kind):
     tok = SpeechTokenizer(tiny_config(quantizer=kind, rvq_depth=3))
     tok(torch.randn(2, 8000) * 0.1)
     tok.eval()
     units = tok.encode(torch.randn(1, 16000) * 0.1)
-    assert units.shape == ((1, 3, 50) if kind == "rvq" else (1, 50))
-    if kind == "fsq":
+    deep = kind in ("rvq", "rfsq")
+    assert units.shape == ((1, 3, 50) if deep else (1, 50))
+    assert 0 <= int(units.min()) and int(units.max()) < tok.config.codebook_size
+    assert tok.decode(units).shape[-1] == 16000
+    if kind in ("fsq", "rfsq"):
         assert tok.config.codebook_size == 8 * 5 * 5 * 5
 
 

@@ -34,7 +34,7 @@ def evaluate_image(model, source: ImageSource, max_items: int | None = None,
     model.train(was_training)
     all_codes = torch.cat(codes).numpy()
     K = model.config.codebook_size
-    depth = model.config.rvq_depth if model.config.quantizer == "rvq" else 1
+    depth = model.config.code_depth
     return {
         "items": n,
         "psnr": float(torch.cat(psnrs).mean()),

@@ -86,14 +86,14 @@ class ImageTokenizer(
         grid = torch.as_tensor(grid)
         if grid.dtype.is_floating_point:
             raise ValueError(f"codes must be integer ids, got dtype {grid.dtype}")
-        if grid.dim() == 2 and self.config.quantizer != "rvq":
+        depth = self.config.code_depth
+        if grid.dim() == 2 and depth == 1:
             grid = grid[None]
         if grid.numel() == 0:
             raise ValueError("no codes to decode")
-        depth = 1 if self.config.quantizer != "rvq" else 2
-        if grid.dim() != 2 + depth:
-            raise ValueError(f"expected a code grid (batch, {'depth, ' * (depth - 1)}h, w), "
-                             f"got shape {tuple(grid.shape)}")
+        if grid.dim() != (3 if depth == 1 else 4):
+            raise ValueError(f"expected a code grid (batch, {'' if depth == 1 else 'depth, '}h, "
+                             f"w), got shape {tuple(grid.shape)}")
         bad = (grid < 0) | (grid >= self.config.codebook_size)
         if bad.any():
             raise ValueError(f"image code {int(grid[bad][0])} is out of range "

@@ -3,12 +3,15 @@
 codes and back. `QuantizerConfig` is the block of config fields both tokenizers share, and
 `build_quantizer` makes the quantizer it names."""
 
-from .config import QUANTIZERS, QuantizerConfig, build_quantizer
+from .binary import LookupFreeQuantizer
+from .config import QUANTIZERS, RESIDUAL, QuantizerConfig, build_quantizer
 from .fsq import FSQ
+from .gumbel import GumbelQuantizer
 from .kmeans import kmeans, nearest_code
 from .output import QuantizerOutput
-from .residual import ResidualVQ
-from .vq import VectorQuantizer
+from .residual import ResidualFSQ, ResidualVQ
+from .vq import VectorQuantizer, rotate_onto
 
-__all__ = ["FSQ", "QUANTIZERS", "QuantizerConfig", "QuantizerOutput", "ResidualVQ",
-           "VectorQuantizer", "build_quantizer", "kmeans", "nearest_code"]
+__all__ = ["FSQ", "QUANTIZERS", "RESIDUAL", "GumbelQuantizer", "LookupFreeQuantizer",
+           "QuantizerConfig", "QuantizerOutput", "ResidualFSQ", "ResidualVQ", "VectorQuantizer",
+           "build_quantizer", "kmeans", "nearest_code", "rotate_onto"]

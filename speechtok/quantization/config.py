@@ -13,32 +13,53 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..fields import option
+from .binary import LookupFreeQuantizer
 from .fsq import FSQ
-from .residual import ResidualVQ
+from .gumbel import GumbelQuantizer
+from .residual import ResidualFSQ, ResidualVQ
 from .vq import VectorQuantizer
 
-QUANTIZERS = ("vq", "rvq", "fsq")
+QUANTIZERS = ("vq", "rvq", "fsq", "rfsq", "lfq", "bsq", "gumbel")
+RESIDUAL = ("rvq", "rfsq")  # several codes per position: (batch, depth, length)
 
 
 @dataclass
 class QuantizerConfig:
     """How latents become codes (speechtok.quantization)."""
 
-    quantizer: str = option("vq", "vq (one codebook), rvq (residual codebooks) or fsq (finite "
-                            "scalar grid)")
-    codebook_size: int = option(256, "codes per codebook, K (fsq: set to prod(fsq_levels))")
+    quantizer: str = option("vq", "vq (one codebook), rvq (residual codebooks), fsq (finite "
+                            "scalar grid), rfsq (residual fsq), lfq (lookup-free signs), bsq "
+                            "(binary spherical) or gumbel (Gumbel-softmax, DALL-E dVAE)")
+    codebook_size: int = option(256, "codes per codebook, K (fsq/rfsq: set to prod(fsq_levels); "
+                                "lfq/bsq: a power of 2, one bit per latent channel)")
     codebook_dim: int | None = option(16, "look codes up in this many dimensions after a linear "
                                       "projection (factorised codes); none = latent_dim")
     l2_normalize: bool = option(True, "l2-normalise latents and codes: cosine-similarity lookup "
                                 "(ViT-VQGAN)")
     ema_decay: float | None = option(0.95, "learn codes by exponential moving averages with "
                                      "this decay (VQ-VAE-2); none = by the codebook loss")
-    commitment_weight: float = option(0.25, "beta of the commitment loss (VQ-VAE eq. 3)")
+    commitment_weight: float = option(0.25, "beta of the commitment loss (VQ-VAE eq. 3; lfq/bsq "
+                                      "too)")
     kmeans_init: bool = option(True, "initialise the codebook by k-means on the first batch")
     dead_code_steps: int = option(50, "re-seed codes unused for this many steps from current "
                                   "latents (0 = never)")
-    rvq_depth: int = option(4, "rvq: number of residual codebooks")
-    fsq_levels: tuple[int, ...] = option((8, 5, 5, 5), "fsq: levels per latent channel")
+    simvq: bool = option(False, "vq/rvq: learn a linear map of a frozen codebook (SimVQ); "
+                         "needs ema_decay none")
+    rotation_trick: bool = option(False, "vq/rvq: pass gradients to the encoder by the rotation "
+                                  "trick (Fifty et al. 2024) instead of straight-through")
+    rvq_depth: int = option(4, "rvq/rfsq: number of residual stages (codes per position)")
+    quantizer_dropout: float = option(0.0, "rvq/rfsq: fraction of training items that keep "
+                                      "only a random prefix of the stages (SoundStream)")
+    fsq_levels: tuple[int, ...] = option((8, 5, 5, 5), "fsq/rfsq: levels per latent channel")
+    entropy_weight: float = option(0.1, "lfq/bsq: weight of the entropy penalty (MagViT-v2)")
+    entropy_diversity: float = option(1.0, "lfq/bsq: weight of the codebook-entropy part of "
+                                      "the penalty (gamma)")
+    entropy_temperature: float = option(0.01, "lfq/bsq: temperature of the soft code "
+                                        "assignment in the entropy penalty")
+    gumbel_temperature: float = option(1.0, "gumbel: temperature of the relaxation")
+    gumbel_kl_weight: float = option(5e-4, "gumbel: weight of the KL to the uniform prior")
+    gumbel_hard: bool = option(False, "gumbel: one-hot samples with a straight-through "
+                               "gradient")
 
     def __post_init__(self):
         self.fsq_levels = tuple(int(v) for v in self.fsq_levels)
@@ -49,24 +70,39 @@ class QuantizerConfig:
             raise ValueError(f"codebook_size must be ≥ 2, got {self.codebook_size}")
         if self.rvq_depth < 1:
             raise ValueError(f"rvq_depth must be ≥ 1, got {self.rvq_depth}")
-        if self.quantizer == "fsq":
+        if self.quantizer in ("fsq", "rfsq"):
             self.codebook_size = math.prod(self.fsq_levels)
+        if self.quantizer in ("lfq", "bsq") and self.codebook_size & (self.codebook_size - 1):
+            raise ValueError(f"{self.quantizer} codes are bit strings: codebook_size must be a "
+                             f"power of 2, got {self.codebook_size}")
+        if self.simvq and self.ema_decay is not None and self.quantizer in ("vq", "rvq"):
+            raise ValueError("simvq learns its codebook map by gradient: set ema_decay none")
 
     @property
     def code_depth(self) -> int:
-        """Codes per position: rvq_depth for residual VQ, else 1."""
-        return self.rvq_depth if self.quantizer == "rvq" else 1
+        """Codes per position: rvq_depth for the residual quantizers, else 1."""
+        return self.rvq_depth if self.quantizer in RESIDUAL else 1
 
 
 def build_quantizer(cfg: QuantizerConfig, dim: int) -> nn.Module:
     """The quantizer `cfg` asks for, over latents of `dim` channels."""
     if cfg.quantizer == "fsq":
         return FSQ(dim, cfg.fsq_levels)
+    if cfg.quantizer == "rfsq":
+        return ResidualFSQ(cfg.rvq_depth, dim, cfg.fsq_levels, cfg.quantizer_dropout)
+    if cfg.quantizer in ("lfq", "bsq"):
+        return LookupFreeQuantizer(
+            dim, int(math.log2(cfg.codebook_size)), spherical=cfg.quantizer == "bsq",
+            beta=cfg.commitment_weight, entropy_weight=cfg.entropy_weight,
+            diversity=cfg.entropy_diversity, temperature=cfg.entropy_temperature)
+    if cfg.quantizer == "gumbel":
+        return GumbelQuantizer(dim, cfg.codebook_size, cfg.gumbel_temperature,
+                               cfg.gumbel_kl_weight, cfg.gumbel_hard)
     kwargs = dict(
         codebook_dim=cfg.codebook_dim, l2_normalize=cfg.l2_normalize, beta=cfg.commitment_weight,
         ema_decay=cfg.ema_decay, kmeans_init=cfg.kmeans_init,
-        dead_code_steps=cfg.dead_code_steps,
+        dead_code_steps=cfg.dead_code_steps, simvq=cfg.simvq, rotation_trick=cfg.rotation_trick,
     )
     if cfg.quantizer == "rvq":
-        return ResidualVQ(cfg.rvq_depth, dim, cfg.codebook_size, **kwargs)
+        return ResidualVQ(cfg.rvq_depth, dim, cfg.codebook_size, cfg.quantizer_dropout, **kwargs)
     return VectorQuantizer(dim, cfg.codebook_size, **kwargs)

@@ -24,11 +24,18 @@ class VectorQuantizer(nn.Module):
     (VQ-VAE-2, Razavi et al. 2019). kmeans_init runs kmeans_iters Lloyd steps on the first
     training batch. dead_code_steps > 0 re-seeds codes unused for that many training steps from
     current inputs (SoundStream, Zeghidour et al. 2021; Jukebox). eps smooths EMA counts.
+
+    simvq (SimVQ, Zhu et al. 2024) freezes the codebook and learns a linear map of it, so the
+    codebook loss moves every code at once instead of the winners only; it needs the
+    gradient-learned codebook (ema_decay None). rotation_trick (Fifty et al. 2024) replaces the
+    straight-through estimator: the gradient reaching the encoder is the code's gradient
+    rotated and rescaled by the fixed map taking the latent onto its code, so it carries the
+    angle and norm of the quantization error.
     """
 
     def __init__(self, dim, codebook_size, codebook_dim=None, l2_normalize=False, beta=0.25,
                  ema_decay=None, kmeans_init=True, kmeans_iters=10, dead_code_steps=0,
-                 eps=1e-5):
+                 eps=1e-5, simvq=False, rotation_trick=False):
         super().__init__()
         codebook_dim = dim if codebook_dim is None else codebook_dim
         if min(dim, codebook_size, codebook_dim) < 1:
@@ -36,14 +43,24 @@ class VectorQuantizer(nn.Module):
         if not (ema_decay is None or 0.0 <= ema_decay < 1.0) or dead_code_steps < 0:
             raise ValueError(f"need 0 <= ema_decay < 1 and dead_code_steps >= 0, got {ema_decay=} "
                              f"{dead_code_steps=}")
+        if simvq and ema_decay is not None:
+            raise ValueError("simvq learns a map of a frozen codebook by gradient: it needs "
+                             "ema_decay=None")
         self.dim, self.codebook_size, self.codebook_dim = dim, codebook_size, codebook_dim
         self.l2_normalize, self.beta, self.ema_decay = l2_normalize, beta, ema_decay
         self.kmeans_iters, self.dead_code_steps, self.eps = kmeans_iters, dead_code_steps, eps
+        self.simvq, self.rotation_trick = simvq, rotation_trick
         project = codebook_dim != dim
         self.in_proj = nn.Linear(dim, codebook_dim) if project else nn.Identity()
         self.out_proj = nn.Linear(codebook_dim, dim) if project else nn.Identity()
         embed = torch.randn(codebook_size, codebook_dim)
-        if ema_decay is None:
+        if simvq:
+            # SimVQ: codes = embed W^T with embed frozen; W starts at the identity so that the
+            # k-means initialisation (written into embed) holds as it is.
+            self.register_buffer("embed", embed)
+            self.code_map = nn.Linear(codebook_dim, codebook_dim, bias=False)
+            nn.init.eye_(self.code_map.weight)
+        elif ema_decay is None:
             self.embed = nn.Parameter(embed)
         else:
             # EMA codes are not learned by gradients: keep them as buffers. Starting from count 1
@@ -58,7 +75,17 @@ class VectorQuantizer(nn.Module):
     @property
     def codebook(self) -> torch.Tensor:
         """The (codebook_size, codebook_dim) codes used for lookup (unit-norm if l2_normalize)."""
-        return F.normalize(self.embed, dim=-1) if self.l2_normalize else self.embed
+        codes = self.code_map(self.embed) if self.simvq else self.embed
+        return F.normalize(codes, dim=-1) if self.l2_normalize else codes
+
+    @torch.no_grad()
+    def _set_codes(self, rows, values: torch.Tensor) -> None:
+        """Make codes `rows` (an index or mask) equal `values` before normalisation; under
+        SimVQ the frozen rows are solved for through the map (values = rows W^T)."""
+        if self.simvq:
+            values = torch.linalg.solve(self.code_map.weight.float(), values.float().T).T
+        # .data: this must not bump the version of a tensor autograd saved for the codebook loss
+        self.embed.data[rows] = values.to(self.embed.dtype)
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         z = self.in_proj(x)
@@ -105,7 +132,8 @@ class VectorQuantizer(nn.Module):
         # q + (z - sg[z]) rather than z + sg[q - z]: same gradient, but the value is exactly q
         # (z - z == 0), so forward's output equals decode(encode(x)) bit for bit.
         if flat.requires_grad:
-            q = q.detach() + (flat - flat.detach())
+            moved = rotate_onto(flat, q.detach()) if self.rotation_trick else flat
+            q = q.detach() + (moved - moved.detach())
         quantized = self.out_proj(q.view(z.shape)).to(x.dtype)
         return QuantizerOutput(quantized, idx.view(z.shape[:-1]), loss, losses, metrics)
 
@@ -123,7 +151,7 @@ class VectorQuantizer(nn.Module):
         if distributed:
             dist.broadcast(centroids, 0)
             dist.broadcast(counts, 0)
-        self.embed.data.copy_(centroids)
+        self._set_codes(slice(None), centroids)
         if self.ema_decay is not None:
             # Start the EMA statistics from the k-means clusters; empty ones count as 1 so their
             # code stays put instead of collapsing to sum / ~0.
@@ -168,10 +196,24 @@ class VectorQuantizer(nn.Module):
         new = sample_rows(flat, n_dead).contiguous()  # cheap, so every rank samples ...
         if world_size() > 1:
             dist.broadcast(new, 0)  # ... and rank 0's choice wins
-        # .data: the dead rows had no gradient this step, and this must not bump the version of a
-        # tensor that autograd saved for the codebook loss.
-        self.embed.data[dead] = new
+        self._set_codes(dead, new)  # the dead rows had no gradient this step
         if self.ema_decay is not None:
             self.cluster_size[dead] = 1.0
             self.embed_sum[dead] = new
         self.unused_steps[dead] = 0
+
+
+def rotate_onto(e: torch.Tensor, q: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """The rotation trick (Fifty et al. 2024, eq. 4): λ R e with R the rotation taking the
+    direction of e onto that of q and λ = ‖q‖ / ‖e‖, both treated as constants, so the value
+    is q (up to rounding) and the gradient reaching e is the code's gradient rotated back and
+    rescaled. R e = e - 2 r (r·e) + 2 q̂ ‖e‖ with r = (ê + q̂) / ‖ê + q̂‖ (Householder form)."""
+    with torch.no_grad():
+        e_norm = e.norm(dim=-1, keepdim=True).clamp(min=eps)
+        q_norm = q.norm(dim=-1, keepdim=True)
+        e_hat, q_hat = e / e_norm, q / q_norm.clamp(min=eps)
+        r = F.normalize(e_hat + q_hat, dim=-1, eps=eps)
+        scale = q_norm / e_norm
+    rotated = (e - 2 * r * (r * e).sum(-1, keepdim=True)
+               + 2 * q_hat * (e_hat * e).sum(-1, keepdim=True))
+    return scale * rotated
