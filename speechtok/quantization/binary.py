@@ -54,9 +54,10 @@ class LookupFreeQuantizer(nn.Module):
     """LFQ (MagViT-v2, Yu et al. 2024) of (batch, length, dim) latents into 2^bits codes; with
     `spherical=True`, BSQ (Zhao et al. 2024).
 
-    Losses: "commitment" ‖z - sg[q]‖² (weight `beta`) and "entropy" = E[H(p(c|z))] -
-    `diversity` · H(E[p(c|z)]) (weight `entropy_weight`; MagViT-v2 eq. 5): confident codes per
-    vector, all codes used over the batch. `temperature` sets the softness of p(c | z).
+    Losses: "commitment" ‖z - sg[q]‖² (weight `beta`) and, in training mode, "entropy" =
+    E[H(p(c|z))] - `diversity` · H(E[p(c|z)]) (weight `entropy_weight`; MagViT-v2 eq. 5):
+    confident codes per vector, all codes used over the batch. `temperature` sets the
+    softness of p(c | z).
     """
 
     def __init__(self, dim: int, bits: int, spherical: bool = False, beta: float = 0.25,
@@ -82,6 +83,8 @@ class LookupFreeQuantizer(nn.Module):
         return F.normalize(z, dim=-1) if self.spherical else z
 
     def _to_codes(self, z: torch.Tensor) -> torch.LongTensor:
+        if self.bits <= 24:  # the binary id as a float dot product: exact, one matmul
+            return ((z > 0).to(z.dtype) @ self._powers.to(z.dtype)).long()
         return ((z > 0).long() * self._powers).sum(-1)
 
     def _corners(self, codes: torch.Tensor) -> torch.Tensor:
@@ -98,13 +101,16 @@ class LookupFreeQuantizer(nn.Module):
         q = torch.where(z > 0, self.scale, -self.scale)
         codes = self._to_codes(z)
         losses = {"commitment": F.mse_loss(z, q)}
-        per_sample, codebook = entropy_terms(z.reshape(-1, self.bits), self.scale,
-                                             self.temperature)
-        losses["entropy"] = per_sample - self.diversity * codebook
-        loss = self.beta * losses["commitment"] + self.entropy_weight * losses["entropy"]
+        loss = self.beta * losses["commitment"]
+        metrics = {}
+        if self.training:  # the entropy penalty shapes training only (as in MagViT-v2)
+            per_sample, codebook = entropy_terms(z.reshape(-1, self.bits), self.scale,
+                                                 self.temperature)
+            losses["entropy"] = per_sample - self.diversity * codebook
+            loss = loss + self.entropy_weight * losses["entropy"]
+            metrics["bit_entropy"] = codebook.detach() / (self.bits * math.log(2))
         if z.requires_grad:  # straight-through sign, exact value as in VectorQuantizer
             q = q + (z - z.detach())
-        metrics = {"bit_entropy": codebook.detach() / (self.bits * math.log(2))}
         if self.bits <= 20:  # a histogram over the codes is affordable
             metrics.update(code_metrics(torch.bincount(codes.flatten(),
                                                        minlength=self.codebook_size)))

@@ -30,14 +30,18 @@ class FSQ(nn.Module):
         self.register_buffer("_half_width", (lv // 2).float(), persistent=False)
         basis = torch.cumprod(torch.tensor((1,) + levels[:-1]), dim=0)
         self.register_buffer("_basis", basis, persistent=False)
-
-    def _bound(self, z: torch.Tensor) -> torch.Tensor:
+        # the mixed-radix id as a float dot product: exact below 2^24 codes, one matmul
+        self.register_buffer("_basis_f", basis.double(), persistent=False)
         # Paper appendix A.1: even level counts are offset by 1/2 so rounding yields exactly L
         # values; the shift (atanh, where the paper's listing has tan) centres z = 0 at 0.
-        half_l = (self._levels - 1) * (1 - 1e-3) / 2
-        offset = torch.where(self._levels % 2 == 0, 0.5, 0.0)
-        shift = torch.atanh(offset / half_l)
-        return torch.tanh(z + shift) * half_l - offset
+        half_l = (lv.float() - 1) * (1 - 1e-3) / 2
+        offset = torch.where(lv % 2 == 0, 0.5, 0.0)
+        self.register_buffer("_half_l", half_l, persistent=False)
+        self.register_buffer("_offset", offset, persistent=False)
+        self.register_buffer("_shift", torch.atanh(offset / half_l), persistent=False)
+
+    def _bound(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(z + self._shift) * self._half_l - self._offset
 
     def _codes_to_grid(self, codes: torch.Tensor) -> torch.Tensor:
         digits = (codes.unsqueeze(-1) // self._basis) % self._levels.long()
@@ -49,7 +53,10 @@ class FSQ(nn.Module):
         return self._codes_to_grid(torch.arange(self.codebook_size, device=self._basis.device))
 
     def _to_codes(self, rounded: torch.Tensor) -> torch.LongTensor:
-        return ((rounded + self._half_width).long() * self._basis).sum(-1)  # mixed-radix id
+        digits = rounded.detach() + self._half_width
+        if self.codebook_size < 2 ** 24:  # mixed-radix id, exact in float32
+            return (digits @ self._basis_f.to(digits.dtype)).long()
+        return (digits.long() * self._basis).sum(-1)
 
     def forward(self, x: torch.Tensor) -> QuantizerOutput:
         z = self._bound(self.in_proj(x).float())  # (B, N, L)
