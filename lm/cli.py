@@ -117,6 +117,12 @@ def _generate_parser(sub) -> None:
     i.add_argument("--num", type=int, default=1, help="images per caption")
     i.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance scale; 1 = none (default: the bundle's)")
+    i.add_argument("--decoding", choices=["causal", "maskgit"], default="causal",
+                   help="causal: one code per forward in raster order; maskgit: all codes in "
+                   "--steps parallel forwards with confidence-based re-masking (needs an LM "
+                   "trained with the maskgit_image task)")
+    i.add_argument("--steps", type=int, default=8,
+                   help="maskgit: number of parallel decoding steps, T")
     layout = i.add_mutually_exclusive_group()
     layout.add_argument("--separate", action="store_true",
                         help="write OUT_0.png, OUT_1.png, ... instead of one grid")
@@ -151,7 +157,8 @@ def cmd_generate(args) -> None:
     from speechtok.image.io import image_grid, to_pil
 
     pipe = TextToImage(bundle)
-    result = pipe(args.caption, num_images=args.num, guidance_scale=args.guidance, **sampling)
+    result = pipe(args.caption, num_images=args.num, guidance_scale=args.guidance,
+                  decoding=args.decoding, steps=args.steps, **sampling)
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.separate:
         files = [out.with_name(f"{out.stem}_{k}{out.suffix or '.png'}")

@@ -6,6 +6,8 @@
                     ("text" and any "alt_texts"), and with probability `caption_dropout` it
                     is dropped (the empty caption), so the LM also learns the unconditional
                     distribution that classifier-free guidance needs at sampling time
+  "maskgit_image"   caption → image as MaskGIT (bidirectional image span, cosine-scheduled
+                    <mask>s), the same caption choice and dropout, for parallel decoding
   "image_caption"   image → caption
   "speech_text" / "text_speech"  speech ↔ transcript (ASR-like / TTS-like, VoxLM)
   "text"            the captions / transcripts alone
@@ -22,10 +24,11 @@ import torch
 
 from . import formats
 from .mixture import Mixture
-from .packing import collate_blocks, pack
+from .packing import Sample, as_sample, collate_blocks, pack
 from .vocab import MultimodalVocab
 
-TASKS = ("speech", "caption_image", "image_caption", "speech_text", "text_speech", "text")
+TASKS = ("speech", "caption_image", "maskgit_image", "image_caption", "speech_text",
+         "text_speech", "text")
 
 
 class TaskSources:
@@ -48,13 +51,15 @@ class TaskSources:
             if any(self.speech["text"]):
                 out.update(speech_text=len(self.speech), text_speech=len(self.speech))
         if self.images is not None and len(self.images):
-            out.update(caption_image=len(self.images), image_caption=len(self.images))
+            out.update(caption_image=len(self.images), maskgit_image=len(self.images),
+                       image_caption=len(self.images))
         if self.texts:
             out["text"] = len(self.texts)
         return out
 
-    def sample(self, task: str, index: int, draw: int) -> list[int]:
-        """The ids of item `index` of `task`; `draw` seeds its random choices (dropout, CM3)."""
+    def sample(self, task: str, index: int, draw: int) -> list[int] | Sample:
+        """The ids of item `index` of `task` (a `Sample` with its own labels and bidirectional
+        span for maskgit_image); `draw` seeds its random choices (dropout, CM3, masks)."""
         # a string seed is hashed with SHA-512: the same in every process (hash() of a str is
         # salted per process, which made processes disagree about caption dropout)
         rng = random.Random(f"{self.seed}:{task}:{index}:{draw}")
@@ -69,15 +74,19 @@ class TaskSources:
                 ids = formats.speech_to_text(v, row["units"], row["text"])
             else:
                 ids = formats.text_to_speech(v, row["text"], row["units"])
-        elif task in ("caption_image", "image_caption"):
+        elif task in ("caption_image", "maskgit_image", "image_caption"):
             row = self.images[index]
-            if task == "caption_image":
+            if task != "image_caption":
                 # one of the item's captions, uniformly (COCO gives five per image; the
                 # metadata's "alt_texts" carries the others)
                 captions = [row["text"], *(row.get("alt_texts") or [])]
                 caption = captions[rng.randrange(len(captions))] if len(captions) > 1 \
                     else captions[0]
                 caption = "" if rng.random() < self.caption_dropout else caption
+                if task == "maskgit_image":  # no CM3 rewrite: its span is already masked
+                    grid = torch.as_tensor(row["codes"]).flatten()
+                    return formats.maskgit_image(v, caption, grid,
+                                                 formats.random_mask(len(grid), rng))
                 ids = formats.caption_to_image(v, caption, row["codes"])
             else:
                 ids = formats.image_to_caption(v, row["codes"], row["text"])
@@ -121,8 +130,7 @@ class PackedBatches:
 
     def __call__(self, step: int, rank: int = 0, world: int = 1) -> dict[str, torch.Tensor]:
         picks = self.mixture.draw(step, self.samples_per_step)
-        samples = [torch.tensor(self.sources.sample(task, i, step))
-                   for _, (task, i) in picks]
+        samples = [as_sample(self.sources.sample(task, i, step)) for _, (task, i) in picks]
         blocks, _ = pack(samples, self.block_size)
         blocks += [[] for _ in range(-len(blocks) % world)]
         blocks = blocks[rank::world]

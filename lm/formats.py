@@ -9,6 +9,10 @@
     causal-masked (CM3)          any of the above with one span replaced by <mask> and moved to
                                  the end after a second <mask>, so the model also learns to
                                  infill (Aghajanyan et al. 2022)
+    caption → image (MaskGIT)    <bos> text <boi> i <mask> i <mask> ... <eoi>: the image span
+                                 attends both ways, a cosine-scheduled share of its codes is
+                                 replaced by <mask>, and each <mask> predicts its own code
+                                 (Chang et al. 2022); the text keeps next-token labels
 
 Speech units are deduplicated first by default (GSLM, Lakhotia et al. 2021); image grids are
 flattened in raster order.
@@ -16,10 +20,13 @@ flattened in raster order.
 
 from __future__ import annotations
 
+import math
 import random
 
 import torch
 
+from .loss import IGNORE
+from .packing import Sample
 from .vocab import MultimodalVocab
 
 
@@ -87,3 +94,36 @@ def random_span(length: int, rng: random.Random, max_fraction: float = 0.5
     n = rng.randint(1, max(1, int(body * max_fraction)))
     start = rng.randint(1, length - 1 - n)
     return start, start + n
+
+
+def cosine_mask_count(n: int, rng: random.Random) -> int:
+    """How many of `n` codes a MaskGIT training sample masks: ceil(cos(π/2 · r) · n) with r
+    uniform in [0, 1) (the cosine schedule, Chang et al. 2022 §3.2), at least 1."""
+    return max(1, math.ceil(math.cos(math.pi / 2 * rng.random()) * n))
+
+
+def maskgit_image(vocab: MultimodalVocab, caption: str, grid, masked: torch.Tensor) -> Sample:
+    """The MaskGIT sample of caption → image (module docstring): `masked` (h·w,) bool marks the
+    codes replaced by <mask>; they alone carry image labels, their own codes."""
+    codes = vocab.image_ids(torch.as_tensor(grid).flatten())
+    masked = torch.as_tensor(masked, dtype=torch.bool).flatten()
+    if masked.shape != codes.shape:
+        raise ValueError(f"masked must have one flag per code ({len(codes)}), got "
+                         f"{tuple(masked.shape)}")
+    text = torch.tensor([vocab.bos_id, *vocab.encode_text(caption), vocab.boi_id],
+                        dtype=torch.long)
+    ids = torch.cat([text, codes.masked_fill(masked, vocab.mask_id),
+                     torch.tensor([vocab.eoi_id])])
+    labels = torch.full_like(ids, IGNORE)
+    labels[: len(text) - 1] = text[1:]  # the caption (and <boi>) as next-token prediction
+    start = len(text)
+    labels[start:start + len(codes)] = torch.where(masked, codes, IGNORE)
+    return Sample(ids, labels, (start, start + len(codes)))
+
+
+def random_mask(n: int, rng: random.Random) -> torch.Tensor:
+    """(n,) bool: `cosine_mask_count(n)` positions chosen uniformly."""
+    chosen = rng.sample(range(n), cosine_mask_count(n, rng))
+    flags = torch.zeros(n, dtype=torch.bool)
+    flags[chosen] = True
+    return flags

@@ -24,7 +24,10 @@ from speechtok.speech.io import prepare_waveform
 
 from .durations import DURATIONS_FILE, expand_durations, load_durations, mean_run_lengths
 from .generate import Sampling, generate_ids, seeded
+from .maskgit import maskgit_generate
 from .vocab import LAYOUT_FILE, TEXT, MultimodalVocab
+
+DECODINGS = ("causal", "maskgit")  # how TextToImage draws a grid
 
 GENERATION_FILE = "multimodal_generation.json"
 DEFAULTS = {
@@ -135,13 +138,21 @@ class TextToImage:
     def __call__(self, captions: str | list[str], num_images: int = 1,
                  guidance_scale: float | None = None, temperature: float | None = None,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-                 batch_size: int = 64) -> ImageGenerationOutput:
+                 batch_size: int = 64, decoding: str = "causal", steps: int = 8
+                 ) -> ImageGenerationOutput:
+        """`decoding`: "causal" (one code per forward, raster order) or "maskgit" (`steps`
+        parallel forwards, lm.maskgit; needs an LM trained with the maskgit_image task)."""
         captions = [captions] if isinstance(captions, str) else list(captions)
         if not captions or num_images < 1:
             raise ValueError("give at least one caption and num_images ≥ 1")
+        if decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
         b, v = self.bundle, self.bundle.vocab
         sampling, settings = b.sampling("image", None, guidance_scale=guidance_scale,
                                         temperature=temperature, top_k=top_k, top_p=top_p)
+        settings = {**settings, "decoding": decoding}
+        if decoding == "maskgit":
+            settings["steps"] = steps
         hw = self.grid * self.grid
         prompts = [[v.bos_id, *self.caption_ids(c), v.boi_id] for c in captions]
         rows = [p for p in prompts for _ in range(num_images)]
@@ -149,11 +160,16 @@ class TextToImage:
         with seeded(seed, b.device):
             for start in range(0, len(rows), batch_size):
                 chunk = rows[start: start + batch_size]
+                uncond = [[v.bos_id, v.boi_id]] * len(chunk)
+                if decoding == "maskgit":
+                    codes = maskgit_generate(b.model, v, chunk, hw, steps, sampling,
+                                             settings["guidance_scale"], uncond)
+                    grids += list(codes.view(-1, self.grid, self.grid))
+                    continue
                 new = generate_ids(
                     b.model, v, chunk, stop_id=v.eoi_id, max_new_tokens=hw + 1,
                     sampling=sampling, image_tokens=hw,
-                    guidance_scale=settings["guidance_scale"],
-                    uncond_prompts=[[v.bos_id, v.boi_id]] * len(chunk))
+                    guidance_scale=settings["guidance_scale"], uncond_prompts=uncond)
                 grids += [v.codes_from_ids(t[:hw]).view(self.grid, self.grid) for t in new]
         grids = torch.stack(grids)
         with torch.inference_mode():

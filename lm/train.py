@@ -55,7 +55,9 @@ class LMTrainConfig(TrainLoopConfig):
                                     "instead of a new one")
     freeze_text: bool = option(False, "with pretrained: keep the text token rows frozen")
     task_weights: dict[str, float] = option({"speech": 1.0, "caption_image": 1.0},
-                                            "sampling weight of each task in the mixture")
+                                            "sampling weight of each task in the mixture (speech, "
+                                            "caption_image, maskgit_image, image_caption, "
+                                            "speech_text, text_speech, text; lm.data)")
     loss_weights: dict[str, float] = option(
         {"text": 0.125, "image": 0.875, "audio": 1.0},
         "weight of each modality's mean cross-entropy (DALL-E: text 1/8, image 7/8)")

@@ -228,7 +228,7 @@ def test_packed_batches_from_codes(vocab):
                                 "codes": [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]})
     src = TaskSources(vocab, speech, images, caption_dropout=1.0)
     assert set(src.available()) == {"speech", "speech_text", "text_speech", "caption_image",
-                                    "image_caption", "text"}
+                                    "maskgit_image", "image_caption", "text"}
     # caption dropout 1.0: the caption is always the empty one
     assert src.sample("caption_image", 0, 0)[:2] == [vocab.bos_id, vocab.boi_id]
     batches = PackedBatches(src, {"speech": 1.0, "caption_image": 1.0}, block_size=32,
