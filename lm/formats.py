@@ -15,7 +15,9 @@
                                  (Chang et al. 2022); the text keeps next-token labels
 
 Speech units are deduplicated first by default (GSLM, Lakhotia et al. 2021); image grids are
-flattened in raster order.
+flattened in raster order. Several codes per position (a residual quantizer) come as flat
+depth-first sequences (lm.vocab); such speech codes are acoustic codes, one position a frame,
+and are never deduplicated (AudioLM's acoustic stage keeps every frame too).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from .vocab import MultimodalVocab
 
 def _audio(vocab: MultimodalVocab, units, dedup: bool) -> list[int]:
     units = torch.as_tensor(units).flatten()
-    if dedup and len(units):
+    if dedup and len(units) and vocab.audio_depth == 1:
         units = torch.unique_consecutive(units)
     return [vocab.boa_id, *vocab.audio_ids(units).tolist(), vocab.eoa_id]
 

@@ -5,8 +5,11 @@ stopping criteria and streamers keep working (Chameleon and Emu3 do the same):
 
 - `ModalityMask`: inside an audio span (after <boa>, before <eoa>) only speech units and <eoa>
   may be drawn; inside an image span exactly h×w image codes and then <eoi>; outside any span,
-  only text tokens and specials. The rule is a lookup in a precomputed (4, vocab) boolean table,
-  indexed by a per-row state computed with tensor ops from the ids: no Python loop per step.
+  only text tokens and specials. With several codes per position (lm.vocab: depth-first, a
+  range of K ids per level), the token at index j of a span must come from level j mod D, and
+  <eoa> may only follow a whole position. The rule is a lookup in a precomputed (rows, vocab)
+  boolean table, indexed by a per-row state computed with tensor ops from the ids: no Python
+  loop per step.
 - `ClassifierFreeGuidance` (Ho & Salimans 2022; for token LMs, Make-A-Scene / Parti / Emu3):
   the conditional prompts (rows [0, B)) and the unconditional ones (empty caption, rows [B, 2B))
   run as ONE batched forward per step; logits = uncond + s·(cond − uncond). `PairedSampler` then
@@ -34,9 +37,9 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from .vocab import AUDIO, IMAGE, TEXT, MultimodalVocab
+from .vocab import TEXT, MultimodalVocab
 
-# rows of ModalityMask's table
+# states of a row (and rows of ModalityMask's table; levels > 0 of a multi-code span follow)
 OUTSIDE, IN_AUDIO, IN_IMAGE, IMAGE_DONE = 0, 1, 2, 3
 
 
@@ -52,23 +55,35 @@ class ModalityMask(LogitsProcessor):
         self.vocab, self.image_tokens = vocab, image_tokens
         self.markers = torch.tensor([vocab.boa_id, vocab.eoa_id, vocab.boi_id, vocab.eoi_id])
         self._penalty: torch.Tensor | None = None
-        self._step: tuple | None = None  # (length, last ids, base state, tokens since <boi>)
+        # (length, last ids, base state, tokens since <boi>, tokens since <boa>)
+        self._step: tuple | None = None
+
+    @staticmethod
+    def _level_ranges(offset: int, size: int, depth: int, ids: torch.Tensor
+                      ) -> list[torch.Tensor]:
+        k = size // depth
+        return [(ids >= offset + d * k) & (ids < offset + (d + 1) * k) for d in range(depth)]
 
     def penalty(self, width: int, device) -> torch.Tensor:
-        """(4, width) additive scores: 0 where the state allows the token, −inf elsewhere.
-        Ids past the vocabulary (a model whose embedding was padded to a round size) are never
-        allowed."""
+        """(rows, width) additive scores: 0 where the row's state allows the token, −inf
+        elsewhere; rows OUTSIDE, IN_AUDIO, IN_IMAGE, IMAGE_DONE (level 0 of the spans), then the
+        audio levels 1 … D_a − 1 and the image levels 1 … D_i − 1. Ids past the vocabulary (a
+        model whose embedding was padded to a round size) are never allowed."""
         t = self._penalty
         if t is None or t.shape[1] != width or t.device != torch.device(device):
             v = self.vocab
             ids = torch.arange(width)
             modality = v.modality(ids.clamp(max=len(v) - 1))
             real = ids < len(v)
+            audio = self._level_ranges(v.audio_offset, v.audio_size, v.audio_depth, ids)
+            image = self._level_ranges(v.image_offset, v.image_size, v.image_depth, ids)
             allowed = torch.stack([
                 real & (modality == TEXT),
-                real & ((modality == AUDIO) | (ids == v.eoa_id)),
-                real & (modality == IMAGE),
+                real & (audio[0] | (ids == v.eoa_id)),  # <eoa> after whole positions only
+                real & image[0],
                 ids == v.eoi_id,
+                *[real & level for level in audio[1:]],
+                *[real & level for level in image[1:]],
             ])
             t = torch.zeros(allowed.shape).masked_fill(~allowed, float("-inf")).to(device)
             # what each id does to the span: open audio / image, close, or nothing (-1)
@@ -78,8 +93,10 @@ class ModalityMask(LogitsProcessor):
             self._penalty, self._effect = t, effect.to(device)
         return t
 
-    def _full(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(base state, tokens since the last <boi>) of each row, from all of `input_ids`."""
+    def _full(self, input_ids: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(base state, tokens since the last <boi>, tokens since the last <boa>) of each row,
+        from all of `input_ids`."""
         pos = torch.arange(1, input_ids.shape[1] + 1, device=input_ids.device)
         markers = self.markers.to(input_ids.device)
         # last position (1-based; 0 = absent) of each marker: (B, 4)
@@ -87,16 +104,30 @@ class ModalityMask(LogitsProcessor):
         # the latest marker decides: <boa> audio, <boi> image, <eoa> / <eoi> (or none) outside
         opens = torch.tensor([IN_AUDIO, OUTSIDE, IN_IMAGE, OUTSIDE], device=input_ids.device)
         base = torch.where(last.amax(1) > 0, opens[last.argmax(1)], OUTSIDE)
-        return base, input_ids.shape[1] - last[:, 2]
+        return base, input_ids.shape[1] - last[:, 2], input_ids.shape[1] - last[:, 0]
 
     def states(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """(B,) state of each row after `input_ids` (B, T)."""
-        base, since_boi = self._full(input_ids)
+        """(B,) state of each row after `input_ids` (B, T): OUTSIDE, IN_AUDIO, IN_IMAGE or
+        IMAGE_DONE."""
+        base, since_boi, _ = self._full(input_ids)
         return self._final(base, since_boi)
 
     def _final(self, base: torch.Tensor, since_boi: torch.Tensor) -> torch.Tensor:
         done = (base == IN_IMAGE) & (since_boi >= self.image_tokens)
         return torch.where(done, IMAGE_DONE, base)
+
+    def _rows(self, base: torch.Tensor, since_boi: torch.Tensor, since_boa: torch.Tensor
+              ) -> torch.Tensor:
+        """The penalty row of each state: the level of the next code inside a multi-code span
+        picks one of the level rows (penalty's docstring)."""
+        state = self._final(base, since_boi)
+        da, di = self.vocab.audio_depth, self.vocab.image_depth
+        if da == 1 and di == 1:
+            return state
+        audio_level, image_level = since_boa % da, since_boi % di
+        rows = torch.where((state == IN_AUDIO) & (audio_level > 0), 3 + audio_level, state)
+        return torch.where((state == IN_IMAGE) & (image_level > 0), 3 + da - 1 + image_level,
+                           rows)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor
                  ) -> torch.FloatTensor:
@@ -108,10 +139,11 @@ class ModalityMask(LogitsProcessor):
             effect = self._effect[new]
             base = torch.where(effect >= 0, effect, step[2])
             since_boi = torch.where(effect == IN_IMAGE, 0, step[3] + 1)
+            since_boa = torch.where(effect == IN_AUDIO, 0, step[4] + 1)
         else:  # first call of a generation
-            base, since_boi = self._full(input_ids)
-        self._step = (length, input_ids[:, -1], base, since_boi)
-        return scores + penalty[self._final(base, since_boi)]
+            base, since_boi, since_boa = self._full(input_ids)
+        self._step = (length, input_ids[:, -1], base, since_boi, since_boa)
+        return scores + penalty[self._rows(base, since_boi, since_boa)]
 class ClassifierFreeGuidance(LogitsProcessor):
     """Rows [0, B) conditional, [B, 2B) unconditional → guided logits in both halves.
 

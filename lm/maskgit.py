@@ -63,7 +63,8 @@ def maskgit_generate(model, vocab: MultimodalVocab, prompts: list[list[int]], n_
                      guidance_scale: float = 1.0, uncond_prompts: list[list[int]] | None = None,
                      choice_temperature: float = 4.5) -> torch.Tensor:
     """(B, n_tokens) image codes for prompts ending in <boi>, in `steps` forwards (module
-    docstring). Draws from the current RNG (wrap in lm.generate.seeded for a seed)."""
+    docstring); with several codes a cell, flat depth-first (lm.vocab) and each drawn from its
+    level's codes. Draws from the current RNG (wrap in lm.generate.seeded for a seed)."""
     sampling = sampling or Sampling()
     if not prompts or n_tokens < 1:
         raise ValueError("give at least one prompt and n_tokens ≥ 1")
@@ -79,13 +80,22 @@ def maskgit_generate(model, vocab: MultimodalVocab, prompts: list[list[int]], n_
     device = next(model.parameters()).device
     ids, positions, mask = span_batch(rows, n_tokens, vocab.pad_id, vocab.mask_id, device)
     start, b = ids.shape[1] - n_tokens, len(prompts)
-    lo, k = vocab.image_offset, vocab.image_size
+    # several codes a cell (lm.vocab): token j of the span is a level-(j mod depth) code
+    depth = vocab.image_depth
+    if n_tokens % depth:
+        raise ValueError(f"n_tokens {n_tokens} is not a whole number of cells of {depth} codes")
+    lo, k = vocab.image_offset, vocab.image_size // depth
+    level_offset = (torch.arange(n_tokens, device=device) % depth) * k + lo
     codes = torch.zeros((b, n_tokens), dtype=torch.long, device=device)
     masked = torch.ones((b, n_tokens), dtype=torch.bool, device=device)
     warpers = sampling.warpers()
     for step in range(steps):
         logits = model(input_ids=ids, position_ids=positions,
-                       attention_mask=mask).logits[:, start:, lo:lo + k].float()
+                       attention_mask=mask).logits[:, start:, lo:lo + k * depth].float()
+        if depth > 1:  # keep each token's own level: (R, cells, level, level, K) diagonal
+            r = logits.shape[0]
+            logits = logits.reshape(r, n_tokens // depth, depth, depth, k).diagonal(
+                dim1=2, dim2=3).transpose(2, 3).reshape(r, n_tokens, k)
         if guided:
             cond, uncond = logits.chunk(2)
             logits = cond + (guidance_scale - 1.0) * (cond - uncond)
@@ -111,6 +121,6 @@ def maskgit_generate(model, vocab: MultimodalVocab, prompts: list[list[int]], n_
             lowest = confidence.topk(keep_masked, dim=1, largest=False).indices
             remask.scatter_(1, lowest, True)
         masked = remask
-        span = torch.where(masked, vocab.mask_id, codes + lo)
+        span = torch.where(masked, vocab.mask_id, codes + level_offset)
         ids[:, start:] = span.repeat(2, 1) if guided else span
     return codes.cpu()

@@ -25,7 +25,7 @@ from speechtok.speech.io import prepare_waveform
 from .durations import DURATIONS_FILE, expand_durations, load_durations, mean_run_lengths
 from .generate import Sampling, generate_ids, seeded
 from .maskgit import maskgit_generate
-from .vocab import LAYOUT_FILE, TEXT, MultimodalVocab
+from .vocab import LAYOUT_FILE, TEXT, MultimodalVocab, deinterleave, interleave
 
 DECODINGS = ("causal", "maskgit")  # how TextToImage draws a grid
 
@@ -97,7 +97,7 @@ class Bundle:
 @dataclass
 class ImageGenerationOutput:
     images: torch.Tensor  # (N, 3, H, W) in [0, 1]: num_images per caption, captions in order
-    grids: torch.Tensor  # (N, h, w) image codes
+    grids: torch.Tensor  # (N, h, w) image codes; (N, depth, h, w) for residual codes
     captions: list[str]  # the caption of each image
     settings: dict  # the sampling setting used
 
@@ -109,8 +109,10 @@ class TextToImage:
         self.bundle = bundle
         self.image_tokenizer = bundle.tokenizer("image")
         self.grid = self.image_tokenizer.grid_size
-        if self.image_tokenizer.config.code_depth > 1:
-            raise ValueError("image generation needs a single-code grid tokenizer, not RVQ")
+        self.depth = self.image_tokenizer.config.code_depth
+        if self.depth != bundle.vocab.image_depth:
+            raise ValueError(f"the image tokenizer gives {self.depth} codes a cell but the LM's "
+                             f"vocabulary holds {bundle.vocab.image_depth}")
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device=None) -> TextToImage:
@@ -153,7 +155,7 @@ class TextToImage:
         settings = {**settings, "decoding": decoding}
         if decoding == "maskgit":
             settings["steps"] = steps
-        hw = self.grid * self.grid
+        hw = self.grid * self.grid * self.depth  # tokens a grid: depth-first per cell
         prompts = [[v.bos_id, *self.caption_ids(c), v.boi_id] for c in captions]
         rows = [p for p in prompts for _ in range(num_images)]
         grids = []
@@ -164,13 +166,13 @@ class TextToImage:
                 if decoding == "maskgit":
                     codes = maskgit_generate(b.model, v, chunk, hw, steps, sampling,
                                              settings["guidance_scale"], uncond)
-                    grids += list(codes.view(-1, self.grid, self.grid))
+                    grids += [self._grid(c) for c in codes]
                     continue
                 new = generate_ids(
                     b.model, v, chunk, stop_id=v.eoi_id, max_new_tokens=hw + 1,
                     sampling=sampling, image_tokens=hw,
                     guidance_scale=settings["guidance_scale"], uncond_prompts=uncond)
-                grids += [v.codes_from_ids(t[:hw]).view(self.grid, self.grid) for t in new]
+                grids += [self._grid(v.codes_from_ids(t[:hw])) for t in new]
         grids = torch.stack(grids)
         with torch.inference_mode():
             images = torch.cat([self.image_tokenizer.decode(grids[i: i + batch_size]).cpu()
@@ -178,13 +180,19 @@ class TextToImage:
         return ImageGenerationOutput(images, grids, [c for c in captions
                                                      for _ in range(num_images)], settings)
 
+    def _grid(self, codes: torch.Tensor) -> torch.Tensor:
+        """Flat depth-first codes of one image → (h, w), or (depth, h, w)."""
+        return deinterleave(codes, self.depth).reshape(*(() if self.depth == 1 else
+                                                         (self.depth,)), self.grid, self.grid)
+
 
 @dataclass
 class SpeechContinuationOutput:
     waveforms: list[torch.Tensor]  # one (samples,) per prompt × sample, at sample_rate
     sample_rate: int
-    prompt_units: list[torch.Tensor]  # deduplicated units of each (cut) prompt
-    units: list[torch.Tensor]  # deduplicated continuation units (without <eoa>)
+    prompt_units: list[torch.Tensor]  # deduplicated units of each (cut) prompt (residual
+    # codes: every frame's, depth-first)
+    units: list[torch.Tensor]  # deduplicated continuation units (without <eoa>), likewise
     durations: list[torch.Tensor]  # run lengths given to the continuation units
     settings: dict
 
@@ -196,8 +204,11 @@ class SpeechContinuation:
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
         self.speech_tokenizer = bundle.tokenizer("speech")
-        if self.speech_tokenizer.config.code_depth > 1:
-            raise ValueError("speech continuation needs single-code units, not RVQ")
+        # residual codes (depth > 1) are acoustic codes: every frame kept, no durations
+        self.depth = self.speech_tokenizer.config.code_depth
+        if self.depth != bundle.vocab.audio_depth:
+            raise ValueError(f"the speech tokenizer gives {self.depth} codes a frame but the "
+                             f"LM's vocabulary holds {bundle.vocab.audio_depth}")
         self.means = load_durations(bundle.path / DURATIONS_FILE)
 
     @classmethod
@@ -207,7 +218,8 @@ class SpeechContinuation:
     def prompt_units(self, wav: torch.Tensor, sample_rate: int, prompt_seconds: float | None
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """One prompt `(samples,)` or `(channels, samples)` → (deduplicated units, run lengths,
-        speaker embedding). Cut first, then downmixed and resampled once (with a warning)."""
+        speaker embedding). Cut first, then downmixed and resampled once (with a warning).
+        Residual codes: (every frame's codes, depth-first; ones; speaker embedding)."""
         wav = torch.as_tensor(wav, dtype=torch.float32)
         if wav.dim() not in (1, 2):
             raise ValueError(f"a prompt must be (samples,) or (channels, samples), got shape "
@@ -221,7 +233,10 @@ class SpeechContinuation:
                              f"shorter than one frame ({1000 / tok.frame_rate:.0f} ms)")
         wav = prepare_waveform(wav.reshape(1, -1, wav.shape[-1]), sample_rate, tok.sample_rate)
         units = tok.encode(wav)[0].cpu()
-        values, runs = torch.unique_consecutive(units, return_counts=True)
+        if self.depth > 1:
+            values, runs = interleave(units), torch.ones(units.shape[-1], dtype=torch.long)
+        else:
+            values, runs = torch.unique_consecutive(units, return_counts=True)
         speaker = tok.speaker_embedding(wav) if tok.speaker_encoder is not None else None
         return values, runs, speaker
 
@@ -243,7 +258,7 @@ class SpeechContinuation:
                                         top_p=top_p)
         prompts = [self.prompt_units(w, sample_rate, prompt_seconds) for w in wavs]
         prompts = [p for p in prompts for _ in range(num_samples)]
-        means = self.means
+        means = self.means if self.depth == 1 else torch.ones(tok.config.codebook_size)
         if means is None:  # an older bundle: the prompts' own run lengths
             means = mean_run_lengths([p[0].repeat_interleave(p[1]) for p in prompts],
                                      tok.config.codebook_size)
@@ -253,16 +268,21 @@ class SpeechContinuation:
         if room < 1:
             raise ValueError(f"the prompt fills the LM's {b.max_positions()} positions: use a "
                              "shorter prompt_seconds")
-        max_new = min(room, math.ceil(budget / float(means.min().clamp(min=1))) + 1)
+        max_new = min(room, math.ceil(budget / float(means.min().clamp(min=1))) * self.depth
+                      + 1)
         new = generate_ids(b.model, v, ids, stop_id=v.eoa_id, max_new_tokens=max_new,
                            sampling=sampling)
         out = SpeechContinuationOutput([], tok.sample_rate, [p[0] for p in prompts], [], [],
                                        settings)
         for (values, runs, speaker), tokens in zip(prompts, new, strict=True):
             units = v.units_from_ids(tokens[tokens != v.eoa_id])
-            dur = expand_durations(units, means)
-            keep = int((dur.cumsum(0) <= budget).sum())
-            units, dur = units[:keep], dur[:keep]
+            if self.depth > 1:  # whole frames only, one frame a position
+                keep = min(len(units) // self.depth, budget)
+                units, dur = units[:keep * self.depth], torch.ones(keep, dtype=torch.long)
+            else:
+                dur = expand_durations(units, means)
+                keep = int((dur.cumsum(0) <= budget).sum())
+                units, dur = units[:keep], dur[:keep]
             out.units.append(units)
             out.durations.append(dur)
             all_units = torch.cat([values, units]) if include_prompt else units
@@ -272,5 +292,9 @@ class SpeechContinuation:
                               stacklevel=2)
                 out.waveforms.append(torch.zeros(0))
                 continue
-            out.waveforms.append(tok.decode(all_units[None], all_dur[None], speaker)[0].cpu())
+            if self.depth > 1:
+                wav = tok.decode(deinterleave(all_units, self.depth)[None], None, speaker)
+            else:
+                wav = tok.decode(all_units[None], all_dur[None], speaker)
+            out.waveforms.append(wav[0].cpu())
         return out

@@ -19,8 +19,9 @@ whole and goes on from the one it stopped in. `load_codes` concatenates the shar
 so any number of processes yields the same rows in the same order as one.
 
 Rows: speech `{"name", "text", "units": [int, ...]}` (50 Hz units, not deduplicated: dedup is a
-format choice); images `{"name", "text", "alt_texts", "codes": [int, ...]}` (the grid in raster
-order; `alt_texts` other captions of the image, often empty) plus `grid_size`.
+format choice); images `{"name", "text", "alt_texts", "codes": [int, ...]}` (the grid in
+raster order; `alt_texts` other captions of the image, often empty) plus `grid_size`. Several
+codes a position (`code_depth` in the metadata) are stored depth-first (lm.vocab.interleave).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
+
+from .vocab import interleave
 
 SHARD_META = "shard.json"  # the shard's rows and chunking, written first (checked on resume)
 COMPLETE = "complete.json"  # written last: the shard is whole
@@ -98,10 +101,12 @@ def _encode_chunk(rows: list[dict], kind: str, tok, batch_size: int, num_workers
                         prefetch_factor=4 if num_workers else None)
     out: list[list[int]] = []
     for batch in loader:
+        # several codes per position are stored depth-first (lm.vocab.interleave)
         if kind == "image":
-            out += [g.flatten().tolist() for g in tok.encode(torch.stack(batch)).cpu()]
+            out += [interleave(g.flatten(-2)).tolist()
+                    for g in tok.encode(torch.stack(batch)).cpu()]
         else:
-            out += [tok.encode(wav[None])[0].cpu().tolist() for wav in batch]
+            out += [interleave(tok.encode(wav[None])[0].cpu()).tolist() for wav in batch]
     return out
 
 
@@ -207,7 +212,7 @@ def pretokenize(kind: str, data: str | Path, tokenizer_dir: str | Path, out: str
         if not whole:
             return counts
     meta = {"kind": kind, "tokenizer": source["tokenizer"], "world": world,
-            "codebook_size": tok.config.codebook_size}
+            "codebook_size": tok.config.codebook_size, "code_depth": tok.config.code_depth}
     if kind == "image":
         meta["grid_size"] = tok.config.grid_size
     if rank == 0:

@@ -112,7 +112,8 @@ def build_vocab(cfg: LMTrainConfig, speech, images, speech_meta, image_meta) -> 
             texts = [" "]  # speech-only data: a byte-level BPE still encodes any text
         text_tok = train_bpe(texts, cfg.text_vocab_size)
     return MultimodalVocab.build(text_tok, speech_meta.get("codebook_size", 0),
-                                 image_meta.get("codebook_size", 0))
+                                 image_meta.get("codebook_size", 0),
+                                 speech_meta.get("code_depth", 1), image_meta.get("code_depth", 1))
 
 
 @torch.no_grad()
@@ -267,7 +268,8 @@ def write_bundle(out: Path, model, vocab: MultimodalVocab, cfg: LMTrainConfig, s
                  image_meta: dict, history: list, speech=None) -> None:
     model.save_pretrained(out)
     vocab.save_pretrained(out)
-    if speech is not None and vocab.audio_size:  # run lengths for generated units
+    # run lengths for generated units (deduplicated ones only: residual codes keep every frame)
+    if speech is not None and vocab.audio_size and vocab.audio_depth == 1:
         save_durations(out / DURATIONS_FILE, mean_run_lengths(speech["units"], vocab.audio_size))
     for name, meta in (("speech_tokenizer", speech_meta), ("image_tokenizer", image_meta)):
         src = meta.get("tokenizer")

@@ -10,6 +10,14 @@ tokens named `<a_N>` / `<i_N>`, so the saved folder is a standard Hugging Face t
 `AutoTokenizer.from_pretrained(dir)` loads it with no project code, and `decode` shows units
 and codes readably. `multimodal_vocab.json` beside it records the ranges. (A literal "<a_12>"
 typed in a caption would encode as that unit token.)
+
+Several codes per position (residual quantizers: RQ-VAE, SoundStream; `code_depth` D > 1) are
+flattened depth-first: position p's codes c_0 … c_{D-1} follow each other, and level d has its
+own K tokens, so a modality's range holds D·K tokens and code c at level d is token
+`offset + d·K + c`. The LM stays a plain causal LM (no depth head, no delay pattern: MusicGen's
+"flattening", its most faithful and slowest pattern), a position costs D tokens, and the
+generation mask restricts each token to its level's K ids. Codes are passed as flat sequences
+in that order (`interleave` turns a (D, N) array into one).
 """
 
 from __future__ import annotations
@@ -54,20 +62,27 @@ class MultimodalVocab:
         self.layout = layout
         self.audio_offset, self.audio_size = layout["audio"]
         self.image_offset, self.image_size = layout["image"]
+        # codes per position (older layouts have none: 1); *_size is the whole range, D·K
+        self.audio_depth = int(layout.get("audio_depth", 1))
+        self.image_depth = int(layout.get("image_depth", 1))
         self.special_ids = {k: tokenizer.convert_tokens_to_ids(v) for k, v in SPECIALS.items()}
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod
-    def build(cls, text_tokenizer, audio_size: int, image_size: int) -> MultimodalVocab:
+    def build(cls, text_tokenizer, audio_size: int, image_size: int, audio_depth: int = 1,
+              image_depth: int = 1) -> MultimodalVocab:
         """Extend `text_tokenizer` (a transformers tokenizer, or a path to one) with the
-        specials it lacks, then `audio_size` unit tokens and `image_size` code tokens."""
+        specials it lacks, then `audio_size` unit tokens per level of `audio_depth` and
+        `image_size` code tokens per level of `image_depth` (module docstring)."""
         if isinstance(text_tokenizer, (str, Path)):
             from transformers import AutoTokenizer
 
             text_tokenizer = AutoTokenizer.from_pretrained(str(text_tokenizer))
         tok = text_tokenizer
-        if min(audio_size, image_size) < 0:
-            raise ValueError(f"sizes must be ≥ 0, got audio {audio_size}, image {image_size}")
+        if min(audio_size, image_size) < 0 or min(audio_depth, image_depth) < 1:
+            raise ValueError(f"sizes must be ≥ 0 and depths ≥ 1, got audio {audio_size} × "
+                             f"{audio_depth}, image {image_size} × {image_depth}")
+        audio_size, image_size = audio_size * audio_depth, image_size * image_depth
         vocab = tok.get_vocab()
         missing = [s for s in SPECIALS.values() if s not in vocab]
         if missing:
@@ -85,6 +100,8 @@ class MultimodalVocab:
         tok.add_tokens([f"<i_{i}>" for i in range(image_size)])
         layout = {"text_size": audio_offset, "audio": [audio_offset, audio_size],
                   "image": [image_offset, image_size], "size": len(tok)}
+        if audio_depth > 1 or image_depth > 1:
+            layout.update(audio_depth=audio_depth, image_depth=image_depth)
         vocab = cls(tok, layout)
         vocab._check_ranges()
         return vocab
@@ -127,28 +144,60 @@ class MultimodalVocab:
         raise AttributeError(name)
 
     @staticmethod
-    def _to_ids(values, offset: int, size: int, what: str) -> torch.Tensor:
+    def _to_ids(values, offset: int, size: int, what: str, depth: int = 1) -> torch.Tensor:
+        """Flat codes (depth-first when depth > 1) → ids: offset + level·K + code."""
         v = torch.as_tensor(values)
         if v.dtype.is_floating_point:
             raise ValueError(f"{what} must be integers, got {v.dtype}")
-        bad = (v < 0) | (v >= size)
+        k = size // depth
+        bad = (v < 0) | (v >= k)
         if bad.any():
-            raise ValueError(f"{what} {int(v[bad][0])} is out of range [0, {size})")
+            raise ValueError(f"{what} {int(v[bad][0])} is out of range [0, {k})")
+        if depth > 1:
+            v = v.flatten()
+            if len(v) % depth:
+                raise ValueError(f"{len(v)} {what}s do not fill whole positions of {depth} "
+                                 "codes")
+            return v.long() + offset + (torch.arange(len(v)) % depth) * k
         return v.long() + offset
 
+    @staticmethod
+    def _from_ids(ids, offset: int, size: int, what: str, depth: int = 1) -> torch.Tensor:
+        """Ids → flat codes; with depth > 1 each id must lie in its level's range."""
+        raw = torch.as_tensor(ids).long() - offset
+        bad = (raw < 0) | (raw >= size)
+        if bad.any():
+            raise ValueError(f"{what} {int(raw[bad][0]) + offset} is not in the range "
+                             f"[{offset}, {offset + size})")
+        if depth == 1:
+            return raw
+        k = size // depth
+        raw = raw.flatten()
+        level = torch.arange(len(raw)) % depth
+        wrong = raw // k != level
+        if wrong.any():
+            i = int(wrong.nonzero()[0])
+            raise ValueError(f"{what} {int(raw[i]) + offset} at position {i} is a level-"
+                             f"{int(raw[i]) // k} code where level {int(level[i])} belongs")
+        return raw - level * k
+
     def audio_ids(self, units) -> torch.Tensor:
-        return self._to_ids(units, self.audio_offset, self.audio_size, "speech unit")
+        """Speech units (flat; depth-first for several codes a frame) → token ids."""
+        return self._to_ids(units, self.audio_offset, self.audio_size, "speech unit",
+                            self.audio_depth)
 
     def image_ids(self, codes) -> torch.Tensor:
-        return self._to_ids(codes, self.image_offset, self.image_size, "image code")
+        """Image codes (flat, raster order; depth-first for several codes a cell) → ids."""
+        return self._to_ids(codes, self.image_offset, self.image_size, "image code",
+                            self.image_depth)
 
     def units_from_ids(self, ids) -> torch.Tensor:
-        return self._to_ids(torch.as_tensor(ids) - self.audio_offset, 0, self.audio_size,
-                            "audio token id (minus offset)")
+        return self._from_ids(ids, self.audio_offset, self.audio_size, "audio token id",
+                              self.audio_depth)
 
     def codes_from_ids(self, ids) -> torch.Tensor:
-        return self._to_ids(torch.as_tensor(ids) - self.image_offset, 0, self.image_size,
-                            "image token id (minus offset)")
+        return self._from_ids(ids, self.image_offset, self.image_size, "image token id",
+                              self.image_depth)
 
     def modality(self, ids) -> torch.Tensor:
         """TEXT / AUDIO / IMAGE of each id (specials count as text)."""
@@ -164,3 +213,20 @@ class MultimodalVocab:
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode(torch.as_tensor(ids).tolist())
+
+
+def interleave(codes) -> torch.Tensor:
+    """Codes (depth, n) → the flat depth-first sequence (n·depth,) the vocabulary takes;
+    a 1-D sequence (one code per position) is returned as it is."""
+    codes = torch.as_tensor(codes)
+    return codes.T.flatten() if codes.dim() == 2 else codes.flatten()
+
+
+def deinterleave(flat, depth: int) -> torch.Tensor:
+    """The inverse of `interleave`: (n·depth,) → (depth, n), or (n,) when depth is 1."""
+    flat = torch.as_tensor(flat).flatten()
+    if depth == 1:
+        return flat
+    if len(flat) % depth:
+        raise ValueError(f"{len(flat)} codes do not fill whole positions of {depth}")
+    return flat.view(-1, depth).T
