@@ -4,8 +4,10 @@ The LM learned the "maskgit_image" format (lm.formats.maskgit_image): after the 
 <boi>, the image span attends both ways and every <mask> predicts its own code. Decoding starts
 from an all-<mask> span and, at step t of T:
 
-1. one forward over prompt + span (conditional and unconditional rows batched together for
-   classifier-free guidance, logits = cond + (s − 1)(cond − uncond), as lm.generate does);
+1. one forward of the span against the prompt's cached keys and values (the prompt is causal
+   and never sees the span, so it is run once), conditional and unconditional rows batched
+   together for classifier-free guidance, logits = cond + (s − 1)(cond − uncond), as
+   lm.generate does;
 2. a code is drawn for every still-masked position (temperature / top-k / top-p as for causal
    decoding; greedy at temperature 0), restricted to image codes;
 3. all but the ⌊N · cos(π/2 · (t+1)/T)⌋ least confident of them are kept (the cosine schedule,
@@ -19,6 +21,7 @@ order as causal decoding's.
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -31,6 +34,14 @@ def masked_after(step: int, steps: int, n: int) -> int:
     """Codes still masked after step `step` (0-based) of `steps`: ⌊n · cos(π/2 · (step+1) /
     steps)⌋, so 0 after the last."""
     return math.floor(n * math.cos(math.pi / 2 * (step + 1) / steps) + 1e-9)
+
+
+def cached_state(model, out) -> tuple[object, str]:
+    """(the key/value cache of a forward's output, the keyword that passes it back in):
+    `cache` in transformers ≥ 5.2x, `past_key_values` before."""
+    if "cache" in inspect.signature(model.forward).parameters:
+        return out.cache, "cache"
+    return out.past_key_values, "past_key_values"
 
 
 def span_batch(prompts: list[list[int]], n_tokens: int, pad_id: int, mask_id: int, device
@@ -89,9 +100,17 @@ def maskgit_generate(model, vocab: MultimodalVocab, prompts: list[list[int]], n_
     codes = torch.zeros((b, n_tokens), dtype=torch.long, device=device)
     masked = torch.ones((b, n_tokens), dtype=torch.bool, device=device)
     warpers = sampling.warpers()
+    # The prompt attends causally and never to the span, so its keys and values are the same at
+    # every step: computed once, and each step runs the span alone against them.
+    out = model(input_ids=ids[:, :start], position_ids=positions[:, :start],
+                attention_mask=mask[:, :, :start, :start], use_cache=True)
+    cache, cache_arg = cached_state(model, out)
+    span_mask = mask[:, :, start:, :]
     for step in range(steps):
-        logits = model(input_ids=ids, position_ids=positions,
-                       attention_mask=mask).logits[:, start:, lo:lo + k * depth].float()
+        logits = model(input_ids=ids[:, start:], position_ids=positions[:, start:],
+                       attention_mask=span_mask, use_cache=True,
+                       **{cache_arg: cache}).logits[:, :, lo:lo + k * depth].float()
+        cache.crop(-n_tokens)  # drop the span's keys and values again
         if depth > 1:  # keep each token's own level: (R, cells, level, level, K) diagonal
             r = logits.shape[0]
             logits = logits.reshape(r, n_tokens // depth, depth, depth, k).diagonal(

@@ -126,7 +126,8 @@ def test_exactly_hw_codes_in_t_forwards(lm, guidance):
     hook.remove()
     assert drawn.shape == (2, 16) and drawn.dtype == torch.long
     assert 0 <= int(drawn.min()) and int(drawn.max()) < v.image_size
-    assert len(calls) == 4  # T forwards, conditional and unconditional rows in one batch
+    # the prompt once, then T forwards of the span, conditional and unconditional rows batched
+    assert len(calls) == 1 + 4
     greedy = [maskgit_generate(model, v, prompts, 16, 4, Sampling(temperature=0)) for _ in "ab"]
     assert torch.equal(greedy[0], greedy[1])
     with pytest.raises(ValueError, match="steps"):
