@@ -15,7 +15,7 @@ FONT_PACKAGES := fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-fr
 	fonts-league-spartan fonts-adf-accanthis fonts-adf-gillius fonts-adf-universalis fonts-dosis \
 	fonts-roboto fonts-lato fonts-open-sans fonts-cantarell fonts-texgyre fonts-firacode
 
-.PHONY: demo demo-full test lint bench system-deps install clean-demo
+.PHONY: demo demo-full test lint bench system-deps install clean-demo maskgit compare-quantizers
 
 install: $(STAMP)
 
@@ -83,6 +83,25 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_data.py  # the loader with 0/1/2 workers against the trainers
 	$(PY) benchmarks/bench_precision.py  # fp32 / bf16 / torch.compile step times, MFU
 	$(PY) benchmarks/bench_memory.py  # peak memory on 200 vs 20,000 files (the longest)
+	@if [ -f runs/maskgit/model.safetensors ]; then $(MAKE) --no-print-directory maskgit; \
+	else echo "bench_maskgit skipped: run make maskgit (after make demo) first"; fi
+
+# The glyph LM with both image tasks, causal and MaskGIT (about 6 min on 2 cores; needs make
+# demo), then causal vs MaskGIT decoding: faithfulness on the held-out captions and speed.
+runs/maskgit/model.safetensors: $(STAMP)
+	$(PY) -m lm.cli train --out runs/maskgit --config recipes/builtin/lm.yaml \
+		--speech_codes runs/demo/codes/speech --image_codes runs/demo/codes/image \
+		--task_weights '{caption_image: 1.0, maskgit_image: 1.0}'
+
+maskgit: runs/maskgit/model.safetensors
+	$(PY) benchmarks/bench_maskgit.py --bundle runs/maskgit --image-data runs/demo/data/images \
+		--classifier runs/demo/glyph_classifier --json runs/maskgit/decoding.json
+
+# Every quantizer in the glyph and photo tokenizers (about 40 min on 2 cores; needs make demo
+# and recipes/photos/run.py --out runs/photos)
+compare-quantizers: $(STAMP)
+	$(PY) benchmarks/compare_quantizers.py --glyphs runs/demo/data/images \
+		--photos runs/photos/data --out runs/quantizers
 
 clean-demo:
 	rm -rf runs/demo

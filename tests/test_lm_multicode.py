@@ -164,3 +164,33 @@ def test_pretokenize_stores_depth_first_codes(tmp_path):
     stored = torch.tensor(rows[names.index(files[0].name)]["codes"])
     assert torch.equal(deinterleave(stored, 2).reshape(grid.shape), grid)
     assert np.prod(grid.shape) == len(stored)
+
+
+def test_residual_codes_train_and_generate_end_to_end(tiny_tokenizer, audio_folder, tmp_path):
+    """rvq speech and rfsq image codes → lm tokenize → lm train → both pipelines."""
+    from dataclasses import replace
+
+    from test_lm_train import TINY_LM, _cfg
+
+    from lm.train import train_lm
+
+    SpeechTokenizer(tiny_config(quantizer="rvq", rvq_depth=2)).save_pretrained(tmp_path / "st")
+    tiny_image_tokenizer(quantizer="rfsq", rvq_depth=2, fsq_levels=(3, 3)).save_pretrained(
+        tmp_path / "it")
+    write_captioned_images(tmp_path / "imgs", {"train": 6, "valid": 2}, green=90,
+                           caption="colour number")
+    pretokenize("speech", audio_folder, tmp_path / "st", tmp_path / "speech_codes")
+    pretokenize("image", tmp_path / "imgs", tmp_path / "it", tmp_path / "image_codes")
+    cfg = replace(_cfg(tmp_path, task_weights={"speech": 1.0, "caption_image": 1.0,
+                                               "maskgit_image": 1.0}), block_size=128)
+    train_lm(tmp_path / "bundle", TINY_LM, cfg)
+    vocab = MultimodalVocab.from_pretrained(tmp_path / "bundle")
+    assert (vocab.audio_depth, vocab.image_depth) == (2, 2)
+    pipe = TextToImage.from_pretrained(tmp_path / "bundle")
+    for decoding in ("causal", "maskgit"):
+        out = pipe("colour number", decoding=decoding, steps=4, seed=0)
+        assert out.grids.shape == (1, 2, pipe.grid, pipe.grid)
+    speech = SpeechContinuation.from_pretrained(tmp_path / "bundle")
+    out = speech(torch.from_numpy(speechlike(1.0, seed=1)), 16000, prompt_seconds=0.4,
+                 max_seconds=0.2, seed=0)
+    assert out.waveforms[0].shape[-1] % 320 == 0 and len(out.units[0]) % 2 == 0

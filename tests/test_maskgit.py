@@ -162,3 +162,14 @@ def test_the_lm_learns_the_maskgit_task(codes):
     pipe = TextToImage.from_pretrained(codes / "mg")
     out = pipe("colour number", num_images=2, decoding="maskgit", steps=4, seed=0)
     assert out.grids.shape == (2, pipe.grid, pipe.grid)
+
+
+def test_cli_generates_with_maskgit(bundle, tmp_path, capsys):
+    from lm.cli import main
+
+    out = tmp_path / "g.png"
+    assert main(["generate", "image", "--model", str(bundle), "--caption", "the letter a",
+                 "--num", "2", "--decoding", "maskgit", "--steps", "3", "--seed", "0",
+                 "--out", str(out)]) in (0, None)
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["decoding"] == "maskgit" and printed["steps"] == 3 and out.exists()
