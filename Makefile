@@ -88,7 +88,7 @@ bench: $(STAMP)
 
 # The glyph LM with both image tasks, causal and MaskGIT (about 6 min on 2 cores; needs make
 # demo), then causal vs MaskGIT decoding: faithfulness on the held-out captions and speed.
-runs/maskgit/model.safetensors: $(STAMP)
+runs/maskgit/model.safetensors: | $(STAMP)
 	$(PY) -m lm.cli train --out runs/maskgit --config recipes/builtin/lm.yaml \
 		--speech_codes runs/demo/codes/speech --image_codes runs/demo/codes/image \
 		--task_weights '{caption_image: 1.0, maskgit_image: 1.0}'
