@@ -6,9 +6,11 @@ glyphs, recipes/photos/image_tokenizer.yaml for the photos) is trained with each
 the same number of steps (--steps; fewer than the recipes', so that sixteen runs fit in about
 40 minutes on 2 cores), then scored on the test split: PSNR, SSIM, codebook usage, perplexity,
 the bits a grid position carries (log2 of the codes a position can take, summed over residual
-stages) and the training time. The quantizers get about the same bits a position: 8 on the
-glyphs and 10 on the photos (FSQ 8×6×5 = 240 codes ≈ 7.9 bits and 8×5×5×5 = 1,000 ≈ 10 bits;
-the residual kinds spread them over 2 stages).
+stages), the tokens an image costs an LM, and the training time. Usage and perplexity are
+those of the first residual stage, and over both grids of a hierarchy. The quantizers get
+about the same bits a position: 8 on the glyphs and 10 on the photos (FSQ 8×6×5 = 240 codes
+≈ 7.9 bits and 8×5×5×5 = 1,000 ≈ 10 bits; the residual kinds spread them over 2 stages; the
+two-grid hierarchy adds a coarse grid, a quarter more tokens).
 
     python benchmarks/compare_quantizers.py --glyphs runs/demo2/data/images \
         --photos runs/photos/data --out runs/quantizers       # prints the table, writes JSON
@@ -52,6 +54,8 @@ def variants(bits: int) -> dict[str, dict]:
         "lfq": {"quantizer": "lfq", "codebook_size": k},
         "bsq": {"quantizer": "bsq", "codebook_size": k},
         "gumbel": {"quantizer": "gumbel", "codebook_size": k},
+        # VQ-VAE-2's two grids (speechtok.image.hierarchy): FSQ codes, a quarter more of them
+        "fsq-2grid": {"quantizer": "fsq", "fsq_levels": fsq, "hierarchy": 2},
     }
 
 
@@ -64,7 +68,13 @@ def run_one(data: Path, config: Path, overrides: dict, steps: int, out: Path) ->
 
     result_file = out / "comparison.json"
     if result_file.exists():
-        return json.loads(result_file.read_text())
+        result = json.loads(result_file.read_text())
+        if "tokens_per_image" not in result:  # a run from before the column
+            cfg = json.loads((out / "config.json").read_text())
+            tok_cfg = ImageTokenizerConfig(**{k: v for k, v in cfg.items()
+                                              if k in ImageTokenizerConfig.__dataclass_fields__})
+            result["tokens_per_image"] = tok_cfg.tokens_per_image * tok_cfg.code_depth
+        return result
     fields = {**overrides, "steps": steps, "disc_start": steps, "eval_every": steps,
               "save_every": steps, "max_minutes": 0}
     model_cfg, train_cfg = build_configs([ImageTokenizerConfig, ImageTrainConfig], config,
@@ -79,6 +89,7 @@ def run_one(data: Path, config: Path, overrides: dict, steps: int, out: Path) ->
               "usage": round(metrics["codebook_usage"], 3),
               "perplexity": round(metrics["perplexity"], 1),
               "bits_per_position": round(math.log2(c.codebook_size) * c.code_depth, 2),
+              "tokens_per_image": c.tokens_per_image * c.code_depth,
               "train_seconds": round(seconds, 1), "steps": steps, "test_items": metrics["items"],
               "overrides": overrides}
     result_file.write_text(json.dumps(result, indent=1))
@@ -110,11 +121,12 @@ def main() -> None:
     (args.out / "comparison.json").write_text(json.dumps(table, indent=1))
     for name, rows in table.items():
         print(f"\n{name} (test split), {args.steps} steps each")
-        print(f"{'quantizer':<10}{'bits':>6}{'PSNR dB':>9}{'SSIM':>7}{'usage':>7}"
+        print(f"{'quantizer':<10}{'bits':>6}{'tokens':>7}{'PSNR dB':>9}{'SSIM':>7}{'usage':>7}"
               f"{'perplexity':>11}{'train s':>9}")
         for q, r in rows.items():
-            print(f"{q:<10}{r['bits_per_position']:>6}{r['psnr']:>9.2f}{r['ssim']:>7.3f}"
-                  f"{r['usage']:>7.3f}{r['perplexity']:>11.1f}{r['train_seconds']:>9.0f}")
+            print(f"{q:<10}{r['bits_per_position']:>6}{r['tokens_per_image']:>7}"
+                  f"{r['psnr']:>9.2f}{r['ssim']:>7.3f}{r['usage']:>7.3f}"
+                  f"{r['perplexity']:>11.1f}{r['train_seconds']:>9.0f}")
 
 
 if __name__ == "__main__":

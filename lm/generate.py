@@ -6,10 +6,10 @@ stopping criteria and streamers keep working (Chameleon and Emu3 do the same):
 - `ModalityMask`: inside an audio span (after <boa>, before <eoa>) only speech units and <eoa>
   may be drawn; inside an image span exactly h×w image codes and then <eoi>; outside any span,
   only text tokens and specials. With several codes per position (lm.vocab: depth-first, a
-  range of K ids per level), the token at index j of a span must come from level j mod D, and
-  <eoa> may only follow a whole position. The rule is a lookup in a precomputed (rows, vocab)
-  boolean table, indexed by a per-row state computed with tensor ops from the ids: no Python
-  loop per step.
+  range of K ids per level), the token at index j of a span must come from level j mod D (in a
+  hierarchy of grids, the level of the grid j falls in), and <eoa> may only follow a whole
+  position. The rule is a lookup in a precomputed (rows, vocab) boolean table, indexed by a
+  per-row state computed with tensor ops from the ids: no Python loop per step.
 - `ClassifierFreeGuidance` (Ho & Salimans 2022; for token LMs, Make-A-Scene / Parti / Emu3):
   the conditional prompts (rows [0, B)) and the unconditional ones (empty caption, rows [B, 2B))
   run as ONE batched forward per step; logits = uncond + s·(cond − uncond). `PairedSampler` then
@@ -76,7 +76,7 @@ class ModalityMask(LogitsProcessor):
             modality = v.modality(ids.clamp(max=len(v) - 1))
             real = ids < len(v)
             audio = self._level_ranges(v.audio_offset, v.audio_size, v.audio_depth, ids)
-            image = self._level_ranges(v.image_offset, v.image_size, v.image_depth, ids)
+            image = self._level_ranges(v.image_offset, v.image_size, v.image_levels, ids)
             allowed = torch.stack([
                 real & (modality == TEXT),
                 real & (audio[0] | (ids == v.eoa_id)),  # <eoa> after whole positions only
@@ -121,10 +121,10 @@ class ModalityMask(LogitsProcessor):
         """The penalty row of each state: the level of the next code inside a multi-code span
         picks one of the level rows (penalty's docstring)."""
         state = self._final(base, since_boi)
-        da, di = self.vocab.audio_depth, self.vocab.image_depth
+        da, di = self.vocab.audio_depth, self.vocab.image_levels
         if da == 1 and di == 1:
             return state
-        audio_level, image_level = since_boa % da, since_boi % di
+        audio_level, image_level = since_boa % da, self.vocab.image_levels_at(since_boi)
         rows = torch.where((state == IN_AUDIO) & (audio_level > 0), 3 + audio_level, state)
         return torch.where((state == IN_IMAGE) & (image_level > 0), 3 + da - 1 + image_level,
                            rows)

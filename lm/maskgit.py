@@ -91,12 +91,17 @@ def maskgit_generate(model, vocab: MultimodalVocab, prompts: list[list[int]], n_
     device = next(model.parameters()).device
     ids, positions, mask = span_batch(rows, n_tokens, vocab.pad_id, vocab.mask_id, device)
     start, b = ids.shape[1] - n_tokens, len(prompts)
-    # several codes a cell (lm.vocab): token j of the span is a level-(j mod depth) code
-    depth = vocab.image_depth
-    if n_tokens % depth:
-        raise ValueError(f"n_tokens {n_tokens} is not a whole number of cells of {depth} codes")
-    lo, k = vocab.image_offset, vocab.image_size // depth
-    level_offset = (torch.arange(n_tokens, device=device) % depth) * k + lo
+    # several levels of codes (lm.vocab): token j of the span draws from its level's K ids
+    levels = vocab.image_levels
+    if vocab.image_segments and n_tokens != sum(vocab.image_segments):
+        raise ValueError(f"n_tokens {n_tokens} is not the hierarchy's {vocab.image_segments}")
+    if n_tokens % vocab.image_depth:
+        raise ValueError(f"n_tokens {n_tokens} is not a whole number of cells of "
+                         f"{vocab.image_depth} codes")
+    lo, k = vocab.image_offset, vocab.image_size // levels
+    level_offset = vocab.image_levels_at(torch.arange(n_tokens, device=device)) * k + lo
+    # the logits of each token's own level: columns level·K … level·K + K - 1 of the image range
+    own_level = (level_offset - lo)[:, None] + torch.arange(k, device=device)
     codes = torch.zeros((b, n_tokens), dtype=torch.long, device=device)
     masked = torch.ones((b, n_tokens), dtype=torch.bool, device=device)
     warpers = sampling.warpers()
@@ -109,12 +114,10 @@ def maskgit_generate(model, vocab: MultimodalVocab, prompts: list[list[int]], n_
     for step in range(steps):
         logits = model(input_ids=ids[:, start:], position_ids=positions[:, start:],
                        attention_mask=span_mask, use_cache=True,
-                       **{cache_arg: cache}).logits[:, :, lo:lo + k * depth].float()
+                       **{cache_arg: cache}).logits[:, :, lo:lo + k * levels].float()
         cache.crop(-n_tokens)  # drop the span's keys and values again
-        if depth > 1:  # keep each token's own level: (R, cells, level, level, K) diagonal
-            r = logits.shape[0]
-            logits = logits.reshape(r, n_tokens // depth, depth, depth, k).diagonal(
-                dim1=2, dim2=3).transpose(2, 3).reshape(r, n_tokens, k)
+        if levels > 1:
+            logits = logits.gather(2, own_level.expand(logits.shape[0], -1, -1))
         if guided:
             cond, uncond = logits.chunk(2)
             logits = cond + (guidance_scale - 1.0) * (cond - uncond)

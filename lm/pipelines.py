@@ -97,7 +97,8 @@ class Bundle:
 @dataclass
 class ImageGenerationOutput:
     images: torch.Tensor  # (N, 3, H, W) in [0, 1]: num_images per caption, captions in order
-    grids: torch.Tensor  # (N, h, w) image codes; (N, depth, h, w) for residual codes
+    grids: torch.Tensor  # (N, h, w) image codes; (N, depth, h, w) for residual codes, (N,
+    # coarse + fine) for a hierarchy
     captions: list[str]  # the caption of each image
     settings: dict  # the sampling setting used
 
@@ -109,10 +110,12 @@ class TextToImage:
         self.bundle = bundle
         self.image_tokenizer = bundle.tokenizer("image")
         self.grid = self.image_tokenizer.grid_size
-        self.depth = self.image_tokenizer.config.code_depth
-        if self.depth != bundle.vocab.image_depth:
-            raise ValueError(f"the image tokenizer gives {self.depth} codes a cell but the LM's "
-                             f"vocabulary holds {bundle.vocab.image_depth}")
+        config, v = self.image_tokenizer.config, bundle.vocab
+        self.depth, self.segments = config.code_depth, config.segments
+        if self.depth != v.image_depth or self.segments != v.image_segments:
+            raise ValueError(f"the image tokenizer gives {self.depth} codes a cell in grids of "
+                             f"{self.segments or config.tokens_per_image} but the LM's "
+                             f"vocabulary holds {v.image_depth} in {v.image_segments or 'one'}")
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device=None) -> TextToImage:
@@ -155,7 +158,8 @@ class TextToImage:
         settings = {**settings, "decoding": decoding}
         if decoding == "maskgit":
             settings["steps"] = steps
-        hw = self.grid * self.grid * self.depth  # tokens a grid: depth-first per cell
+        # tokens an image: depth-first per cell, or a hierarchy's grids one after the other
+        hw = self.image_tokenizer.config.tokens_per_image * self.depth
         prompts = [[v.bos_id, *self.caption_ids(c), v.boi_id] for c in captions]
         rows = [p for p in prompts for _ in range(num_images)]
         grids = []
@@ -181,7 +185,9 @@ class TextToImage:
                                                      for _ in range(num_images)], settings)
 
     def _grid(self, codes: torch.Tensor) -> torch.Tensor:
-        """Flat depth-first codes of one image → (h, w), or (depth, h, w)."""
+        """Flat codes of one image → (h, w), or (depth, h, w); a hierarchy's stay flat."""
+        if self.segments:
+            return codes
         return deinterleave(codes, self.depth).reshape(*(() if self.depth == 1 else
                                                          (self.depth,)), self.grid, self.grid)
 

@@ -21,7 +21,8 @@ so any number of processes yields the same rows in the same order as one.
 Rows: speech `{"name", "text", "units": [int, ...]}` (50 Hz units, not deduplicated: dedup is a
 format choice); images `{"name", "text", "alt_texts", "codes": [int, ...]}` (the grid in
 raster order; `alt_texts` other captions of the image, often empty) plus `grid_size`. Several
-codes a position (`code_depth` in the metadata) are stored depth-first (lm.vocab.interleave).
+codes a position (`code_depth` in the metadata) are stored depth-first (lm.vocab.interleave);
+a hierarchy's grids (`code_segments`) one after the other, coarse first.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def _encode_chunk(rows: list[dict], kind: str, tok, batch_size: int, num_workers
     for batch in loader:
         # several codes per position are stored depth-first (lm.vocab.interleave)
         if kind == "image":
-            out += [interleave(g.flatten(-2)).tolist()
+            out += [interleave(g if g.dim() == 1 else g.flatten(-2)).tolist()  # 1-D: grids
                     for g in tok.encode(torch.stack(batch)).cpu()]
         else:
             out += [interleave(tok.encode(wav[None])[0].cpu()).tolist() for wav in batch]
@@ -215,6 +216,8 @@ def pretokenize(kind: str, data: str | Path, tokenizer_dir: str | Path, out: str
             "codebook_size": tok.config.codebook_size, "code_depth": tok.config.code_depth}
     if kind == "image":
         meta["grid_size"] = tok.config.grid_size
+        if tok.config.segments:  # a hierarchy of grids: codes of each, coarse first
+            meta["code_segments"] = tok.config.segments
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "pretokenized.json").write_text(json.dumps(meta, indent=1))

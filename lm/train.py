@@ -113,7 +113,8 @@ def build_vocab(cfg: LMTrainConfig, speech, images, speech_meta, image_meta) -> 
         text_tok = train_bpe(texts, cfg.text_vocab_size)
     return MultimodalVocab.build(text_tok, speech_meta.get("codebook_size", 0),
                                  image_meta.get("codebook_size", 0),
-                                 speech_meta.get("code_depth", 1), image_meta.get("code_depth", 1))
+                                 speech_meta.get("code_depth", 1), image_meta.get("code_depth", 1),
+                                 image_meta.get("code_segments"))
 
 
 @torch.no_grad()

@@ -18,6 +18,10 @@ own K tokens, so a modality's range holds D·K tokens and code c at level d is t
 "flattening", its most faithful and slowest pattern), a position costs D tokens, and the
 generation mask restricts each token to its level's K ids. Codes are passed as flat sequences
 in that order (`interleave` turns a (D, N) array into one).
+
+A two-level hierarchy (VQ-VAE-2 / HQ-VAE: a coarse grid, then a fine one; `image_segments` =
+tokens of each grid) is laid out coarse grid first, then the fine grid, each level with its own
+K ids: the level of a token depends on its index in the image (`image_levels_at`).
 """
 
 from __future__ import annotations
@@ -65,15 +69,26 @@ class MultimodalVocab:
         # codes per position (older layouts have none: 1); *_size is the whole range, D·K
         self.audio_depth = int(layout.get("audio_depth", 1))
         self.image_depth = int(layout.get("image_depth", 1))
+        # a hierarchy of grids (tokens of each, coarse first), or None
+        self.image_segments = layout.get("image_segments")
+        # levels of ids in the image range: depth-first codes, or the grids of a hierarchy
+        self.image_levels = len(self.image_segments) if self.image_segments else self.image_depth
         self.special_ids = {k: tokenizer.convert_tokens_to_ids(v) for k, v in SPECIALS.items()}
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod
     def build(cls, text_tokenizer, audio_size: int, image_size: int, audio_depth: int = 1,
-              image_depth: int = 1) -> MultimodalVocab:
+              image_depth: int = 1, image_segments: list[int] | None = None
+              ) -> MultimodalVocab:
         """Extend `text_tokenizer` (a transformers tokenizer, or a path to one) with the
         specials it lacks, then `audio_size` unit tokens per level of `audio_depth` and
-        `image_size` code tokens per level of `image_depth` (module docstring)."""
+        `image_size` code tokens per level of `image_depth`, or per grid of a hierarchy whose
+        grids hold `image_segments` codes each (module docstring)."""
+        if image_segments is not None:
+            image_segments = [int(n) for n in image_segments]
+            if image_depth != 1 or len(image_segments) < 2 or min(image_segments) < 1:
+                raise ValueError(f"a hierarchy needs ≥ 2 non-empty grids of one code a cell, "
+                                 f"got segments {image_segments} at depth {image_depth}")
         if isinstance(text_tokenizer, (str, Path)):
             from transformers import AutoTokenizer
 
@@ -82,7 +97,8 @@ class MultimodalVocab:
         if min(audio_size, image_size) < 0 or min(audio_depth, image_depth) < 1:
             raise ValueError(f"sizes must be ≥ 0 and depths ≥ 1, got audio {audio_size} × "
                              f"{audio_depth}, image {image_size} × {image_depth}")
-        audio_size, image_size = audio_size * audio_depth, image_size * image_depth
+        audio_size = audio_size * audio_depth
+        image_size = image_size * (len(image_segments) if image_segments else image_depth)
         vocab = tok.get_vocab()
         missing = [s for s in SPECIALS.values() if s not in vocab]
         if missing:
@@ -102,6 +118,8 @@ class MultimodalVocab:
                   "image": [image_offset, image_size], "size": len(tok)}
         if audio_depth > 1 or image_depth > 1:
             layout.update(audio_depth=audio_depth, image_depth=image_depth)
+        if image_segments:
+            layout["image_segments"] = image_segments
         vocab = cls(tok, layout)
         vocab._check_ranges()
         return vocab
@@ -143,37 +161,53 @@ class MultimodalVocab:
             return self.__dict__["special_ids"][name[:-3]]
         raise AttributeError(name)
 
-    @staticmethod
-    def _to_ids(values, offset: int, size: int, what: str, depth: int = 1) -> torch.Tensor:
-        """Flat codes (depth-first when depth > 1) → ids: offset + level·K + code."""
+    def image_levels_at(self, index: torch.Tensor) -> torch.Tensor:
+        """The level (0 … image_levels - 1) of the token at each `index` of an image's flat
+        codes: index mod depth, or which grid of the hierarchy the index falls in."""
+        if self.image_segments:
+            bounds = torch.tensor(self.image_segments, device=index.device).cumsum(0)[:-1]
+            return torch.bucketize(index, bounds, right=True)
+        return index % self.image_depth
+
+    def _check_whole(self, n: int, levels: int, segments, what: str) -> None:
+        if segments and n != sum(segments):
+            raise ValueError(f"{n} {what}s are not one image of the hierarchy's "
+                             f"{' + '.join(map(str, segments))} codes")
+        if not segments and n % levels:
+            raise ValueError(f"{n} {what}s do not fill whole positions of {levels} codes")
+
+    def _to_ids(self, values, offset: int, size: int, what: str, levels: int = 1,
+                segments=None) -> torch.Tensor:
+        """Flat codes (depth-first, or grid after grid) → ids: offset + level·K + code."""
         v = torch.as_tensor(values)
         if v.dtype.is_floating_point:
             raise ValueError(f"{what} must be integers, got {v.dtype}")
-        k = size // depth
+        k = size // levels
         bad = (v < 0) | (v >= k)
         if bad.any():
             raise ValueError(f"{what} {int(v[bad][0])} is out of range [0, {k})")
-        if depth > 1:
-            v = v.flatten()
-            if len(v) % depth:
-                raise ValueError(f"{len(v)} {what}s do not fill whole positions of {depth} "
-                                 "codes")
-            return v.long() + offset + (torch.arange(len(v)) % depth) * k
-        return v.long() + offset
+        if levels == 1:
+            return v.long() + offset
+        v = v.flatten()
+        self._check_whole(len(v), levels, segments, what)
+        index = torch.arange(len(v))
+        level = self.image_levels_at(index) if segments else index % levels
+        return v.long() + offset + level * k
 
-    @staticmethod
-    def _from_ids(ids, offset: int, size: int, what: str, depth: int = 1) -> torch.Tensor:
-        """Ids → flat codes; with depth > 1 each id must lie in its level's range."""
+    def _from_ids(self, ids, offset: int, size: int, what: str, levels: int = 1,
+                  segments=None) -> torch.Tensor:
+        """Ids → flat codes; with several levels each id must lie in its level's range."""
         raw = torch.as_tensor(ids).long() - offset
         bad = (raw < 0) | (raw >= size)
         if bad.any():
             raise ValueError(f"{what} {int(raw[bad][0]) + offset} is not in the range "
                              f"[{offset}, {offset + size})")
-        if depth == 1:
+        if levels == 1:
             return raw
-        k = size // depth
+        k = size // levels
         raw = raw.flatten()
-        level = torch.arange(len(raw)) % depth
+        index = torch.arange(len(raw))
+        level = self.image_levels_at(index) if segments else index % levels
         wrong = raw // k != level
         if wrong.any():
             i = int(wrong.nonzero()[0])
@@ -187,9 +221,10 @@ class MultimodalVocab:
                             self.audio_depth)
 
     def image_ids(self, codes) -> torch.Tensor:
-        """Image codes (flat, raster order; depth-first for several codes a cell) → ids."""
+        """Image codes (flat, raster order; depth-first for several codes a cell; grid after
+        grid for a hierarchy) → ids."""
         return self._to_ids(codes, self.image_offset, self.image_size, "image code",
-                            self.image_depth)
+                            self.image_levels, self.image_segments)
 
     def units_from_ids(self, ids) -> torch.Tensor:
         return self._from_ids(ids, self.audio_offset, self.audio_size, "audio token id",
@@ -197,7 +232,7 @@ class MultimodalVocab:
 
     def codes_from_ids(self, ids) -> torch.Tensor:
         return self._from_ids(ids, self.image_offset, self.image_size, "image token id",
-                              self.image_depth)
+                              self.image_levels, self.image_segments)
 
     def modality(self, ids) -> torch.Tensor:
         """TEXT / AUDIO / IMAGE of each id (specials count as text)."""

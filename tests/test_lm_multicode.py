@@ -194,3 +194,79 @@ def test_residual_codes_train_and_generate_end_to_end(tiny_tokenizer, audio_fold
     out = speech(torch.from_numpy(speechlike(1.0, seed=1)), 16000, prompt_seconds=0.4,
                  max_seconds=0.2, seed=0)
     assert out.waveforms[0].shape[-1] % 320 == 0 and len(out.units[0]) % 2 == 0
+
+
+# ---- a two-grid hierarchy (VQ-VAE-2 / HQ-VAE) ------------------------------------------
+
+def test_two_grid_tokenizer_codes_coarse_then_fine():
+    tok = tiny_image_tokenizer(hierarchy=2, quantizer="fsq", fsq_levels=(5, 5))
+    assert tok.config.segments == [4, 16] and tok.config.tokens_per_image == 20
+    x = torch.rand(2, 3, 16, 16, requires_grad=True)
+    out = tok(x * 2 - 1)
+    out.reconstruction.square().mean().backward()
+    assert tok.hierarchy.top_encoder[0].weight.grad.abs().sum() > 0  # the coarse path learns
+    tok.eval()
+    codes = tok.encode(x.detach())
+    assert codes.shape == (2, 20) and int(codes.max()) < 25
+    assert torch.equal(tok(x.detach() * 2 - 1).quantizer.codes, codes)
+    assert tok.decode(codes).shape == (2, 3, 16, 16)
+    changed = codes.clone()
+    changed[:, 0] = (changed[:, 0] + 1) % 25  # one coarse code changes a whole quadrant
+    diff = (tok.decode(changed) - tok.decode(codes)).abs().sum(1)[0]
+    assert diff[:8, :8].sum() > diff[8:, 8:].sum()
+    with pytest.raises(ValueError, match="flat codes"):
+        tok.decode(codes[:, :16])
+    with pytest.raises(ValueError, match="hierarchy"):
+        tiny_image_tokenizer(hierarchy=2, quantizer="rvq")
+
+
+def test_hierarchy_vocab_levels_and_generation_rules():
+    from test_lm_train import TINY_LM
+
+    from lm.model import new_lm
+
+    v = MultimodalVocab.build(train_bpe(TEXTS, 300), 0, 6, image_segments=[4, 16])
+    assert v.image_levels == 2 and v.image_size == 12
+    codes = torch.arange(20) % 6
+    ids = v.image_ids(codes)
+    assert (ids[:4] - v.image_offset).lt(6).all() and (ids[4:] - v.image_offset).ge(6).all()
+    assert torch.equal(v.codes_from_ids(ids), codes)
+    with pytest.raises(ValueError, match="one image"):
+        v.image_ids(codes[:10])
+    with pytest.raises(ValueError, match="level-0 code where level 1 belongs"):
+        v.codes_from_ids(torch.cat([ids[:4], ids[:16]]))
+    torch.manual_seed(0)
+    model = new_lm(TINY_LM, len(v), v.pad_id, v.bos_id, v.eos_id).eval()
+    prompt = [v.bos_id, *v.encode_text("the letter a"), v.boi_id]
+    for seed in range(3):
+        new = generate_ids(model, v, [prompt], stop_id=v.eoi_id, max_new_tokens=21,
+                           sampling=Sampling(temperature=1.0, seed=seed), image_tokens=20)[0]
+        assert len(new) == 21 and new[-1] == v.eoi_id
+        assert torch.equal(v.image_ids(v.codes_from_ids(new[:20])), new[:20])
+    drawn = maskgit_generate(model, v, [prompt], 20, steps=4)
+    assert torch.equal(v.codes_from_ids(v.image_ids(drawn[0])), drawn[0])
+
+
+def test_two_grid_codes_train_and_generate_end_to_end(tiny_tokenizer, audio_folder, tmp_path):
+    from dataclasses import replace
+
+    from test_lm_train import TINY_LM, _cfg
+
+    from lm.train import train_lm
+
+    tiny_tokenizer.save_pretrained(tmp_path / "st")
+    tiny_image_tokenizer(hierarchy=2, quantizer="fsq", fsq_levels=(3, 3)).save_pretrained(
+        tmp_path / "it")
+    write_captioned_images(tmp_path / "imgs", {"train": 6, "valid": 2}, green=90,
+                           caption="colour number")
+    pretokenize("speech", audio_folder, tmp_path / "st", tmp_path / "speech_codes")
+    pretokenize("image", tmp_path / "imgs", tmp_path / "it", tmp_path / "image_codes")
+    rows = load_codes(tmp_path / "image_codes", "train")
+    assert len(rows[0]["codes"]) == 20
+    cfg = replace(_cfg(tmp_path, task_weights={"caption_image": 1.0, "maskgit_image": 1.0}))
+    train_lm(tmp_path / "bundle", TINY_LM, cfg)
+    assert MultimodalVocab.from_pretrained(tmp_path / "bundle").image_segments == [4, 16]
+    pipe = TextToImage.from_pretrained(tmp_path / "bundle")
+    for decoding in ("causal", "maskgit"):
+        out = pipe("colour number", num_images=2, decoding=decoding, steps=4, seed=0)
+        assert out.grids.shape == (2, 20) and out.images.shape == (2, 3, 16, 16)

@@ -28,6 +28,8 @@ class ImageTokenizerConfig(QuantizerConfig):
     norm_groups: int = option(32, "groups of the group norms")
     dropout: float = option(0.0, "dropout in the residual blocks")
     latent_dim: int = option(64, "channels of the latents the quantizer sees")
+    hierarchy: int = option(1, "grids of codes: 1, or 2 for VQ-VAE-2's coarse grid (half the "
+                            "side) conditioning the fine one; codes flat, coarse grid first")
     codebook_dim: int | None = option(8, "look codes up in this many dimensions after a linear "
                                       "projection (factorised codes); none = latent_dim")
     loss_weights: dict[str, float] = option(
@@ -53,6 +55,12 @@ class ImageTokenizerConfig(QuantizerConfig):
         if self.resolution % f:
             raise ValueError(f"resolution {self.resolution} is not divisible by "
                              f"downsample_factor {f}")
+        if self.hierarchy not in (1, 2):
+            raise ValueError(f"hierarchy must be 1 or 2 grids, got {self.hierarchy}")
+        if self.hierarchy == 2 and (self.code_depth > 1 or self.grid_size % 2):
+            raise ValueError("a two-grid hierarchy needs one code a cell (not a residual "
+                             f"quantizer) and an even grid side, got {self.quantizer} with a "
+                             f"{self.grid_size}-cell side")
 
     @property
     def grid_size(self) -> int:
@@ -60,8 +68,14 @@ class ImageTokenizerConfig(QuantizerConfig):
         return self.resolution // self.downsample_factor
 
     @property
+    def segments(self) -> list[int] | None:
+        """Codes of each grid of a hierarchy, coarse first (None for one grid)."""
+        return [(self.grid_size // 2) ** 2, self.grid_size ** 2] if self.hierarchy == 2 else None
+
+    @property
     def tokens_per_image(self) -> int:
-        return self.grid_size ** 2
+        """Code positions of an image (per residual level): the grid, or both grids."""
+        return sum(self.segments) if self.segments else self.grid_size ** 2
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -19,6 +19,7 @@ from torch import nn
 from ..hub.loading import QuietLocalLoading
 from ..quantization import QuantizerOutput, build_quantizer
 from .configuration import ImageTokenizerConfig
+from .hierarchy import TwoLevelLatents
 from .io import prepare_images
 from .modules import ImageDecoder, ImageEncoder
 
@@ -49,6 +50,8 @@ class ImageTokenizer(
         self.config = config
         self.encoder = ImageEncoder(config)
         self.quantizer = build_quantizer(config, config.latent_dim)
+        # VQ-VAE-2's coarse grid around that quantizer (speechtok.image.hierarchy), or none
+        self.hierarchy = TwoLevelLatents(config) if config.hierarchy == 2 else None
         self.decoder = ImageDecoder(config)
 
     @property
@@ -63,6 +66,9 @@ class ImageTokenizer(
     def forward(self, x: torch.Tensor) -> ImageTokenizerOutput:
         """Training pass on `x` (B, 3, H, W) already in [-1, 1] at the configured resolution."""
         z = self.encoder(x)  # (B, D, h, w)
+        if self.hierarchy is not None:  # codes (B, coarse + fine)
+            decoder_in, q = self.hierarchy(z, self.quantizer)
+            return ImageTokenizerOutput(self.decoder(decoder_in), q)
         b, d, h, w = z.shape
         q = self.quantizer(z.flatten(2).transpose(1, 2))  # (B, h·w, D)
         quantized = q.quantized.transpose(1, 2).reshape(b, d, h, w)
@@ -73,10 +79,13 @@ class ImageTokenizer(
     @torch.inference_mode()
     def encode(self, images) -> torch.Tensor:
         """PIL image(s) or a float tensor `(batch, 3, H, W)` in [0, 1] → code grid `(batch, h,
-        w)` (`(batch, depth, h, w)` for RVQ). Any size or mode is converted by
+        w)` (`(batch, depth, h, w)` for RVQ; flat `(batch, (h/2)² + h²)`, coarse grid first,
+        for a two-grid hierarchy). Any size or mode is converted by
         `speechtok.image.io.prepare_images` (RGB; shorter side resized, centre crop)."""
         x = prepare_images(images, self.config.resolution).to(self.device) * 2 - 1
         z = self.encoder(x)
+        if self.hierarchy is not None:
+            return self.hierarchy.encode(z, self.quantizer)
         b, _, h, w = z.shape
         codes = self.quantizer.encode(z.flatten(2).transpose(1, 2))  # (B, h·w) or (B, D, h·w)
         return codes.reshape(b, *codes.shape[1:-1], h, w)
@@ -87,11 +96,17 @@ class ImageTokenizer(
         if grid.dtype.is_floating_point:
             raise ValueError(f"codes must be integer ids, got dtype {grid.dtype}")
         depth = self.config.code_depth
-        if grid.dim() == 2 and depth == 1:
+        if self.hierarchy is not None:  # flat (batch, coarse + fine)
+            grid = grid[None] if grid.dim() == 1 else grid
+            n = self.config.tokens_per_image
+            if grid.dim() != 2 or grid.shape[1] != n:
+                raise ValueError(f"expected flat codes (batch, {n}): a coarse and a fine grid, "
+                                 f"got shape {tuple(grid.shape)}")
+        elif grid.dim() == 2 and depth == 1:
             grid = grid[None]
         if grid.numel() == 0:
             raise ValueError("no codes to decode")
-        if grid.dim() != (3 if depth == 1 else 4):
+        if self.hierarchy is None and grid.dim() != (3 if depth == 1 else 4):
             raise ValueError(f"expected a code grid (batch, {'' if depth == 1 else 'depth, '}h, "
                              f"w), got shape {tuple(grid.shape)}")
         bad = (grid < 0) | (grid >= self.config.codebook_size)
@@ -102,8 +117,12 @@ class ImageTokenizer(
 
     @torch.inference_mode()
     def decode(self, grid) -> torch.Tensor:
-        """Code grid `(batch, h, w)` → images `(batch, 3, h·f, w·f)` float in [0, 1]."""
+        """Code grid `(batch, h, w)` (or what `encode` gives for RVQ and hierarchies) → images
+        `(batch, 3, h·f, w·f)` float in [0, 1]."""
         grid = self._check_grid(grid)
+        if self.hierarchy is not None:
+            x = self.decoder(self.hierarchy.decode(grid, self.quantizer))
+            return ((x.float() + 1) / 2).clamp(0, 1)
         b, h, w = grid.shape[0], grid.shape[-2], grid.shape[-1]
         z = self.quantizer.decode(grid.flatten(-2))  # (B, h·w, D)
         x = self.decoder(z.transpose(1, 2).reshape(b, -1, h, w))
