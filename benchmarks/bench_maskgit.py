@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--speed-batch", type=int, default=64, help="grids per timed batch")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs (the median)")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--reuse", default=None, help="take the settings and accuracies from "
+                        "this earlier --json and only time the decodings")
     args = parser.parse_args()
 
     pipe = TextToImage.from_pretrained(args.bundle)
@@ -51,6 +53,13 @@ def main() -> None:
     decodings = [("causal", 0)] + [("maskgit", int(t)) for t in args.steps.split(",")]
 
     rows = []
+    if args.reuse:
+        rows = json.loads(Path(args.reuse).read_text())["rows"]
+        for row in rows:
+            row["settings"] = {"decoding": row["decoding"],
+                               **({"steps": row["steps"]} if row["decoding"] == "maskgit"
+                                  else {})}
+        decodings = []
     for decoding, steps in decodings:
         kw = {"decoding": decoding, **({"steps": steps} if steps else {})}
         sweep = []

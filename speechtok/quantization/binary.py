@@ -98,8 +98,10 @@ class LookupFreeQuantizer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> QuantizerOutput:
         z = self._latent(x)  # (B, N, bits)
-        q = torch.where(z > 0, self.scale, -self.scale)
-        codes = self._to_codes(z)
+        positive = (z > 0).to(z.dtype)  # the bits, once for the values and the ids
+        q = positive * (2 * self.scale) - self.scale
+        codes = (positive @ self._powers.to(z.dtype)).long() if self.bits <= 24 \
+            else self._to_codes(z)
         losses = {"commitment": F.mse_loss(z, q)}
         loss = self.beta * losses["commitment"]
         metrics = {}
