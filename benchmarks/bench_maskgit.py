@@ -26,7 +26,7 @@ from timing import median_seconds  # benchmarks/timing.py, beside this script
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lm.classifier_score import ImageClassifier  # noqa: E402
 from lm.pipelines import TextToImage  # noqa: E402
-from recipes.builtin.demo_generate import _labelled  # noqa: E402
+from recipes.builtin.demo_generate import labelled_glyphs  # noqa: E402
 
 GUIDANCE_SCALES = (1.0, 1.5, 2.0)
 TEMPERATURES = (0.0, 0.7)
@@ -48,8 +48,8 @@ def main() -> None:
     pipe = TextToImage.from_pretrained(args.bundle)
     clf = ImageClassifier.from_pretrained(args.classifier)
     res = pipe.image_tokenizer.config.resolution
-    _, valid_labels, valid_captions, _ = _labelled(Path(args.image_data), "valid", res)
-    _, test_labels, test_captions, _ = _labelled(Path(args.image_data), "test", res)
+    _, valid_labels, valid_captions, _ = labelled_glyphs(Path(args.image_data), "valid", res)
+    _, test_labels, test_captions, _ = labelled_glyphs(Path(args.image_data), "test", res)
     decodings = [("causal", 0)] + [("maskgit", int(t)) for t in args.steps.split(",")]
 
     rows = []

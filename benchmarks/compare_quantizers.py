@@ -68,13 +68,7 @@ def run_one(data: Path, config: Path, overrides: dict, steps: int, out: Path) ->
 
     result_file = out / "comparison.json"
     if result_file.exists():
-        result = json.loads(result_file.read_text())
-        if "tokens_per_image" not in result:  # a run from before the column
-            cfg = json.loads((out / "config.json").read_text())
-            tok_cfg = ImageTokenizerConfig(**{k: v for k, v in cfg.items()
-                                              if k in ImageTokenizerConfig.__dataclass_fields__})
-            result["tokens_per_image"] = tok_cfg.tokens_per_image * tok_cfg.code_depth
-        return result
+        return json.loads(result_file.read_text())
     fields = {**overrides, "steps": steps, "disc_start": steps, "eval_every": steps,
               "save_every": steps, "max_minutes": 0}
     model_cfg, train_cfg = build_configs([ImageTokenizerConfig, ImageTrainConfig], config,

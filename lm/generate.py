@@ -226,6 +226,18 @@ def left_pad(rows: list[list[int]], pad_id: int, device=None
     return ids.to(device), mask.to(device)
 
 
+def guidance_rows(prompts: list[list[int]], uncond_prompts: list[list[int]] | None,
+                  guided: bool) -> list[list[int]]:
+    """The rows of one batched forward: the prompts, then (when `guided`) one unconditional
+    prompt per prompt, as ClassifierFreeGuidance splits them."""
+    rows = list(prompts)
+    if guided:
+        if uncond_prompts is None or len(uncond_prompts) != len(prompts):
+            raise ValueError("classifier-free guidance needs one unconditional prompt per prompt")
+        rows += list(uncond_prompts)
+    return rows
+
+
 @contextmanager
 def seeded(seed: int | None, device: torch.device):
     """Draw from a forked RNG seeded with `seed` (the caller's stream is left as it was); with
@@ -255,11 +267,7 @@ def generate_ids(model, vocab: MultimodalVocab, prompts: list[list[int]], *, sto
     if not prompts:
         raise ValueError("no prompts")
     guided = guidance_scale != 1.0 or batched_guidance_at_one
-    rows = list(prompts)
-    if guided:
-        if uncond_prompts is None or len(uncond_prompts) != len(prompts):
-            raise ValueError("classifier-free guidance needs one unconditional prompt per prompt")
-        rows += list(uncond_prompts)
+    rows = guidance_rows(prompts, uncond_prompts if guided else None, guided)
     device = next(model.parameters()).device
     input_ids, attention_mask = left_pad(rows, vocab.pad_id, device)
     processors = LogitsProcessorList()

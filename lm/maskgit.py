@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from .generate import Sampling
+from .generate import Sampling, guidance_rows
 from .vocab import MultimodalVocab
 
 
@@ -83,11 +83,7 @@ def maskgit_generate(model, vocab: MultimodalVocab, prompts: list[list[int]], n_
         raise ValueError(f"steps must lie in [1, {n_tokens}] (one code at least per step), "
                          f"got {steps}")
     guided = guidance_scale != 1.0
-    rows = list(prompts)
-    if guided:
-        if uncond_prompts is None or len(uncond_prompts) != len(prompts):
-            raise ValueError("classifier-free guidance needs one unconditional prompt per prompt")
-        rows += list(uncond_prompts)
+    rows = guidance_rows(prompts, uncond_prompts, guided)
     device = next(model.parameters()).device
     ids, positions, mask = span_batch(rows, n_tokens, vocab.pad_id, vocab.mask_id, device)
     start, b = ids.shape[1] - n_tokens, len(prompts)

@@ -8,9 +8,9 @@ import math
 import random
 
 import pytest
+import test_lm_generate
+import test_lm_train
 import torch
-from test_image import tiny_image_tokenizer
-from test_lm_generate import make_bundle
 from test_lm_train import TINY_LM, _cfg
 
 from lm.formats import cosine_mask_count, maskgit_image, random_mask
@@ -20,36 +20,8 @@ from lm.maskgit import masked_after, maskgit_generate, span_batch
 from lm.packing import collate_blocks, pack
 from lm.pipelines import TextToImage
 
-
-@pytest.fixture
-def bundle(tmp_path, tiny_tokenizer):
-    return make_bundle(tmp_path / "bundle", tiny_tokenizer, tiny_image_tokenizer())
-
-
-@pytest.fixture
-def lm(bundle):
-    from transformers import AutoModelForCausalLM
-
-    from lm.vocab import MultimodalVocab
-
-    return AutoModelForCausalLM.from_pretrained(str(bundle)).eval(), \
-        MultimodalVocab.from_pretrained(bundle)
-
-
-@pytest.fixture
-def codes(tiny_tokenizer, audio_folder, tmp_path):
-    """Speech and image code datasets, as test_lm_train's fixture of the same name."""
-    from conftest import write_captioned_images
-
-    from lm.pretokenize import pretokenize
-
-    tiny_tokenizer.save_pretrained(tmp_path / "speech_tok")
-    pretokenize("speech", audio_folder, tmp_path / "speech_tok", tmp_path / "speech_codes")
-    tiny_image_tokenizer().save_pretrained(tmp_path / "img_tok")
-    write_captioned_images(tmp_path / "imgs", {"train": 6, "valid": 2}, green=90,
-                           caption="colour number")
-    pretokenize("image", tmp_path / "imgs", tmp_path / "img_tok", tmp_path / "image_codes")
-    return tmp_path
+# the fixtures of the modules that test generation and training, shared by name
+bundle, lm, codes = test_lm_generate.bundle, test_lm_generate.lm, test_lm_train.codes
 
 
 def test_sample_masks_codes_and_labels_only_the_masked_ones(lm):

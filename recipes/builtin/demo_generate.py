@@ -35,7 +35,7 @@ GUIDANCE_SCALES = (1.0, 1.5, 2.0)
 TEMPERATURES = (0.0, 0.7)
 
 
-def _labelled(image_data: Path, split: str, resolution: int
+def labelled_glyphs(image_data: Path, split: str, resolution: int
               ) -> tuple[torch.Tensor, list[str], list[str], list[str]]:
     """(uint8 pixels, characters, captions, font faces) of a split of the glyph corpus."""
     source = open_image_eval_source(image_data, resolution, split)
@@ -49,14 +49,14 @@ def glyph_classifier(image_data: Path, folder: Path, resolution: int, epochs: in
     """Train (or load) the judge; its accuracy on real held-out glyphs is the reference
     (computed once, kept in `folder/accuracy.json`)."""
     if not (folder / "model.safetensors").exists():
-        pixels, labels, *_ = _labelled(image_data, "train", resolution)
+        pixels, labels, *_ = labelled_glyphs(image_data, "train", resolution)
         # width 16 (not 32): 0.980 of the real test glyphs right at 2 epochs, as width 32 at
         # 4, in a third of the time (44 s on one thread)
         train_classifier(pixels, labels, epochs=epochs, width=16).save_pretrained(folder)
     clf = ImageClassifier.from_pretrained(folder)
     cache = folder / "accuracy.json"
     if not cache.exists():
-        pixels, labels, *_ = _labelled(image_data, "test", resolution)
+        pixels, labels, *_ = labelled_glyphs(image_data, "test", resolution)
         cache.write_text(json.dumps({"real_test_accuracy": round(clf.accuracy(pixels, labels), 4),
                                      "real_test_images": len(labels)}))
     return clf, json.loads(cache.read_text())
@@ -66,7 +66,7 @@ def tune_and_score_images(bundle: Path, clf: ImageClassifier, image_data: Path, 
                           ) -> dict:
     pipe = TextToImage.from_pretrained(bundle)
     res = pipe.image_tokenizer.config.resolution
-    _, valid_labels, valid_captions, _ = _labelled(image_data, "valid", res)
+    _, valid_labels, valid_captions, _ = labelled_glyphs(image_data, "valid", res)
     sweep = []
     for scale in GUIDANCE_SCALES:
         for temperature in TEMPERATURES:
@@ -81,7 +81,7 @@ def tune_and_score_images(bundle: Path, clf: ImageClassifier, image_data: Path, 
     default = {"guidance_scale": best["guidance_scale"], "temperature": best["temperature"]}
     save_generation_defaults(bundle, "image", default)
     pipe = TextToImage.from_pretrained(bundle)  # now with the new default
-    _, test_labels, test_captions, test_faces = _labelled(image_data, "test", res)
+    _, test_labels, test_captions, test_faces = labelled_glyphs(image_data, "test", res)
     result = pipe(test_captions, seed=0)
     accuracy = clf.accuracy(result.images, test_labels)
     # the grid: a row per character, one held-out face per column

@@ -121,9 +121,9 @@ class ImageTokenizer(
         `(batch, 3, h·f, w·f)` float in [0, 1]."""
         grid = self._check_grid(grid)
         if self.hierarchy is not None:
-            x = self.decoder(self.hierarchy.decode(grid, self.quantizer))
-            return ((x.float() + 1) / 2).clamp(0, 1)
-        b, h, w = grid.shape[0], grid.shape[-2], grid.shape[-1]
-        z = self.quantizer.decode(grid.flatten(-2))  # (B, h·w, D)
-        x = self.decoder(z.transpose(1, 2).reshape(b, -1, h, w))
+            z = self.hierarchy.decode(grid, self.quantizer)
+        else:
+            b, h, w = grid.shape[0], grid.shape[-2], grid.shape[-1]
+            z = self.quantizer.decode(grid.flatten(-2)).transpose(1, 2).reshape(b, -1, h, w)
+        x = self.decoder(z)
         return ((x.float() + 1) / 2).clamp(0, 1)

@@ -82,10 +82,11 @@ class LookupFreeQuantizer(nn.Module):
         z = self.in_proj(x).float()
         return F.normalize(z, dim=-1) if self.spherical else z
 
-    def _to_codes(self, z: torch.Tensor) -> torch.LongTensor:
+    def _to_codes(self, positive: torch.Tensor) -> torch.LongTensor:
+        """The ids of the bits (1.0 where a channel is positive, else 0.0)."""
         if self.bits <= 24:  # the binary id as a float dot product: exact, one matmul
-            return ((z > 0).to(z.dtype) @ self._powers.to(z.dtype)).long()
-        return ((z > 0).long() * self._powers).sum(-1)
+            return (positive @ self._powers.to(positive.dtype)).long()
+        return (positive.long() * self._powers).sum(-1)
 
     def _corners(self, codes: torch.Tensor) -> torch.Tensor:
         bits = (codes.unsqueeze(-1) // self._powers) % 2
@@ -100,8 +101,7 @@ class LookupFreeQuantizer(nn.Module):
         z = self._latent(x)  # (B, N, bits)
         positive = (z > 0).to(z.dtype)  # the bits, once for the values and the ids
         q = positive * (2 * self.scale) - self.scale
-        codes = (positive @ self._powers.to(z.dtype)).long() if self.bits <= 24 \
-            else self._to_codes(z)
+        codes = self._to_codes(positive)
         losses = {"commitment": F.mse_loss(z, q)}
         loss = self.beta * losses["commitment"]
         metrics = {}
@@ -121,7 +121,8 @@ class LookupFreeQuantizer(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.LongTensor:
         """(batch, length, dim) -> (batch, length) code ids."""
         with torch.no_grad():
-            return self._to_codes(self._latent(x))
+            z = self._latent(x)
+            return self._to_codes((z > 0).to(z.dtype))
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """(batch, length) code ids -> (batch, length, dim)."""

@@ -31,7 +31,7 @@ class FSQ(nn.Module):
         basis = torch.cumprod(torch.tensor((1,) + levels[:-1]), dim=0)
         self.register_buffer("_basis", basis, persistent=False)
         # the mixed-radix id as a float dot product: exact below 2^24 codes, one matmul
-        self.register_buffer("_basis_f", basis.double(), persistent=False)
+        self.register_buffer("_basis_f", basis.float(), persistent=False)
         # Paper appendix A.1: even level counts are offset by 1/2 so rounding yields exactly L
         # values; the shift (atanh, where the paper's listing has tan) centres z = 0 at 0.
         half_l = (lv.float() - 1) * (1 - 1e-3) / 2
@@ -55,7 +55,7 @@ class FSQ(nn.Module):
     def _to_codes(self, rounded: torch.Tensor) -> torch.LongTensor:
         digits = rounded.detach() + self._half_width
         if self.codebook_size < 2 ** 24:  # mixed-radix id, exact in float32
-            return (digits @ self._basis_f.to(digits.dtype)).long()
+            return (digits.float() @ self._basis_f).long()
         return (digits.long() * self._basis).sum(-1)
 
     def forward(self, x: torch.Tensor) -> QuantizerOutput:

@@ -4,6 +4,8 @@ SoundStream's quantizer dropout."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,7 +15,7 @@ from .output import QuantizerOutput, code_metrics
 from .vq import VectorQuantizer
 
 
-class _Residual(nn.Module):
+class _Residual(nn.Module, ABC):
     """The residual loop shared by both kinds: stage i quantizes `residual`, the output is the
     sum of the stages' quantized values with one straight-through over the sum.
 
@@ -34,14 +36,14 @@ class _Residual(nn.Module):
         self.out_proj = nn.Linear(inner_dim, dim) if inner_dim != dim else nn.Identity()
 
     # a stage: residual (B, N, C) -> QuantizerOutput in the same space; ids <-> vectors
-    def _stage(self, i: int, residual: torch.Tensor) -> QuantizerOutput:
-        raise NotImplementedError
+    @abstractmethod
+    def _stage(self, i: int, residual: torch.Tensor) -> QuantizerOutput: ...
 
-    def _stage_encode(self, i: int, residual: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def _stage_encode(self, i: int, residual: torch.Tensor) -> torch.Tensor: ...
 
-    def _stage_decode(self, i: int, codes: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def _stage_decode(self, i: int, codes: torch.Tensor) -> torch.Tensor: ...
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         return self.in_proj(x)
