@@ -31,6 +31,19 @@ TASKS = ("speech", "caption_image", "maskgit_image", "image_caption", "speech_te
          "text_speech", "text")
 
 
+def corpus_texts(*datasets) -> list[str]:
+    """Every non-empty caption and transcript of the code datasets: the "text" column and the
+    other captions of each item ("alt_texts", where the dataset has them)."""
+    out = []
+    for ds in datasets:
+        if ds is None:
+            continue
+        out += [t for t in ds["text"] if t]
+        if "alt_texts" in ds.column_names:
+            out += [t for alts in ds["alt_texts"] for t in (alts or []) if t]
+    return out
+
+
 class TaskSources:
     """Index-addressable samples of each task (`len(sources[task])`, `sources[task][i]`)."""
 
@@ -41,7 +54,7 @@ class TaskSources:
         self.vocab, self.speech, self.images = vocab, speech, images
         self.caption_dropout, self.cm3_rate, self.seed = caption_dropout, cm3_rate, seed
         # captions and transcripts, for the text-only task (read once: a column is a list)
-        self.texts = [t for ds in (speech, images) if ds is not None for t in ds["text"] if t]
+        self.texts = corpus_texts(speech, images)
 
     def available(self) -> dict[str, int]:
         """Tasks this data supports, with their number of items."""

@@ -32,7 +32,7 @@ from speechtok.training.options import TrainLoopConfig
 from speechtok.training.schedule import lr_lambda
 from speechtok.training.sharding import fsdp_requested, full_state, shard
 
-from .data import PackedBatches, TaskSources
+from .data import PackedBatches, TaskSources, corpus_texts
 from .durations import DURATIONS_FILE, mean_run_lengths, save_durations
 from .loss import merge_metrics, modality_weighted_loss, token_counts
 from .model import LMConfig, extend_lm, new_lm
@@ -104,7 +104,7 @@ def load_split_codes(folder: str | None, split: str):
 
 
 def build_vocab(cfg: LMTrainConfig, speech, images, speech_meta, image_meta) -> MultimodalVocab:
-    texts = [t for ds in (speech, images) if ds is not None for t in ds["text"] if t]
+    texts = corpus_texts(speech, images)  # alt_texts too: the BPE must know every wording
     if cfg.text_tokenizer:
         text_tok = cfg.text_tokenizer
     else:

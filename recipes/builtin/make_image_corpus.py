@@ -2,12 +2,15 @@
 """Render the built-in captioned image corpus: letters and digits in the installed fonts.
 
 Every installed font face (TrueType/OpenType, one file per family + style; symbol, dingbat and
-math faces dropped) draws the 62 characters 0-9, A-Z, a-z, black on white, each image captioned
-like "URW Gothic Demi, the uppercase letter G" / "Liberation Serif Bold, the digit 7". The
-character comes last, right before the image tokens: the demo LM drew the requested character
-in 0.57 of test captions this way against 0.31 with the font name last ("the uppercase letter
-G in URW Gothic Demi"), same training (1,200 steps), because the test captions name font
-families it never saw and the unfamiliar tokens then sat between the character and the image.
+math faces dropped) draws the 62 characters 0-9, A-Z, a-z, black on white. Each image's `text`
+is the canonical caption "URW Gothic Demi, the uppercase letter G" / "Liberation Serif Bold,
+the digit 7" (the character last, right before the image tokens: with this one template the
+demo LM drew the requested character in 0.57 of test captions against 0.31 with the font name
+last, issue 5) and its `alt_texts` --wordings other training wordings (templates, synonyms,
+word order, with and without the face name, lower and upper case; captions.py), of which the
+LM's caption task picks one per sample, so that it learns the request and not one template.
+The evaluation does not use the test images' alt_texts: it words their captions per wording
+family, some with templates no training image has (captions.family_captions).
 One point size per face makes its tallest and widest glyph fit the image less a margin (default
 4 px at 32 px: a 24-px box, the MNIST convention of a 20-px digit in a 28-px frame), and all
 glyphs of a face share a baseline, so case and height survive ("o" is smaller than "O", "g"
@@ -21,7 +24,7 @@ Families missing on this machine are skipped with a note; with fewer fonts the c
 smaller but still split the same way (Makefile `system-deps` installs the font packages).
 
 Layout (the `datasets` "imagefolder" layout): OUT/{train,valid,test}/*.png (RGB, --size px)
-and OUT/{split}/metadata.jsonl with file_name, text, char, kind, family, style;
+and OUT/{split}/metadata.jsonl with file_name, text, alt_texts, char, kind, family, style;
 OUT/corpus.json with settings and counts. Built in a temporary sibling and renamed into place.
 
 Usage: python recipes/builtin/make_image_corpus.py --out runs/demo/data/images [--size 32]
@@ -39,6 +42,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from recipes.builtin.captions import canonical_caption, face_name, kind_of, training_wordings
+
 CHARS = string.digits + string.ascii_uppercase + string.ascii_lowercase
 SPLITS = ("train", "valid", "test")
 FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts")
@@ -50,13 +55,7 @@ EXCLUDE = ("Symbol", "Dingbat", "D050000L", "Math", "ExtraLight", "Thin", "Hairl
            "Initials", "Smallcaps", "TeX Gyre Adventor", "Hack")
 VALID_FAMILIES = ("Carlito",)
 TEST_FAMILIES = ("URW Gothic", "Caladea", "DejaVu Sans Mono")
-
-
-def char_caption(ch: str) -> tuple[str, str]:
-    if ch.isdigit():
-        return "digit", f"the digit {ch}"
-    kind = "uppercase" if ch.isupper() else "lowercase"
-    return kind, f"the {kind} letter {ch}"
+WORDINGS = 8  # training wordings per image besides the canonical one (captions.py)
 
 
 def find_faces(dirs=FONT_DIRS) -> list[tuple[str, str, Path]]:
@@ -77,10 +76,6 @@ def find_faces(dirs=FONT_DIRS) -> list[tuple[str, str, Path]]:
                 continue
             faces.setdefault((family, style), path)
     return [(f, s, p) for (f, s), p in sorted(faces.items())]
-
-
-def face_name(family: str, style: str) -> str:
-    return family if style in ("Regular", "Book", "Roman") else f"{family} {style}"
 
 
 def fitted_font(path: Path, size: int, margin: int) -> tuple[ImageFont.FreeTypeFont, int, int]:
@@ -122,7 +117,8 @@ def is_complete(out: Path) -> bool:
 
 
 def build_corpus(out: Path, size: int = 32, margin: int = 4, valid=VALID_FAMILIES,
-                 test=TEST_FAMILIES, faces=None, max_faces: int | None = None) -> dict:
+                 test=TEST_FAMILIES, faces=None, max_faces: int | None = None,
+                 wordings: int = WORDINGS) -> dict:
     if is_complete(out):
         print(f"{out} is complete; leaving it alone")
         return json.loads((out / "corpus.json").read_text())
@@ -151,17 +147,21 @@ def build_corpus(out: Path, size: int = 32, margin: int = 4, valid=VALID_FAMILIE
             if is_blank(img):
                 skipped.append(f"{name}:{ch}")
                 continue
-            kind, what = char_caption(ch)
+            kind = kind_of(ch)
             file_name = f"{slug}_{kind[0]}{ch}.png"
             img.save(tmp / split / file_name)
-            rows[split].append({"file_name": file_name, "text": f"{name}, {what}",
-                                "char": ch, "kind": kind, "family": family, "style": style})
+            # every split alike (one metadata schema for `datasets`); the evaluation words the
+            # test captions per family itself (captions.family_captions)
+            alt = training_wordings(ch, name, wordings, file_name)
+            rows[split].append({"file_name": file_name, "text": canonical_caption(ch, name),
+                                "alt_texts": alt, "char": ch, "kind": kind, "family": family,
+                                "style": style})
     for split, items in rows.items():
         (tmp / split).mkdir(parents=True, exist_ok=True)
         with open(tmp / split / "metadata.jsonl", "w") as fh:
             fh.writelines(json.dumps(r) + "\n" for r in items)
     summary = {
-        "size": size, "margin": margin, "chars": CHARS,
+        "size": size, "margin": margin, "chars": CHARS, "wordings_per_image": 1 + wordings,
         "faces": {s: sorted({face_name(r["family"], r["style"]) for r in rows[s]})
                   for s in SPLITS},
         "images": {s: len(rows[s]) for s in SPLITS},
@@ -186,11 +186,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-families", nargs="*", default=list(TEST_FAMILIES),
                    help="font families held out for the final figures")
     p.add_argument("--max-faces", type=int, default=None, help="use only the first N faces")
+    p.add_argument("--wordings", type=int, default=WORDINGS,
+                   help="training captions per image besides the canonical one, each a "
+                   "template, synonym and case drawn from captions.py (default %(default)s; "
+                   "0 = the canonical wording only)")
     args = p.parse_args(argv)
     t0 = time.time()
     margin = args.size // 8 if args.margin is None else args.margin
     s = build_corpus(args.out, args.size, margin, tuple(args.valid_families),
-                     tuple(args.test_families), max_faces=args.max_faces)
+                     tuple(args.test_families), max_faces=args.max_faces,
+                     wordings=args.wordings)
     faces = {k: len(v) for k, v in s["faces"].items()}
     print(f"{args.out}: images {s['images']}, faces {faces}, {len(s['blank_skipped'])} blank "
           f"glyphs skipped, {time.time() - t0:.1f} s")
