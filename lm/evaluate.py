@@ -1,4 +1,5 @@
-"""Held-out likelihood of the LM: negative log-likelihood per speech unit.
+"""Held-out likelihood of the LM: negative log-likelihood per speech unit, and the unigram
+baseline it must beat.
 
 GSLM reports its unit LMs by how well they predict held-out units; we give the mean NLL (nats
 and bits) per deduplicated unit of held-out utterances in the training format (`<bos> <boa>
@@ -41,3 +42,27 @@ def speech_unit_nll(model, vocab: MultimodalVocab, utterances, batch_size: int =
     nats = total / count
     return {"nll_per_unit": round(nats, 4), "bits_per_unit": round(nats / math.log(2), 4),
             "units": count, "utterances": len(seqs)}
+
+
+def unigram_unit_nll(train_utterances, heldout_utterances, codebook_size: int,
+                     dedup: bool = True) -> dict:
+    """The baseline a unit LM must beat: NLL per (deduplicated) held-out unit under the
+    training units' frequencies, add-one smoothed (Laplace) so an unseen unit costs finite
+    nats. Depth-1 units only (residual codes are not deduplicated and have one table a level)."""
+    def units(utterances):
+        for u in utterances:
+            u = torch.as_tensor(u).flatten()
+            yield torch.unique_consecutive(u) if dedup and len(u) else u
+
+    counts = torch.ones(codebook_size, dtype=torch.float64)
+    for u in units(train_utterances):
+        counts += torch.bincount(u, minlength=codebook_size)[:codebook_size].double()
+    log_p = torch.log(counts / counts.sum())
+    held = torch.cat([u for u in units(heldout_utterances)])
+    if not len(held):
+        raise ValueError("no held-out units to score")
+    if int(held.max()) >= codebook_size or int(held.min()) < 0:
+        raise ValueError(f"unit id out of range [0, {codebook_size}): {int(held.max())}")
+    nats = float(-log_p[held].mean())
+    return {"nll_per_unit": round(nats, 4), "bits_per_unit": round(nats / math.log(2), 4),
+            "units": len(held)}

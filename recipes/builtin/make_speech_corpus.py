@@ -54,11 +54,12 @@ HELDOUT_SHARE = 0.1
 # ---------------------------------------------------------------------------------------------
 # Texts
 
-def counting_sentences() -> list[str]:
-    """Every counting sequence of 3-6 numbers (up, down, in steps of 1, 2, 5, 10) of 3-10 words."""
+def counting_sequences() -> dict[str, list[int]]:
+    """Every counting sequence of 3-6 numbers (up, down, in steps of 1, 2, 5, 10) of 3-10
+    words, as {text: numbers}."""
     from speechtok.metrics.wer import number_words  # here, so --help works without the venv
 
-    out: dict[str, None] = {}  # dict, not set: keeps a deterministic order for a given seed
+    out: dict[str, list[int]] = {}  # insertion-ordered: deterministic for a given seed
     for step in (1, 2, 5, 10):
         for start in range(0, 100):
             for length in range(3, 7):
@@ -68,8 +69,12 @@ def counting_sentences() -> list[str]:
                         continue
                     text = " ".join(number_words(n) for n in seq)
                     if MIN_WORDS <= len(text.split()) <= MAX_WORDS:
-                        out[text] = None
-    return list(out)
+                        out.setdefault(text, seq)
+    return out
+
+
+def counting_sentences() -> list[str]:
+    return list(counting_sequences())
 
 
 NAMES = (
