@@ -159,6 +159,8 @@ def to_markdown(blocks: list[tuple]) -> str:
             lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows] + [""]
         elif kind == "img":
             lines += [f"![{rest[0]}]({rest[1]})", ""]
+        elif kind == "audio":
+            lines += [" · ".join(f"[{label}]({path})" for label, path in rest[0]), ""]
     return "\n".join(lines)
 
 
@@ -186,6 +188,11 @@ def to_html(blocks: list[tuple], title: str) -> str:
         elif kind == "img":
             body.append(f'<p><img src="{html.escape(rest[1])}" alt="{html.escape(rest[0])}">'
                         "</p>")
+        elif kind == "audio":  # [(label, path), ...]: one player each
+            body.append("<p>" + " ".join(
+                f'<span>{_inline(label)} <audio controls preload="none" '
+                f'src="{html.escape(path)}"></audio></span>' for label, path in rest[0])
+                + "</p>")
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
              "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #bbb;"
              "padding:3px 8px;text-align:left}img{max-width:100%}code{background:#f2f2f2}")
@@ -202,6 +209,8 @@ def _metric_rows(section: str, metrics: dict) -> list[tuple]:
 
 
 VOICE_NAMES = {"test": "held-out flite voice", "test_real": "real voice"}
+WORDING_NAMES = {"canonical": "canonical wording", "seen": "training templates",
+                 "heldout": "held-out templates", "no_face": "no face name"}
 
 
 def plot_resynthesis(out: Path, target: Path) -> Path:
@@ -233,6 +242,8 @@ def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
     clf = _json(out / "generation" / "classifier.json") or {}
     images = _json(out / "generation" / "images.json") or {}
     speech = _json(out / "generation" / "speech.json") or {}
+    counting = _json(out / "generation" / "counting.json") or {}
+    spread = _json(out / "seed_spread" / "summary.json") or {}
     trip = _json(out / "upload_round_trip.json") or {}
     faces = (_json(out / "data" / "images" / "corpus.json") or {}).get("faces", {})
 
@@ -263,12 +274,22 @@ def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
     rows += _metric_rows("LM validation", lm_eval)
     rows += _metric_rows("glyph classifier (real test glyphs)", clf)
     if images:
+        rows += [("generated images", f"test accuracy, {WORDING_NAMES.get(k, k)}",
+                  v["accuracy"]) for k, v in images.get("test_accuracy_by_wording", {}).items()]
         rows += [("generated images", "test accuracy at the default",
                   images["test_accuracy_at_default"]),
                  ("generated images", "default guidance", images["default"]["guidance_scale"]),
                  ("generated images", "default temperature", images["default"]["temperature"])]
     if speech:
         rows += _metric_rows("LM on held-out speech", speech["heldout_speech"])
+        rows += _metric_rows("unigram baseline on held-out speech",
+                             speech.get("unigram_baseline", {}))
+    if counting:
+        rows += [("counting continuation", k, counting[k]) for k in (
+            "next_number_share", "originals_rest_share", "with_any_number_word")]
+    for k, v in spread.get("summary", {}).items():
+        rows += [(f"over LM seeds {[r['seed'] for r in spread['seeds']]}", f"{k} {stat}",
+                  v[stat]) for stat in ("lowest", "highest", "spread")]
     if trip:
         rows += [("upload round trip", f"identical {k}", v)
                  for k, v in trip["identical_generations"].items()]
@@ -330,6 +351,13 @@ def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
                f"{images['test_accuracy_at_default']:.3f}**. A row per character, one held-out "
                "face per column:"),
               ("img", "generated images", f"generation/{images['grid']}")]
+        by_wording = images.get("test_accuracy_by_wording", {})
+        if by_wording:
+            b += [("p", "Faithfulness per wording family (one caption per test glyph each; the "
+                   "held-out templates never occur in training; recipes/builtin/captions.py):"),
+                  ("table", ["wording", "accuracy", "examples"],
+                   [(WORDING_NAMES.get(k, k), v["accuracy"], " · ".join(v["examples"][:2]))
+                    for k, v in by_wording.items()])]
     if speech:
         nll = speech["heldout_speech"]
         b += [("h", 2, "Speech continuation"),
@@ -341,10 +369,41 @@ def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
               ("table", ["source text", "prompt", "prompt + continuation", "continuation alone"],
                [(p["source_text"], p["recognised"]["prompt"], p["recognised"]["output"],
                  p["recognised"]["continuation"]) for p in speech["prompts"]]),
-              ("p", f"Files: {', '.join(p['output'] for p in speech['prompts'])} in "
-               f"`generation/`. The LM's NLL on {nll['utterances']} held-out utterances "
+              ("audio", [(f"{kind} {i}", f"generation/{p[kind]}")
+                         for i, p in enumerate(speech["prompts"])
+                         for kind in ("prompt", "output", "continuation")]),
+              ("p", f"The LM's NLL on {nll['utterances']} held-out utterances "
                f"({nll['units']} deduplicated units): {nll['nll_per_unit']:.3f} nats per unit "
-               f"({nll['bits_per_unit']:.3f} bits).")]
+               f"({nll['bits_per_unit']:.3f} bits)" + (
+                   f"; the unigram baseline (training units' frequencies): "
+                   f"{speech['unigram_baseline']['nll_per_unit']:.3f} nats."
+                   if "unigram_baseline" in speech else "."))]
+    if counting:
+        rows = counting["rows"]
+        b += [("h", 2, "Counting continuation"),
+              ("p", f"{counting['prompts']} counting prompts of the held-out voice, each cut "
+               "at the end of a number between 1.5 and 2 s, continued for "
+               f"{counting['continuation_seconds']} s at the sampling setting chosen on "
+               f"validation prompts ({json.dumps(counting['default'])}). The continuation alone "
+               "passes when pocketsphinx hears the next number in it: **"
+               f"{counting['next_number_share']:.2f}** of the prompts (the originals' own rest "
+               f"after the cut: {counting['originals_rest_share']:.2f}; continuations with any "
+               f"number word: {counting['with_any_number_word']:.2f})."),
+              ("table", ["sequence", "next", "heard in the continuation", "passes"],
+               [(r["text"], r["next_words"], r["heard"], r["continues"]) for r in rows]),
+              ("audio", [(f"{r['text']} → continuation", f"generation/counting/test/"
+                          f"{r['continuation']}") for r in rows[:6]])]
+    if spread:
+        seeds = spread["seeds"]
+        keys = list(spread["summary"])
+        b += [("h", 2, "Spread over LM seeds"),
+              ("p", f"The demo LM trained {len(seeds)} times with seeds "
+               f"{', '.join(str(r['seed']) for r in seeds)} (initialisation and data order) on "
+               "the same codes, each scored as above (`make seed-spread`):"),
+              ("table", ["seed", *keys], [(r["seed"], *(r["figures"].get(k, "—") for k in keys))
+                                          for r in seeds]
+               + [(stat, *(spread["summary"][k][stat] for k in keys))
+                  for stat in ("lowest", "highest", "spread")])]
     if trip:
         same = trip["identical_generations"]
         b += [("h", 2, "Upload round trip"),

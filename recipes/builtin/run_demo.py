@@ -21,8 +21,11 @@ Stages:   speech branch: 1. speech corpus  2. train the speech tokenizer  3. eva
           12. train the LM on speech units and caption → image pairs; the bundle (LM +
               tokenizer + both tokenizers) goes to runs/demo/bundle
           13. generate: tune guidance × temperature on validation captions, make the best the
-              bundle's default, score it on the test captions, draw a grid; continue two
-              held-out speech prompts and transcribe them; the LM's NLL on held-out speech
+              bundle's default, score it on the test captions in each wording family (corpus
+              templates, held-out templates, no face name), draw a grid; continue 20 counting
+              prompts of the held-out voice (sampling chosen on validation prompts) and score
+              whether the next number is heard; continue two held-out speech prompts and
+              transcribe them; the LM's NLL on held-out speech beside a unigram baseline
           14. the upload round trip: the files `lm push` would upload, loaded from a fresh
               folder, generate the same images and speech for a fixed seed
           15. the report: runs/demo/report.md and report.html (loss curves, codebook use,
@@ -329,6 +332,7 @@ def lm_and_generation(out: Path, args: argparse.Namespace, overrides: dict) -> d
     from lm.model import LMConfig
     from lm.train import LMTrainConfig, train_lm
     from recipes.builtin.demo_generate import (
+        continue_counting,
         continue_speech,
         glyph_classifier,
         tune_and_score_images,
@@ -346,8 +350,8 @@ def lm_and_generation(out: Path, args: argparse.Namespace, overrides: dict) -> d
             train_lm(bundle, lm_cfg, lm_train_cfg, resume=True)
         else:
             print(f"LM bundle exists: {bundle}")
-    with timed("13 generation: images for held-out captions, continued held-out speech",
-               timings):
+    with timed("13 generation: images for held-out captions in every wording, continued "
+               "counting prompts and held-out speech", timings):
         gen_dir = out / "generation"
         gen_dir.mkdir(exist_ok=True)
         resolution = json.loads((bundle / "image_tokenizer" / "config.json").read_text())[
@@ -359,6 +363,10 @@ def lm_and_generation(out: Path, args: argparse.Namespace, overrides: dict) -> d
             bundle, clf, image_data, gen_dir))
         print(json.dumps({k: v for k, v in images.items()
                           if k not in ("sweep_on_valid", "grid_captions")}, indent=2))
+        # before continue_speech: it chooses the speech sampling default that one then uses
+        counting = cached_json(gen_dir / "counting.json", lambda: continue_counting(
+            bundle, speech_data, out / "counting_prompts", gen_dir / "counting"))
+        print(json.dumps({k: v for k, v in counting.items() if k != "rows"}, indent=2))
         speech = cached_json(gen_dir / "speech.json", lambda: continue_speech(
             bundle, speech_data, codes / "speech", gen_dir))
         print(json.dumps(speech, indent=2))

@@ -1,0 +1,163 @@
+"""Issue 20's measuring tools: caption wordings (seen, held out, without a face), the unigram
+baseline of the unit LM, the counting prompts and their scoring, the seed-spread summary."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import shutil
+
+import pytest
+import torch
+
+from lm.data import corpus_texts
+from lm.evaluate import unigram_unit_nll
+from recipes.builtin import captions, counting
+from recipes.builtin.make_speech_corpus import counting_sequences
+from recipes.builtin.seed_spread import summarise
+
+HAVE_FLITE = shutil.which("flite") is not None and shutil.which("t2p") is not None
+
+
+def _template_regex(template: str) -> re.Pattern:
+    """A template as a regex over a caption: {what} and {face} match anything."""
+    parts = re.split(r"(\{what\}|\{face\})", template)
+    return re.compile("^" + "".join(".+" if p in ("{what}", "{face}") else re.escape(p)
+                                     for p in parts) + "$", re.IGNORECASE)
+
+
+def test_training_wordings_are_distinct_reproducible_and_never_held_out():
+    a = captions.training_wordings("G", "DejaVu Sans Bold", 8, "dejavu_uG.png")
+    assert a == captions.training_wordings("G", "DejaVu Sans Bold", 8, "dejavu_uG.png")
+    assert len(a) == len(set(a)) == 8
+    assert captions.canonical_caption("G", "DejaVu Sans Bold") not in a
+    assert a != captions.training_wordings("G", "DejaVu Sans Bold", 8, "other.png")
+    # over many images every training template shows up, no held-out one ever does
+    seen = [w for i in range(300) for w in captions.training_wordings("7", "Inter", 8, str(i))]
+    held = [_template_regex(t) for t in captions.HELDOUT_WITH_FACE]
+    assert not [w for w in seen if any(r.match(w) for r in held)]
+    for template in captions.TRAINING_TEMPLATES:
+        r = _template_regex(template)
+        assert any(r.match(w) for w in seen), template
+    assert {w for w in seen if w.isupper()} and {w for w in seen if w.islower()}
+
+
+@pytest.mark.parametrize("ch", ["G", "g", "7"])
+def test_every_wording_keeps_the_request(ch):
+    """Whatever the template, synonym and case, the caption names the character and (for a
+    letter) its case in words, and the face iff the template has one."""
+    kind = captions.kind_of(ch)
+    case_words = {"uppercase": ("uppercase", "capital", "upper case"),
+                  "lowercase": ("lowercase", "small", "lower case"), "digit": ("",)}[kind]
+    for template in captions.TRAINING_TEMPLATES + captions.HELDOUT_WITH_FACE:
+        for synonym in range(len(captions.CHAR_NAMES[kind])):
+            for case in captions.CASES:
+                text = captions.caption(template, ch, "Caladea Bold", synonym, case)
+                low = text.lower()
+                assert re.search(rf"\b{ch.lower()}\b", low), text
+                assert any(w in low for w in case_words), text
+                assert ("caladea bold" in low) == ("{face}" in template), text
+
+
+def test_family_captions_one_per_glyph_and_by_family():
+    chars, faces = list("Ag7") * 4, ["Caladea", "URW Gothic Demi", "Caladea Bold"] * 4
+    canon = captions.family_captions("canonical", chars, faces)
+    assert canon[0] == "Caladea, the uppercase letter A"
+    no_face = captions.family_captions("no_face", chars, faces)
+    assert len(no_face) == 12 and not any("caladea" in c.lower() for c in no_face)
+    held = captions.family_captions("heldout", chars, faces)
+    regexes = [_template_regex(t) for t in captions.HELDOUT_WITH_FACE]
+    assert all(any(r.match(c) for r in regexes) for c in held)
+    assert held == captions.family_captions("heldout", chars, faces)  # reproducible
+    with pytest.raises(ValueError, match="unknown caption family 'odd'"):
+        captions.family_captions("odd", chars, faces)
+
+
+def test_corpus_texts_include_alt_texts():
+    from datasets import Dataset
+
+    images = Dataset.from_dict({"text": ["a, the digit 7", ""],
+                                "alt_texts": [["the number 7 in a"], []]})
+    speech = Dataset.from_dict({"text": ["one two three"]})
+    assert sorted(corpus_texts(speech, None, images)) == sorted(
+        ["one two three", "a, the digit 7", "the number 7 in a"])
+
+
+def test_unigram_baseline_by_hand():
+    # train units 0 0 1 (dedup: 0 1) and 2: counts with add-one = [2, 2, 2, 1] of 7
+    out = unigram_unit_nll([torch.tensor([0, 0, 1]), torch.tensor([2])], [torch.tensor([3, 3])],
+                           4)
+    assert out["units"] == 1 and out["nll_per_unit"] == round(-math.log(1 / 7), 4)
+    out = unigram_unit_nll([torch.tensor([0, 0, 1])], [torch.tensor([0, 1])], 2, dedup=False)
+    # counts [3, 2] of 5: mean of -log 3/5 and -log 2/5
+    assert out["nll_per_unit"] == round(-(math.log(0.6) + math.log(0.4)) / 2, 4)
+    with pytest.raises(ValueError, match="out of range"):
+        unigram_unit_nll([torch.tensor([0])], [torch.tensor([5])], 4)
+
+
+def test_number_ends_follow_the_phones(monkeypatch):
+    phones = {32: ("th", "er", "d", "iy", "t", "uw"), 33: ("th", "er", "d", "iy", "th", "r", "iy")}
+    monkeypatch.setattr(counting, "number_phones", lambda n: phones[n])
+    flat = ["pau", *phones[32], *phones[33], "pau"]
+    timed = [[p, 0.1 * i, 0.1 * (i + 1)] for i, p in enumerate(flat)]
+    ends = counting.number_ends(timed, [32, 33])
+    assert ends == pytest.approx([0.7, 1.4])
+    assert counting.number_ends(timed, [33, 32]) is None  # phones disagree: skipped
+    assert counting.number_ends(timed, [32]) is None  # phones left over: skipped
+
+
+def test_continues_count():
+    assert counting.continues_count("uh forty five forty", "forty five")
+    assert not counting.continues_count("forty and five", "forty five")
+    assert not counting.continues_count("", "six")
+    assert counting.continues_count("Sixty-Eight.", "sixty eight")  # normalised
+
+
+def test_counting_sequences_parse_back():
+    seqs = counting_sequences()
+    assert seqs["thirty two thirty three thirty four"] == [32, 33, 34]
+    assert seqs["forty fifty sixty seventy eighty"] == [40, 50, 60, 70, 80]
+    assert all(len(set(b - a for a, b in zip(s, s[1:], strict=False))) == 1
+               for s in seqs.values())
+
+
+@pytest.mark.skipif(not HAVE_FLITE, reason="needs flite and t2p (make system-deps)")
+def test_counting_prompts_are_cut_after_a_number(tmp_path):
+    """Real flite prompts: held-out sentences in the test voice, unused sequences in training
+    voices, each cut at the end of a number within 1.5-2 s, with the next number known."""
+    seqs = counting_sequences()
+    texts = list(seqs)
+    random.Random(1).shuffle(texts)
+    data = tmp_path / "speech"
+    train_texts, heldout = texts[:30], texts[30:45]
+    for split, rows in {"train": [{"text": t, "voice": "slt", "phones": [["pau", 0, 1]]}
+                                  for t in train_texts],
+                        "valid": [{"text": heldout[0], "voice": "awb", "phones": []}],
+                        "test": [{"text": heldout[1], "voice": "rms", "phones": []}]}.items():
+        (data / split).mkdir(parents=True)
+        (data / split / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (data / "heldout_sentences.txt").write_text("\n".join(heldout) + "\n")
+    prompts = counting.build_prompts(data, tmp_path / "prompts", count=3)
+    assert len(prompts["valid"]) == 3 and 1 <= len(prompts["test"]) <= 3
+    assert {p["voice"] for p in prompts["test"]} == {"rms"}
+    assert {p["voice"] for p in prompts["valid"]} == {"slt"}
+    for split, rows in prompts.items():
+        for p in rows:
+            assert (p["text"] in heldout) == (split == "test")
+            assert p["text"] not in train_texts
+            assert 1.5 <= p["cut_seconds"] <= 2.0 < p["duration"]
+            k = len(p["heard_in_prompt"])
+            assert p["heard_in_prompt"] == seqs[p["text"]][:k]
+            assert p["next_number"] == seqs[p["text"]][k]
+            assert (tmp_path / "prompts" / split / p["file"]).exists()
+    # cached: a second call reads the index instead of synthesising
+    assert counting.build_prompts(data, tmp_path / "prompts", count=3) == prompts
+
+
+def test_seed_spread_summary():
+    rows = [{"seed": s, "figures": {"faithfulness_seen": v}} for s, v in
+            ((0, 0.8), (1, 0.7), (2, 0.9))]
+    out = summarise(rows)["faithfulness_seen"]
+    assert out == {"lowest": 0.7, "highest": 0.9, "median": 0.8, "spread": 0.2}
