@@ -92,7 +92,8 @@ bench: $(STAMP)
 runs/maskgit/model.safetensors: | $(STAMP)
 	$(PY) -m lm.cli train --out runs/maskgit --config recipes/builtin/lm.yaml \
 		--speech_codes runs/demo/codes/speech --image_codes runs/demo/codes/image \
-		--task_weights '{caption_image: 1.0, maskgit_image: 1.0}'
+		--task_weights '{caption_image: 1.0, maskgit_image: 1.0}' \
+		--steps 2200 --eval_every 550 --save_every 550
 
 maskgit: runs/maskgit/model.safetensors
 	$(PY) benchmarks/bench_maskgit.py --bundle runs/maskgit --image-data runs/demo/data/images \

@@ -48,11 +48,13 @@ class TaskSources:
     """Index-addressable samples of each task (`len(sources[task])`, `sources[task][i]`)."""
 
     def __init__(self, vocab: MultimodalVocab, speech=None, images=None,
-                 caption_dropout: float = 0.1, cm3_rate: float = 0.0, seed: int = 0):
-        if not 0 <= caption_dropout <= 1 or not 0 <= cm3_rate <= 1:
-            raise ValueError("caption_dropout and cm3_rate must lie in [0, 1]")
+                 caption_dropout: float = 0.1, cm3_rate: float = 0.0, seed: int = 0,
+                 caption_noise: float = 0.0):
+        if not all(0 <= x <= 1 for x in (caption_dropout, cm3_rate, caption_noise)):
+            raise ValueError("caption_dropout, cm3_rate and caption_noise must lie in [0, 1]")
         self.vocab, self.speech, self.images = vocab, speech, images
         self.caption_dropout, self.cm3_rate, self.seed = caption_dropout, cm3_rate, seed
+        self.caption_noise = caption_noise
         # captions and transcripts, for the text-only task (read once: a column is a list)
         self.texts = corpus_texts(speech, images)
 
@@ -96,6 +98,7 @@ class TaskSources:
                 caption = captions[rng.randrange(len(captions))] if len(captions) > 1 \
                     else captions[0]
                 caption = "" if rng.random() < self.caption_dropout else caption
+                caption = formats.noisy_text(v, caption, self.caption_noise, rng)
                 if task == "maskgit_image":  # no CM3 rewrite: its span is already masked
                     grid = torch.as_tensor(row["codes"]).flatten()
                     return formats.maskgit_image(v, caption, grid,

@@ -48,8 +48,13 @@ def speech_only(vocab: MultimodalVocab, units, dedup: bool = True) -> list[int]:
     return [vocab.bos_id, *_audio(vocab, units, dedup), vocab.eos_id]
 
 
-def caption_to_image(vocab: MultimodalVocab, caption: str, grid) -> list[int]:
-    return [vocab.bos_id, *vocab.encode_text(caption), *_image(vocab, grid), vocab.eos_id]
+def _text(vocab: MultimodalVocab, text: str | list[int]) -> list[int]:
+    """A text's ids; already-encoded ids (a list, e.g. a caption with noise) pass through."""
+    return list(text) if isinstance(text, list) else vocab.encode_text(text)
+
+
+def caption_to_image(vocab: MultimodalVocab, caption: str | list[int], grid) -> list[int]:
+    return [vocab.bos_id, *_text(vocab, caption), *_image(vocab, grid), vocab.eos_id]
 
 
 def image_to_caption(vocab: MultimodalVocab, grid, caption: str) -> list[int]:
@@ -104,7 +109,8 @@ def cosine_mask_count(n: int, rng: random.Random) -> int:
     return max(1, math.ceil(math.cos(math.pi / 2 * rng.random()) * n))
 
 
-def maskgit_image(vocab: MultimodalVocab, caption: str, grid, masked: torch.Tensor) -> Sample:
+def maskgit_image(vocab: MultimodalVocab, caption: str | list[int], grid, masked: torch.Tensor
+                  ) -> Sample:
     """The MaskGIT sample of caption → image (module docstring): `masked` (h·w,) bool marks the
     codes replaced by <mask>; they alone carry image labels, their own codes."""
     codes = vocab.image_ids(torch.as_tensor(grid).flatten())
@@ -112,7 +118,7 @@ def maskgit_image(vocab: MultimodalVocab, caption: str, grid, masked: torch.Tens
     if masked.shape != codes.shape:
         raise ValueError(f"masked must have one flag per code ({len(codes)}), got "
                          f"{tuple(masked.shape)}")
-    text = torch.tensor([vocab.bos_id, *vocab.encode_text(caption), vocab.boi_id],
+    text = torch.tensor([vocab.bos_id, *_text(vocab, caption), vocab.boi_id],
                         dtype=torch.long)
     ids = torch.cat([text, codes.masked_fill(masked, vocab.mask_id),
                      torch.tensor([vocab.eoi_id])])
@@ -121,6 +127,27 @@ def maskgit_image(vocab: MultimodalVocab, caption: str, grid, masked: torch.Tens
     start = len(text)
     labels[start:start + len(codes)] = torch.where(masked, codes, IGNORE)
     return Sample(ids, labels, (start, start + len(codes)))
+
+
+def noisy_text(vocab: MultimodalVocab, text: str, rate: float, rng) -> list[int]:
+    """The text's ids with each replaced, with probability `rate`, by a uniformly drawn
+    non-special text id: word-level noise in the spirit of word dropout (Iyyer et al. 2015) and
+    BERT's random-token replacement, so that a caption with words the LM never saw (a new
+    wording, an unknown font name) reads as noise around the request rather than as an input
+    it has no behaviour for."""
+    ids = vocab.encode_text(text)
+    if not rate or not ids:
+        return ids
+    specials = set(vocab.special_ids.values())
+    size = vocab.layout["text_size"]
+    out = []
+    for i in ids:
+        if rng.random() < rate:
+            i = rng.randrange(size)
+            while i in specials:
+                i = rng.randrange(size)
+        out.append(i)
+    return out
 
 
 def random_mask(n: int, rng: random.Random) -> torch.Tensor:

@@ -63,6 +63,8 @@ class LMTrainConfig(TrainLoopConfig):
         "weight of each modality's mean cross-entropy (DALL-E: text 1/8, image 7/8)")
     caption_dropout: float = option(0.1, "share of empty captions (for classifier-free "
                                     "guidance)")
+    caption_noise: float = option(0.0, "share of caption tokens replaced by random text tokens "
+                                  "(robustness to words the captions never had)")
     cm3_rate: float = option(0.0, "share of samples in CM3 causal-masked form")
     block_size: int = option(256, "tokens per packed training block")
     samples_per_step: int = option(16, "samples per micro-batch, the global batch (split over "
@@ -166,7 +168,8 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
     else:
         model = new_lm(model_cfg, len(vocab), vocab.pad_id, vocab.bos_id, vocab.eos_id)
     model.config._attn_implementation = "sdpa"  # the 4-D packing mask needs SDPA or eager
-    sources = TaskSources(vocab, speech, images, cfg.caption_dropout, cfg.cm3_rate, cfg.seed)
+    sources = TaskSources(vocab, speech, images, cfg.caption_dropout, cfg.cm3_rate, cfg.seed,
+                          cfg.caption_noise)
     weights = {t: w for t, w in cfg.task_weights.items() if w > 0}
     batches = PackedBatches(sources, weights, cfg.block_size, cfg.samples_per_step, cfg.seed)
     v_speech, _ = load_split_codes(cfg.speech_codes, "valid")

@@ -36,7 +36,8 @@ def test_training_wordings_are_distinct_reproducible_and_never_held_out():
     assert a != captions.training_wordings("G", "DejaVu Sans Bold", 8, "other.png")
     # over many images every training template shows up, no held-out one ever does
     seen = [w for i in range(300) for w in captions.training_wordings("7", "Inter", 8, str(i))]
-    held = [_template_regex(t) for t in captions.HELDOUT_WITH_FACE]
+    held = [_template_regex(t) for t in captions.HELDOUT_WITH_FACE
+            + captions.NEW_WORDS_WITH_FACE]
     assert not [w for w in seen if any(r.match(w) for r in held)]
     for template in captions.TRAINING_TEMPLATES:
         r = _template_regex(template)
@@ -51,12 +52,13 @@ def test_every_wording_keeps_the_request(ch):
     kind = captions.kind_of(ch)
     case_words = {"uppercase": ("uppercase", "capital", "upper case"),
                   "lowercase": ("lowercase", "small", "lower case"), "digit": ("",)}[kind]
-    for template in captions.TRAINING_TEMPLATES + captions.HELDOUT_WITH_FACE:
+    for template in (captions.TRAINING_TEMPLATES + captions.HELDOUT_WITH_FACE
+                     + captions.NEW_WORDS_WITH_FACE):
         for synonym in range(len(captions.CHAR_NAMES[kind])):
             for case in captions.CASES:
                 text = captions.caption(template, ch, "Caladea Bold", synonym, case)
                 low = text.lower()
-                assert re.search(rf"\b{ch.lower()}\b", low), text
+                assert re.search(rf"\b{ch}\b", text), text  # the character keeps its case
                 assert any(w in low for w in case_words), text
                 assert ("caladea bold" in low) == ("{face}" in template), text
 
@@ -71,6 +73,12 @@ def test_family_captions_one_per_glyph_and_by_family():
     regexes = [_template_regex(t) for t in captions.HELDOUT_WITH_FACE]
     assert all(any(r.match(c) for r in regexes) for c in held)
     assert held == captions.family_captions("heldout", chars, faces)  # reproducible
+    # held-out templates use only words of the training templates; new-word ones do not
+    def words(templates):
+        return {w for t in templates for w in re.findall(r"[a-z]+", t.replace("{what}", "")
+                                                        .replace("{face}", ""))}
+    assert words(captions.HELDOUT_WITH_FACE) <= words(captions.TRAINING_TEMPLATES)
+    assert words(captions.NEW_WORDS_WITH_FACE) - words(captions.TRAINING_TEMPLATES)
     with pytest.raises(ValueError, match="unknown caption family 'odd'"):
         captions.family_captions("odd", chars, faces)
 
@@ -83,6 +91,27 @@ def test_corpus_texts_include_alt_texts():
     speech = Dataset.from_dict({"text": ["one two three"]})
     assert sorted(corpus_texts(speech, None, images)) == sorted(
         ["one two three", "a, the digit 7", "the number 7 in a"])
+
+
+def test_caption_noise_replaces_tokens_with_plain_text_ids():
+    from lm import formats
+    from lm.vocab import MultimodalVocab, train_bpe
+
+    v = MultimodalVocab.build(train_bpe(["the digit 7 in Caladea Bold"] * 3 + ["a b c d"],
+                                        vocab_size=300), audio_size=4, image_size=4)
+    text = "the digit 7 in Caladea Bold, the digit 7 in Caladea Bold"
+    clean = v.encode_text(text)
+    assert formats.noisy_text(v, text, 0.0, random.Random(0)) == clean
+    a = formats.noisy_text(v, text, 0.3, random.Random(5))
+    assert a == formats.noisy_text(v, text, 0.3, random.Random(5)) and len(a) == len(clean)
+    assert 0 < sum(x != y for x, y in zip(a, clean, strict=True)) < len(clean)
+    specials = set(v.special_ids.values())
+    for seed in range(20):  # every token replaced: plain text ids only, never a special
+        noisy = formats.noisy_text(v, text, 1.0, random.Random(seed))
+        assert all(0 <= i < v.layout["text_size"] and i not in specials for i in noisy)
+    # the noisy ids go into the sample in place of the caption's
+    ids = formats.caption_to_image(v, a, torch.zeros(2, 2, dtype=torch.long))
+    assert ids[1: 1 + len(a)] == a
 
 
 def test_unigram_baseline_by_hand():
@@ -161,3 +190,14 @@ def test_seed_spread_summary():
             ((0, 0.8), (1, 0.7), (2, 0.9))]
     out = summarise(rows)["faithfulness_seen"]
     assert out == {"lowest": 0.7, "highest": 0.9, "median": 0.8, "spread": 0.2}
+
+
+def test_native_bf16_defaults_leave_an_explicit_choice(monkeypatch):
+    from recipes.builtin import run_demo
+
+    monkeypatch.setattr(run_demo, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(run_demo.torch.cuda, "is_available", lambda: False)
+    out = run_demo.native_bf16_defaults({"speech": {}, "lm": {"mixed_precision": "no"}})
+    assert out == {"speech": {"mixed_precision": "bf16"}, "lm": {"mixed_precision": "no"}}
+    monkeypatch.setattr(run_demo, "cpu_has_native_bf16", lambda: False)
+    assert run_demo.native_bf16_defaults({"speech": {}, "lm": {}}) == {"speech": {}, "lm": {}}

@@ -7,17 +7,20 @@ A corpus with one caption template teaches the template, not the request: the de
   templates  the frame around the request ("{what} in {face}", "a picture of {what}", ...),
              with the face name or without it;
   synonyms   of the character's name ("the digit 7", "the number 7", "capital G", ...);
-  case       as written, capitalised, lower case, upper case (every letter's name says its case
-             in words, "capital g" / "lowercase g", so lower- or upper-casing the whole caption
-             keeps the request whole).
+  case       as written, capitalised, lower case, upper case: of the frame, the face name and
+             the character's name, never of the character itself ("SHOW THE SMALL LETTER q").
+             Case-folding the character too ("capital g" for G) made the token " g" mean G in
+             some captions and g in others: the LM trained on such captions drew the requested
+             glyph for 0.10 of the test captions (docs/EXPERIMENTS.md, issue 20).
 
 Some templates are held out of training and used only for evaluation, so faithfulness is
 measured on wordings the LM never saw. The evaluation families:
 
   canonical  "{face}, {what}" as the first demo words it (the corpus' `text` column)
   seen       a training template, synonym and case drawn per image
-  heldout    a held-out template (training synonyms and cases: the frame is new, the words of
-             the request are not; a synonym nobody taught could not be honestly expected)
+  heldout    a held-out template: the training captions' words in a frame or order no training
+             caption has (training synonyms and cases)
+  new_words  a held-out template with words no training caption has ("render", "glyph")
   no_face    a training template without the face name
 """
 
@@ -39,12 +42,19 @@ SEEN_WITH_FACE = (CANONICAL, "{what} in {face}", "{what}, set in {face}",
                   "an image of {what} in the {face} typeface", "{what} ({face})",
                   "show {what} in {face}")
 SEEN_WITHOUT_FACE = ("{what}", "a picture of {what}", "an image of {what}", "show {what}")
-# never in training: new frames around known words
-HELDOUT_WITH_FACE = ("render {what} using the {face} font", "{face} typeface, showing {what}",
-                     "a drawing of {what} written in {face}", "the {face} glyph for {what}")
+# Never in training. Held-out templates put the training captions' own words in new frames and
+# orders; new-word templates frame the request with words no training caption has, which an LM
+# that learned English only from this corpus cannot know (their tokens' embeddings were never
+# trained): reported apart, as the limit of a from-scratch LM, not folded into "held out".
+HELDOUT_WITH_FACE = ("in {face}, {what}", "{what}, {face} font",
+                     "show an image of {what} in {face}",
+                     "a picture in the {face} typeface of {what}")
+NEW_WORDS_WITH_FACE = ("render {what} using the {face} font", "{face} typeface, showing {what}",
+                       "a drawing of {what} written in {face}", "the {face} glyph for {what}")
 CASES = ("as written", "capitalised", "lower", "upper")
+_CHAR = "\x00"  # stands for the character while the case is applied: the request keeps its case
 FAMILIES = {"canonical": (CANONICAL,), "seen": SEEN_WITH_FACE, "heldout": HELDOUT_WITH_FACE,
-            "no_face": SEEN_WITHOUT_FACE}
+            "new_words": NEW_WORDS_WITH_FACE, "no_face": SEEN_WITHOUT_FACE}
 TRAINING_TEMPLATES = SEEN_WITH_FACE + SEEN_WITHOUT_FACE
 
 
@@ -70,8 +80,8 @@ def with_case(text: str, case: str) -> str:
 def caption(template: str, ch: str, face: str, synonym: int = 0, case: str = "as written"
             ) -> str:
     names = CHAR_NAMES[kind_of(ch)]
-    what = names[synonym % len(names)].format(c=ch)
-    return with_case(template.format(what=what, face=face), case)
+    what = names[synonym % len(names)].format(c=_CHAR)
+    return with_case(template.format(what=what, face=face), case).replace(_CHAR, ch)
 
 
 def canonical_caption(ch: str, face: str) -> str:

@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         speech_likelihood,
         tune_and_score_images,
     )
+    from recipes.builtin.run_demo import native_bf16_defaults
     from recipes.common import cached_json, split_overrides
 
     p = argparse.ArgumentParser(description=__doc__,
@@ -75,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
                    "own name)")
     p.add_argument("--no-counting", action="store_true",
                    help="skip the counting continuations (images only)")
+    p.add_argument("--no-images", action="store_true",
+                   help="skip the image scores (e.g. for a speech-only LM)")
     args, extra = p.parse_known_args(argv)
-    overrides = split_overrides(extra)["lm"]
+    overrides = native_bf16_defaults(split_overrides(extra))["lm"]  # as the demo's LM
     demo = args.demo
     for need in ("codes/speech", "codes/image", "data/images", "glyph_classifier"):
         if not (demo / need).exists():
@@ -89,14 +92,17 @@ def main(argv: list[str] | None = None) -> int:
         t = time.time()
         bundle = train_seed(demo, folder, seed, args.lm_config, overrides)
         train_s = round(time.time() - t, 1)
-        resolution = json.loads((bundle / "image_tokenizer" / "config.json").read_text())[
-            "resolution"]
-        clf, _ = glyph_classifier(demo / "data" / "images", demo / "glyph_classifier",
-                                  resolution)
-        images = cached_json(folder / "images.json", lambda b=bundle, f=folder, c=clf:
-                             tune_and_score_images(b, c, demo / "data" / "images", f))
-        figures = {f"faithfulness_{k}": v["accuracy"]
-                   for k, v in images["test_accuracy_by_wording"].items()}
+        figures, default = {}, None
+        if not args.no_images:
+            resolution = json.loads((bundle / "image_tokenizer" / "config.json").read_text())[
+                "resolution"]
+            clf, _ = glyph_classifier(demo / "data" / "images", demo / "glyph_classifier",
+                                      resolution)
+            images = cached_json(folder / "images.json", lambda b=bundle, f=folder, c=clf:
+                                 tune_and_score_images(b, c, demo / "data" / "images", f))
+            figures = {f"faithfulness_{k}": v["accuracy"]
+                       for k, v in images["test_accuracy_by_wording"].items()}
+            default = images["default"]
         if not args.no_counting:
             counting = cached_json(folder / "counting.json", lambda b=bundle, f=folder:
                                    continue_counting(b, demo / "data" / "speech",
@@ -106,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             figures["counting_next_number"] = counting["next_number_share"]
             figures["nll_per_unit"] = nll["heldout_speech"]["nll_per_unit"]
             figures["unigram_nll_per_unit"] = nll["unigram_baseline"]["nll_per_unit"]
-        rows.append({"seed": seed, "figures": figures, "default": images["default"],
+        rows.append({"seed": seed, "figures": figures, "default": default,
                      "train_seconds_this_run": train_s})
         print(json.dumps(rows[-1]), flush=True)
     summary = {"seeds": rows, "summary": summarise(rows), "overrides": overrides,

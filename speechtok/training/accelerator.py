@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from pathlib import Path
 
 import torch
 
@@ -22,6 +23,17 @@ def check_precision(mixed_precision: str) -> None:
     if mixed_precision not in PRECISIONS:
         raise ValueError(f"mixed_precision must be one of {'/'.join(PRECISIONS)}, got "
                          f"{mixed_precision!r}")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX-BF16, from
+    /proc/cpuinfo): there bf16 autocast pays (1.34× for the demo's speech tokenizer, docs/
+    RESULTS.md); elsewhere PyTorch emulates it and it is slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
 
 
 def make_accelerator(mixed_precision: str, **kwargs):
