@@ -5,7 +5,9 @@
   "caption_image"   caption → image (DALL-E); the caption is one of the item's captions
                     ("text" and any "alt_texts"), and with probability `caption_dropout` it
                     is dropped (the empty caption), so the LM also learns the unconditional
-                    distribution that classifier-free guidance needs at sampling time
+                    distribution that classifier-free guidance needs at sampling time;
+                    `caption_noise` replaces each caption token by a random text token with
+                    that probability (off by default: formats.noisy_text)
   "maskgit_image"   caption → image as MaskGIT (bidirectional image span, cosine-scheduled
                     <mask>s), the same caption choice and dropout, for parallel decoding
   "image_caption"   image → caption

@@ -201,3 +201,52 @@ def test_native_bf16_defaults_leave_an_explicit_choice(monkeypatch):
     assert out == {"speech": {"mixed_precision": "bf16"}, "lm": {"mixed_precision": "no"}}
     monkeypatch.setattr(run_demo, "cpu_has_native_bf16", lambda: False)
     assert run_demo.native_bf16_defaults({"speech": {}, "lm": {}}) == {"speech": {}, "lm": {}}
+
+
+def test_continue_counting_chooses_on_valid_and_scores_test(tmp_path, monkeypatch,
+                                                            tiny_tokenizer):
+    """The counting stage on a tiny random bundle, with the recogniser replaced by canned
+    answers: the setting that wins on the validation prompts becomes the bundle's default, the
+    test share counts the continuations that hold the next number, the ceiling the originals'."""
+    import numpy as np
+    import soundfile as sf
+    from conftest import speechlike
+    from test_lm_generate import make_bundle
+
+    import speechtok.metrics.wer as wer
+    from lm.pipelines import GENERATION_FILE
+    from recipes.builtin import demo_generate
+
+    bundle = make_bundle(tmp_path / "bundle", tiny_tokenizer)
+    prompts_dir = tmp_path / "prompts"
+    index = {}
+    for split in ("valid", "test"):
+        (prompts_dir / split).mkdir(parents=True)
+        index[split] = []
+        for i, (text, nxt) in enumerate((("one two three", "three"), ("ten eight six", "six"))):
+            sf.write(prompts_dir / split / f"count_{i}.wav",
+                     speechlike(2.5, 16000, seed=i).astype(np.float32), 16000)
+            index[split].append({"file": f"count_{i}.wav", "text": text, "voice": "x",
+                                 "duration": 2.5, "cut_seconds": 1.6, "next_words": nxt})
+    (prompts_dir / "prompts.json").write_text(json.dumps(index))
+    calls = []
+
+    def fake_transcribe(paths, jobs=1):
+        calls.append([p.name for p in paths])
+        answers = {1: ["uh three four", "six"],  # valid, the second setting: both right
+                   3: ["three", "seven"],  # test: one of two
+                   4: ["three", "six"]}.get(len(calls) - 1, ["", "eight nine"])
+        return answers[: len(paths)]
+
+    monkeypatch.setattr(wer, "transcribe", fake_transcribe)
+    out = demo_generate.continue_counting(bundle, tmp_path / "unused", prompts_dir,
+                                          tmp_path / "out")
+    assert [r["valid_next_number_share"] for r in out["sweep_on_valid"]] == [0.0, 1.0, 0.0]
+    assert out["default"] == demo_generate.COUNTING_SETTINGS[1]
+    saved = json.loads((bundle / GENERATION_FILE).read_text())["speech"]
+    assert saved["temperature"] == demo_generate.COUNTING_SETTINGS[1]["temperature"]
+    assert out["next_number_share"] == 0.5 and out["originals_rest_share"] == 1.0
+    assert out["with_any_number_word"] == 1.0  # "three" and "seven" are number words
+    assert [r["continues"] for r in out["rows"]] == [True, False]
+    assert all(n.endswith("_original_rest.wav") for n in calls[4])
+    assert (tmp_path / "out" / "test" / "count_0_continuation.wav").exists()

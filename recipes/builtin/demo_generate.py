@@ -5,8 +5,12 @@ training glyphs (which character is shown) judges whether a generated glyph show
 character. The sampling setting (guidance scale × temperature) is chosen on the validation
 family's captions (training wordings), written into the bundle as its default
 (`multimodal_generation.json`), and then scored once on the test families' captions in each
-wording family of captions.py (canonical, seen templates, held-out templates, no face name):
-tune on valid, report on test.
+wording family of captions.py (canonical, training templates, held-out templates, new words,
+no face name): tune on valid, report on test.
+
+Counting: 20 counting prompts of the held-out voice, cut after a number (counting.py), are
+continued; a continuation passes when pocketsphinx hears the next number in it. The speech
+sampling setting is chosen on validation prompts the same way.
 
 Speech: two held-out utterances (the voice no tokenizer or LM trained on) are cut to their
 first seconds and continued; pocketsphinx transcribes the outputs; the LM's per-unit NLL on the
@@ -58,8 +62,8 @@ def labelled_glyphs(image_data: Path, split: str, resolution: int
 
 def faithfulness_by_wording(pipe: TextToImage, clf: ImageClassifier, chars: list[str],
                             faces: list[str], seed: int = 0, **sampling) -> dict:
-    """The judge's accuracy on one caption per glyph of each wording family (captions.py):
-    canonical, seen templates, held-out templates, no face name."""
+    """The judge's accuracy on one caption per glyph of each wording family (captions.py:
+    canonical, training templates, held-out templates, new words, no face name)."""
     out = {}
     for family in FAMILIES:
         captions = family_captions(family, chars, faces)
@@ -204,6 +208,9 @@ def continue_counting(bundle: Path, speech_data: Path, prompts_dir: Path, out: P
     from speechtok.metrics.wer import transcribe
 
     prompts = build_prompts(speech_data, prompts_dir)
+    if not prompts["valid"] or not prompts["test"]:
+        raise RuntimeError(f"no counting prompts could be made in {prompts_dir} (valid "
+                           f"{len(prompts['valid'])}, test {len(prompts['test'])})")
     pipe = SpeechContinuation.from_pretrained(bundle)
     sweep = []
     for setting in COUNTING_SETTINGS:
