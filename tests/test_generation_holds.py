@@ -15,8 +15,8 @@ import torch
 from lm.data import corpus_texts
 from lm.evaluate import unigram_unit_nll
 from recipes.builtin import captions, counting
-from recipes.builtin.make_speech_corpus import counting_sequences
 from recipes.builtin.seed_spread import summarise
+from recipes.builtin.speech_texts import counting_sequences
 
 HAVE_FLITE = shutil.which("flite") is not None and shutil.which("t2p") is not None
 

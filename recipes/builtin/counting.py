@@ -25,7 +25,8 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
-from recipes.builtin.make_speech_corpus import counting_sequences, synthesize
+from recipes.builtin.make_speech_corpus import synthesize
+from recipes.builtin.speech_texts import counting_sequences
 from speechtok.metrics.wer import normalize, number_words
 
 
@@ -103,6 +104,15 @@ def build_prompts(speech_data: Path, out: Path, count: int = 20, min_seconds: fl
                   f"{min_seconds}-{max_seconds} s (of {len(plan)} sequences)")
     index.write_text(json.dumps(prompts, indent=1))
     return prompts
+
+
+NUMBER_WORDS = frozenset(w for n in range(100) for w in number_words(n).split())
+
+
+def has_number_word(heard: str) -> bool:
+    """Whether the recognised words hold any number word (0-99): the continuation at least
+    counts, even if not the next number."""
+    return bool(set(normalize(heard)) & NUMBER_WORDS)
 
 
 def continues_count(heard: str, next_words: str) -> bool:

@@ -27,21 +27,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def train_seed(demo: Path, folder: Path, seed: int, lm_config: Path, overrides: dict) -> Path:
-    from lm.model import LMConfig
-    from lm.train import LMTrainConfig, train_lm
-    from speechtok.training.config import build_configs
-
-    bundle = folder / "bundle"
-    if not (bundle / "model.safetensors").exists():
-        lm_cfg, train_cfg = build_configs(
-            [LMConfig, LMTrainConfig], lm_config,
-            {"speech_codes": str(demo / "codes" / "speech"),
-             "image_codes": str(demo / "codes" / "image"), **overrides, "seed": seed})
-        train_lm(bundle, lm_cfg, train_cfg, resume=True)
-    return bundle
-
-
 def summarise(rows: list[dict]) -> dict:
     """Lowest, highest, median and spread of every figure over the seeds."""
     keys = sorted({k for r in rows for k in r["figures"]})
@@ -63,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         tune_and_score_images,
     )
     from recipes.builtin.run_demo import native_bf16_defaults
-    from recipes.common import cached_json, split_overrides
+    from recipes.common import cached_json, split_overrides, train_lm_once
 
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,19 +70,22 @@ def main(argv: list[str] | None = None) -> int:
         if not (demo / need).exists():
             raise SystemExit(f"{demo / need} is missing: run the demo first (make demo)")
     root = demo / args.name
-    rows = []
+    rows, clf = [], None
     for seed in args.seeds:
         folder = root / f"seed_{seed}"
         folder.mkdir(parents=True, exist_ok=True)
         t = time.time()
-        bundle = train_seed(demo, folder, seed, args.lm_config, overrides)
+        bundle = folder / "bundle"
+        train_lm_once(bundle, args.lm_config, {**overrides, "seed": seed},
+                      demo / "codes" / "speech", demo / "codes" / "image")
         train_s = round(time.time() - t, 1)
         figures, default = {}, None
         if not args.no_images:
-            resolution = json.loads((bundle / "image_tokenizer" / "config.json").read_text())[
-                "resolution"]
-            clf, _ = glyph_classifier(demo / "data" / "images", demo / "glyph_classifier",
-                                      resolution)
+            if clf is None:  # one judge for every seed (the tokenizers are the demo's)
+                resolution = json.loads((bundle / "image_tokenizer" / "config.json")
+                                        .read_text())["resolution"]
+                clf, _ = glyph_classifier(demo / "data" / "images", demo / "glyph_classifier",
+                                          resolution)
             images = cached_json(folder / "images.json", lambda b=bundle, f=folder, c=clf:
                                  tune_and_score_images(b, c, demo / "data" / "images", f))
             figures = {f"faithfulness_{k}": v["accuracy"]
