@@ -1,5 +1,5 @@
 """`lm`: the multimodal LM command line: `lm tokenize` (pre-tokenisation), `lm train`,
-`lm generate speech | image`, `lm push`."""
+`lm generate speech | image`, `lm push`, `lm serve` (the web demo)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ EPILOG = """examples:
   lm generate image --model runs/demo/bundle --caption "Carlito, the uppercase letter G" \
       --out g.png --num 4 --guidance 3.0 --seed 0
   lm push runs/demo/bundle user/speechtok-lm-demo --private --revision v1
+  lm serve --model runs/demo/bundle          # then open http://localhost:7860/
+  lm serve --model runs/demo/bundle --export-space space/   # the same app as a HF Space
 
 Hub uploads take the token from HF_TOKEN or the saved login (`hf auth login`); there is no
 --token flag, so the token stays out of shell history. HF_ENDPOINT selects another Hub.
@@ -79,7 +81,68 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--private", action="store_true", help="create the repo as private")
     h.add_argument("--revision", metavar="BRANCH", default=None,
                    help="branch to push to (created from main if missing)")
+    _serve_parser(sub)
     return p
+
+
+def _serve_parser(sub) -> None:
+    s = sub.add_parser("serve", help="a web demo of a bundle in the browser (offline)",
+                       description="Serve a bundle as a web page with four tabs: text to "
+                       "image, continue speech (upload or record), the speech tokenizer "
+                       "(units, bitrate, resynthesis) and the image tokenizer (code grid, "
+                       "reconstruction, PSNR). Nothing is fetched from the internet. The page "
+                       "calls a JSON API (POST /api/text_to_image, /api/continue_speech, "
+                       "/api/speech_tokenizer, /api/image_tokenizer; GET /api/info) that "
+                       "scripts can call too; requests run one at a time, in order. With "
+                       "--export-space DIR, write the same app as a Hugging Face Space "
+                       "instead of serving it.")
+    s.add_argument("--model", required=True, help="bundle folder written by `lm train`")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (0.0.0.0: every interface, e.g. in a container)")
+    s.add_argument("--port", type=int, default=7860, help="port to listen on")
+    s.add_argument("--device", default=None, help="default: CUDA when present, else CPU")
+    s.add_argument("--max-upload-seconds", type=float, default=60.0,
+                   help="longer audio uploads are cut to their first N seconds (with a note)")
+    s.add_argument("--max-upload-mb", type=float, default=1024.0,
+                   help="larger uploads are refused before they are read whole")
+    s.add_argument("--export-space", metavar="DIR", default=None,
+                   help="write a Hugging Face Space (Docker SDK: app.py, Dockerfile, "
+                   "requirements.txt, README.md, the toolkit's source, the bundle) to DIR "
+                   "and exit")
+    s.add_argument("--space-bundle", metavar="REPO", default=None,
+                   help="with --export-space: the Space downloads this Hub repo (a bundle "
+                   "pushed with `lm push`) when it starts, instead of a copy in DIR")
+
+
+def cmd_serve(args) -> None:
+    if args.export_space:
+        from .serve.space import export_space
+
+        out = export_space(args.model, args.export_space, args.space_bundle)
+        print(json.dumps({"space": str(out), "run": f"cd {out} && python app.py",
+                          "push": f"hf upload --repo-type space USER/NAME {out}"}))
+        return
+    if args.space_bundle:
+        raise ValueError("--space-bundle only goes with --export-space")
+    check_port_free(args.host, args.port)
+    from .serve import serve
+
+    serve(args.model, args.host, args.port, args.device, args.max_upload_seconds,
+          args.max_upload_mb)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A clear error before the models load, instead of uvicorn's after."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise RuntimeError(f"cannot listen on {host}:{port} ({err.strerror}): another "
+                               "program uses that port; choose one with --port") from None
 
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:
@@ -250,7 +313,9 @@ def main(argv: list[str] | None = None) -> int:
             cmd_generate(args)
         elif args.command == "push":
             push_bundle(args.model, args.repo, args.private, args.revision)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        elif args.command == "serve":
+            cmd_serve(args)
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
         what = f"{args.command} {args.kind}" if args.command == "generate" else args.command
         print(f"lm {what}: error: {err}", file=sys.stderr)
         return 2

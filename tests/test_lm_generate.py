@@ -33,14 +33,15 @@ from lm.vocab import AUDIO, IMAGE, TEXT, MultimodalVocab, train_bpe
 CAPTIONS = ["the letter a", "the letter b", "the digit 7", "a red square"]
 
 
-def make_bundle(path, speech_tokenizer=None, image_tokenizer=None, text=CAPTIONS, vocab=None):
+def make_bundle(path, speech_tokenizer=None, image_tokenizer=None, text=CAPTIONS, vocab=None,
+                config=TINY_LM):
     """A bundle as `lm train` writes it, with random weights (no training)."""
     vocab = vocab or MultimodalVocab.build(
         train_bpe(text * 4, 300),
         speech_tokenizer.config.codebook_size if speech_tokenizer else 0,
         image_tokenizer.config.codebook_size if image_tokenizer else 0)
     torch.manual_seed(0)  # the LM's weights must not depend on the tokenizers built before it
-    model = new_lm(TINY_LM, len(vocab), vocab.pad_id, vocab.bos_id, vocab.eos_id)
+    model = new_lm(config, len(vocab), vocab.pad_id, vocab.bos_id, vocab.eos_id)
     model.save_pretrained(path)
     vocab.save_pretrained(path)
     if speech_tokenizer is not None:

@@ -1,0 +1,452 @@
+"""`lm serve`, the web demo: the real server (`lm serve` in a subprocess on a free port) on a
+tiny random bundle, through its HTTP API and through a real headless browser (Debian's chromium
+driven by Playwright). The browser test writes a screenshot of each tab to
+$LM_SERVE_SCREENSHOTS (default runs/screenshots/serve); LM_SERVE_TEST_BUNDLE=DIR serves that
+bundle instead of the tiny one (how the README's screenshot was taken)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+from conftest import speechlike, tiny_config
+from PIL import Image
+from test_image import tiny_image_tokenizer
+from test_lm_generate import make_bundle
+from test_real_conditions import TINY_VOCODER
+
+from lm.model import LMConfig
+from lm.pipelines import save_generation_defaults
+from speechtok import SpeechTokenizer
+from speechtok.speech.vocoder import Vocoder, VocoderConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVE_LM = LMConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                    intermediate_size=64, max_positions=1024)
+MAX_UPLOAD_SECONDS = 5
+MAX_UPLOAD_MB = 40
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tiny_serve_bundle(path: Path) -> Path:
+    """A random bundle with both tokenizers, a learned speech decoder, the maskgit task."""
+    torch.manual_seed(0)
+    speech = SpeechTokenizer(tiny_config())
+    speech.train()
+    speech(torch.randn(4, 16000) * 0.1)  # k-means init of the codebook
+    speech.eval()
+    speech.attach_vocoder(Vocoder(VocoderConfig(**TINY_VOCODER)))
+    make_bundle(path, speech, tiny_image_tokenizer(), config=SERVE_LM)
+    (path / "train_config.yaml").write_text(yaml.safe_dump(
+        {"LMTrainConfig": {"task_weights": {"speech": 1.0, "caption_image": 1.0,
+                                            "maskgit_image": 0.5}}}))
+    save_generation_defaults(path, "image", {"guidance_scale": 2.0, "temperature": 0.9})
+    return path
+
+
+def start_server(args: list[str], cwd: Path | None = None, env: dict | None = None,
+                 url: str = "") -> subprocess.Popen:
+    """Start a server process and wait until GET url/api/info answers."""
+    proc = subprocess.Popen(args, cwd=cwd, env={**os.environ, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited ({proc.returncode}):\n{proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url + "/api/info", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise AssertionError(f"the server did not answer in 180 s:\n{proc.stdout.read()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    given = os.environ.get("LM_SERVE_TEST_BUNDLE")
+    bundle = Path(given) if given else tiny_serve_bundle(root / "bundle")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_server([sys.executable, "-m", "lm.cli", "serve", "--model", str(bundle),
+                         "--port", str(port), "--max-upload-seconds", str(MAX_UPLOAD_SECONDS),
+                         "--max-upload-mb", str(MAX_UPLOAD_MB)], url=url)
+    yield {"url": url, "bundle": bundle, "root": root, "tiny": not given}
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def call(url: str, body: bytes | dict | None = None, query: str = "") -> tuple[int, dict]:
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    request = urllib.request.Request(url + (f"?{query}" if query else ""), data=data,
+                                     method="GET" if data is None else "POST")
+    try:
+        with urllib.request.urlopen(request, timeout=300) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def from_data_url(url: str, mime: str) -> bytes:
+    import base64
+
+    head, payload = url.split(",", 1)
+    assert head == f"data:{mime};base64", head
+    return base64.b64decode(payload)
+
+
+def wav_bytes(wav: np.ndarray, sr: int, subtype: str = "PCM_16") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, wav, sr, format="WAV", subtype=subtype)
+    return buf.getvalue()
+
+
+def png_of(url: str) -> Image.Image:
+    return Image.open(io.BytesIO(from_data_url(url, "image/png")))
+
+
+# ---- the HTTP API -----------------------------------------------------------------------------
+def test_info_says_what_the_bundle_can_do(server):
+    status, info = call(server["url"] + "/api/info")
+    assert status == 200
+    assert info["image"] and info["speech"]
+    if server["tiny"]:
+        assert info["maskgit"] and info["learned_vocoder"]
+        assert info["defaults"]["image"]["guidance_scale"] == 2.0  # the bundle's, not built-in
+        assert info["resolution"] == 16
+
+
+def test_text_to_image_gives_images_of_the_tokenizers_size(server):
+    url = server["url"] + "/api/text_to_image"
+    status, out = call(url, {"caption": "the letter a", "num_images": 3, "seed": 5})
+    assert status == 200, out
+    _, info = call(server["url"] + "/api/info")
+    images = [png_of(u) for u in out["images"]]
+    assert len(images) == 3
+    assert all(im.size == (info["resolution"],) * 2 for im in images)
+    assert out["width"] == out["height"] == info["resolution"]
+    # unset controls take the bundle's defaults; the seed makes the draw reproducible
+    assert out["settings"]["guidance_scale"] == info["defaults"]["image"]["guidance_scale"]
+    _, again = call(url, {"caption": "the letter a", "num_images": 3, "seed": 5})
+    assert again["images"] == out["images"]
+    _, maskgit = call(url, {"caption": "the letter b", "num_images": 2, "decoding": "maskgit",
+                            "steps": 4, "temperature": 1.0})
+    if info["maskgit"]:
+        assert len(maskgit["images"]) == 2 and maskgit["settings"]["steps"] == 4
+    else:
+        assert "maskgit" in maskgit["error"]
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"caption": "   "}, "caption first: it is empty"),
+    ({"caption": "the letter a", "temperature": "hot"}, "temperature must be a number"),
+    ({"caption": "the letter a", "num_images": 99}, "number of images must be between 1 and"),
+    ({"caption": "the letter a", "colour": "red"}, "unknown field(s) colour"),
+    ({"caption": "the letter a", "decoding": "diffusion"}, "decoding must be causal or maskgit"),
+])
+def test_bad_captions_and_settings_are_messages(server, body, message):
+    status, out = call(server["url"] + "/api/text_to_image", body)
+    assert status == 400 and message in out["error"], out
+
+
+def test_a_caption_spelling_a_special_token_is_named(server):
+    status, out = call(server["url"] + "/api/text_to_image", {"caption": "draw <boi> here"})
+    assert status == 400 and "'<boi>'" in out["error"], out
+
+
+def test_four_concurrent_caption_requests_all_finish(server):
+    url = server["url"] + "/api/text_to_image"
+    results, start = [None] * 4, threading.Barrier(4)
+
+    def ask(k):
+        start.wait()
+        results[k] = call(url, {"caption": f"the digit {k}", "num_images": 4, "seed": k})
+
+    threads = [threading.Thread(target=ask, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert all(r is not None and r[0] == 200 for r in results), results
+    assert all(len(r[1]["images"]) == 4 for r in results)
+    # one model job at a time: the requests ran one after another, so they waited in turn
+    waits = sorted(r[1]["queued_seconds"] for r in results)
+    assert waits[-1] >= waits[0]
+    _, info = call(server["url"] + "/api/info")
+    assert info["waiting"] == 0
+
+
+def test_continue_speech_returns_prompt_and_continuation(server):
+    x = speechlike(2.0, 44100, seed=3)
+    stereo = wav_bytes(np.stack([x, 0.5 * x], 1), 44100)
+    status, out = call(server["url"] + "/api/continue_speech", stereo,
+                       "name=prompt.wav&prompt_seconds=1.5&max_seconds=1&seed=0")
+    assert status == 200, out
+    prompt, sr = sf.read(io.BytesIO(from_data_url(out["prompt_audio"], "audio/wav")))
+    assert sr == 16000 and abs(len(prompt) / sr - 1.5) < 0.01  # cut, resampled, mono
+    assert any("downmixed" in n for n in out["notes"])
+    assert any("resampled from 44100 Hz" in n for n in out["notes"])
+    assert any("its first 1.5 s are the prompt" in n for n in out["notes"])
+    if out["output_audio"]:
+        full, sr = sf.read(io.BytesIO(from_data_url(out["output_audio"], "audio/wav")))
+        assert abs(len(full) / sr - out["handover_s"] - out["continuation_s"]) < 0.02
+        assert 0 < out["continuation_s"] <= 1.0 + 0.05
+        assert png_of(out["spectrogram"]).size[1] == 160
+    if shutil.which("pocketsphinx_batch") and out["output_audio"]:
+        assert isinstance(out["transcript"], str)
+
+
+def test_speech_tokenizer_units_bitrate_and_both_decoders(server):
+    status, out = call(server["url"] + "/api/speech_tokenizer",
+                       wav_bytes(speechlike(1.0, 16000, seed=1), 16000), "name=a.wav")
+    assert status == 200, out
+    assert out["frames"] == len(out["units"]) == round(out["frame_rate"] * 1.0)
+    assert out["bitrate"] == pytest.approx(
+        out["frame_rate"] * out["depth"] * math.log2(out["codebook_size"]), abs=0.1)
+    assert png_of(out["strip"]).size[0] >= out["frames"]
+    if server["tiny"]:
+        assert set(out["resynthesis"]) == {"griffin_lim", "learned"}
+    for r in out["resynthesis"].values():
+        wav, sr = sf.read(io.BytesIO(from_data_url(r["audio"], "audio/wav")))
+        assert sr == 16000 and abs(len(wav) - 16000) <= 320
+
+
+def test_an_hour_long_upload_is_cut_with_a_message(server):
+    hour = np.zeros(8000 * 3600, dtype=np.float32)  # 1 h at 8 kHz, 8-bit: 28.8 MB
+    hour[: 8000 * 10] = speechlike(10.0, 8000, seed=2)
+    status, out = call(server["url"] + "/api/speech_tokenizer", wav_bytes(hour, 8000, "PCM_U8"),
+                       "name=hour.wav")
+    assert status == 200, out
+    assert f"hour.wav is 3,600.0 s long: cut to its first {MAX_UPLOAD_SECONDS} s" in out["notes"][0]
+    wav, sr = sf.read(io.BytesIO(from_data_url(out["input_audio"], "audio/wav")))
+    assert len(wav) == MAX_UPLOAD_SECONDS * sr
+
+
+def test_an_upload_over_the_size_limit_is_refused(server):
+    status, out = call(server["url"] + "/api/speech_tokenizer",
+                       b"\0" * (MAX_UPLOAD_MB * 2**20 + 1), "name=big.wav")
+    assert status == 413 and f"limit of {MAX_UPLOAD_MB} MB" in out["error"]
+
+
+@pytest.mark.parametrize("endpoint", ["continue_speech", "speech_tokenizer", "image_tokenizer"])
+@pytest.mark.parametrize("payload, message", [
+    (b"RIFF\x24\x00\x00\x00WAVEfmt garbage that is not audio", "broken.wav: cannot"),
+    (b"", "broken.wav: the file is empty"),
+])
+def test_corrupt_uploads_are_messages_naming_the_file(server, endpoint, payload, message):
+    status, out = call(server["url"] + f"/api/{endpoint}", payload, "name=broken.wav")
+    assert status == 400 and message in out["error"], out
+    assert "Traceback" not in out["error"]
+
+
+@pytest.mark.parametrize("mode, size", [("RGBA", (37, 23)), ("P", (20, 50)), ("L", (64, 64)),
+                                        ("I;16", (16, 16)), ("CMYK", (30, 30))])
+def test_image_tokenizer_takes_any_mode_and_size(server, mode, size):
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    img = img.convert(mode) if mode != "I;16" else img.convert("L").convert("I;16")
+    buf = io.BytesIO()
+    img.save(buf, format="TIFF" if mode == "CMYK" else "PNG")
+    status, out = call(server["url"] + "/api/image_tokenizer", buf.getvalue(), "name=x")
+    assert status == 200, out
+    res = out["resolution"]
+    target, recon = png_of(out["input"]), png_of(out["reconstruction"])
+    assert target.size == recon.size == (res, res)
+    assert out["grid_size"] == [len(out["codes"]), len(out["codes"][0])]
+    # the PSNR shown is the reconstruction's against the (resized, cropped) input
+    a = np.asarray(target, dtype=np.float64) / 255
+    b = np.asarray(recon, dtype=np.float64) / 255
+    assert out["psnr"] == pytest.approx(10 * np.log10(1 / ((a - b) ** 2).mean()), abs=0.3)
+    assert (size == (res, res)) == (not out["notes"])
+
+
+def test_export_space_runs_the_same_app(server, tmp_path):
+    space = tmp_path / "space"
+    done = subprocess.run([sys.executable, "-m", "lm.cli", "serve", "--model",
+                           str(server["bundle"]), "--export-space", str(space)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    front = (space / "README.md").read_text().split("---")[1]
+    assert "sdk: docker" in front and "app_port: 7860" in front
+    assert (space / "bundle" / "config.json").exists() and (space / "lm" / "serve").is_dir()
+    assert "torch" in (space / "requirements.txt").read_text()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {"PORT": str(port), "HOST": "127.0.0.1", "PYTHONPATH": str(space)}
+    proc = start_server([sys.executable, "app.py"], cwd=space, env=env, url=url)
+    try:
+        _, info = call(url + "/api/info")
+        assert info["bundle"] == "bundle" and info["image"]
+        status, out = call(url + "/api/text_to_image", {"caption": "the letter a",
+                                                        "num_images": 1})
+        assert status == 200 and len(out["images"]) == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    again = subprocess.run([sys.executable, "-m", "lm.cli", "serve", "--model",
+                            str(server["bundle"]), "--export-space", str(space)],
+                           capture_output=True, text=True)
+    assert again.returncode == 2 and "not empty" in again.stderr
+    hub = tmp_path / "hub_space"
+    subprocess.run([sys.executable, "-m", "lm.cli", "serve", "--model", str(server["bundle"]),
+                    "--export-space", str(hub), "--space-bundle", "user/bundle"], check=True,
+                   capture_output=True)
+    assert not (hub / "bundle").exists() and "'user/bundle'" in (hub / "app.py").read_text()
+
+
+def test_a_busy_port_is_a_clear_error(server):
+    port = int(server["url"].rsplit(":", 1)[1])
+    done = subprocess.run([sys.executable, "-m", "lm.cli", "serve", "--model",
+                           str(server["bundle"]), "--port", str(port)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and f"127.0.0.1:{port}" in done.stderr
+    assert "--port" in done.stderr
+
+
+# ---- through a real browser -------------------------------------------------------------------
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--use-fake-ui-for-media-stream",
+                  "--use-fake-device-for-media-stream"]  # a fake microphone for Record
+
+
+def chromium_path() -> str | None:
+    return next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"))
+                 if p), None)
+
+
+@pytest.fixture(scope="module")
+def browser_page(server):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]'")
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no chromium: `make system-deps` installs Debian's chromium as root")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        requested = []
+        page.on("request", lambda r: requested.append(r.url))
+        yield page, requested
+        browser.close()
+
+
+def screenshot(page, name: str) -> None:
+    folder = Path(os.environ.get("LM_SERVE_SCREENSHOTS", ROOT / "runs/screenshots/serve"))
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def test_every_tab_works_in_a_real_browser(server, browser_page, tmp_path):
+    page, requested = browser_page
+    url = server["url"]
+    page.goto(url + "/")
+    page.wait_for_function("document.getElementById('bundle-info').textContent"
+                           ".startsWith('bundle')")
+    _, info = call(url + "/api/info")
+
+    # 1. text to image: an empty caption is a message; a caption gives images of the right size
+    page.fill("#caption", "")
+    page.click("#generate")
+    assert "empty" in page.inner_text("#error-text-to-image")
+    page.fill("#caption", "the letter a")
+    page.fill("#num-images", "4")
+    page.click("#generate")
+    page.wait_for_selector("#images img.generated >> nth=3")
+    page.wait_for_function("[...document.querySelectorAll('#images img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    sizes = page.eval_on_selector_all("#images img", "imgs => imgs.map(i => [i.naturalWidth, "
+                                      "i.naturalHeight])")
+    assert sizes == [[info["resolution"]] * 2] * 4
+    assert page.is_hidden("#error-text-to-image")
+    assert "took" in page.inner_text("#status-text-to-image")
+    screenshot(page, "text_to_image")
+
+    # 2. continue speech: upload a WAV, get the prompt and the continuation back as audio
+    prompt = tmp_path / "prompt.wav"
+    sf.write(prompt, speechlike(2.0, 22050, seed=4), 22050)
+    page.click("#tab-continue-speech")
+    page.fill("#max-seconds", "1.5")
+    page.set_input_files("#speech-file", str(prompt))
+    page.click("#continue")
+    page.wait_for_selector("#continue-result, #error-continue-speech:not([hidden])",
+                           state="visible")
+    assert page.is_hidden("#error-continue-speech"), page.inner_text("#error-continue-speech")
+    seconds = page.eval_on_selector("#prompt-audio", "a => new Promise(ok => a.readyState >= 1 ? "
+                                    "ok(a.duration) : a.addEventListener('loadedmetadata', () => "
+                                    "ok(a.duration)))")
+    assert abs(seconds - 2.0) < 0.05  # the whole 2 s upload is shorter than the 3 s prompt
+    assert page.get_attribute("#continue-spectrogram", "src").startswith("data:image/png")
+    assert page.get_attribute("#output-audio", "src").startswith("data:audio/wav")
+    screenshot(page, "continue_speech")
+
+    # a corrupt upload is a message in the page; recording through the (fake) microphone works
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot really audio")
+    page.set_input_files("#speech-file", str(broken))
+    page.click("#continue")
+    page.wait_for_selector("#error-continue-speech", state="visible")
+    assert "broken.wav: cannot decode" in page.inner_text("#error-continue-speech")
+    page.set_input_files("#speech-file", [])
+    page.click("#panel-continue-speech button.record")
+    page.wait_for_timeout(1200)
+    page.click("#panel-continue-speech button.record")
+    page.wait_for_function("document.getElementById('recording-continue-speech').textContent"
+                           ".includes('ready')")
+    page.click("#continue")
+    page.wait_for_function("document.getElementById('status-continue-speech').textContent"
+                           ".includes('recording.wav') || document.getElementById("
+                           "'status-continue-speech').textContent.includes('took')")
+    assert page.is_hidden("#error-continue-speech"), page.inner_text("#error-continue-speech")
+
+    # 3. speech tokenizer: units strip, bitrate, resynthesis (both decoders when present)
+    page.click("#tab-speech-tokenizer")
+    page.set_input_files("#units-file", str(prompt))
+    page.click("#tokenize-speech")
+    page.wait_for_selector("#units-result", state="visible")
+    assert "bit/s" in page.inner_text("#units-caption")
+    decoders = page.eval_on_selector_all("#resynthesis figure", "f => f.map(x => x.id)")
+    assert "resynthesis-griffin_lim" in decoders
+    if info["learned_vocoder"]:
+        assert "resynthesis-learned" in decoders
+    screenshot(page, "speech_tokenizer")
+
+    # 4. image tokenizer: an RGBA image of an odd size → code grid, reconstruction, PSNR
+    image = tmp_path / "odd.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (41, 29, 4), dtype=np.uint8),
+                    "RGBA").save(image)
+    page.click("#tab-image-tokenizer")
+    page.set_input_files("#image-file", str(image))
+    page.click("#tokenize-image")
+    page.wait_for_selector("#image-result", state="visible")
+    assert "PSNR" in page.inner_text("#psnr") and "dB" in page.inner_text("#psnr")
+    width = page.eval_on_selector("#image-reconstruction",
+                                  "i => i.complete ? i.naturalWidth : new Promise(ok => "
+                                  "i.addEventListener('load', () => ok(i.naturalWidth)))")
+    assert width == info["resolution"]
+    screenshot(page, "image_tokenizer")
+
+    # offline: everything the page loaded came from the server (or was made in the page)
+    outside = [u for u in requested if not u.startswith((url, "data:", "blob:"))]
+    assert not outside, outside
