@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # Debian packages: flite (the built-in speech corpus), pocketsphinx (intelligibility scoring),
 # fonts (the built-in image corpus renders letters and digits in every installed face; the
-# held-out families URW Gothic, Caladea and Carlito come from these packages).
+# held-out families URW Gothic, Caladea and Carlito come from these packages); chromium (the
+# web demo's browser test; skipped, with a note, where it cannot be installed).
 DEB_PACKAGES := flite pocketsphinx pocketsphinx-en-us
 DEB_COMMANDS := flite pocketsphinx_batch
 FONT_PACKAGES := fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf \
@@ -16,7 +17,7 @@ FONT_PACKAGES := fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-fr
 	fonts-roboto fonts-lato fonts-open-sans fonts-cantarell fonts-texgyre fonts-firacode
 
 .PHONY: demo demo-full test lint bench system-deps install clean-demo maskgit compare-quantizers \
-	seed-spread
+	seed-spread serve
 
 install: $(STAMP)
 
@@ -38,6 +39,15 @@ system-deps:
 	    echo "missing:$$missing. Install the Debian/Ubuntu packages '$(DEB_PACKAGES)'"; \
 	    echo "(e.g. sudo apt-get install $(DEB_PACKAGES)), or the same from your OS's package manager."; \
 	    exit 1; \
+	  fi; \
+	fi
+	@if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium (the web demo's browser test drives it)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "note: no chromium (sudo apt-get install chromium): the web demo's browser test"; \
+	    echo "will be skipped; \`lm serve\` itself does not need it."; \
 	  fi; \
 	fi
 	@if command -v dpkg-query >/dev/null; then \
@@ -68,6 +78,10 @@ demo-full: $(STAMP) system-deps
 	  --image.disc_start 1200 --image.eval_every 400 --lm.steps 3000 --lm.eval_every 750 \
 	  --lm.save_every 750
 
+# The web demo of the demo's bundle (after `make demo`): open http://localhost:7860/
+serve: $(STAMP)
+	$(PY) -m lm.cli serve --model runs/demo/bundle
+
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q --durations=10 tests
 
@@ -82,6 +96,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_lm_train.py  # needs runs/demo/codes (make demo)
 	$(PY) benchmarks/bench_generate.py  # uses runs/demo/bundle when present
 	$(PY) benchmarks/bench_data.py  # the loader with 0/1/2 workers against the trainers
+	@if [ -f runs/demo/bundle/config.json ]; then $(PY) benchmarks/bench_serve.py; \
+	else echo "bench_serve.py skipped: it serves runs/demo/bundle (make demo)"; fi
 	$(PY) benchmarks/bench_precision.py  # fp32 / bf16 / torch.compile step times, MFU
 	$(PY) benchmarks/bench_memory.py  # peak memory on 200 vs 20,000 files (the longest)
 	@if [ -f runs/maskgit/model.safetensors ]; then $(MAKE) --no-print-directory maskgit; \

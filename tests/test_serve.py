@@ -450,3 +450,65 @@ def test_every_tab_works_in_a_real_browser(server, browser_page, tmp_path):
     # offline: everything the page loaded came from the server (or was made in the page)
     outside = [u for u in requested if not u.startswith((url, "data:", "blob:"))]
     assert not outside, outside
+
+
+# ---- the app's queue and error handling, in process --------------------------------------------
+def test_the_queue_runs_one_job_at_a_time_in_arrival_order_and_refuses_past_its_limit():
+    import anyio
+
+    from lm.serve.app import JobQueue, QueueFull
+
+    spans, refused = [], []
+
+    def job(k):
+        start = time.perf_counter()
+        time.sleep(0.2)  # all six arrive (10 ms apart) while the first one runs
+        spans.append((k, start, time.perf_counter()))
+        return {"k": k}
+
+    async def main():
+        queue = JobQueue(max_waiting=4)
+
+        async def ask(k):
+            await anyio.sleep(0.01 * k)  # arrive in order 0, 1, 2, ...
+            try:
+                await queue.run(job, k)
+            except QueueFull as err:
+                refused.append((k, str(err)))
+
+        async with anyio.create_task_group() as tg:
+            for k in range(6):
+                tg.start_soon(ask, k)
+
+    anyio.run(main)
+    assert [k for k, _, _ in spans] == [0, 1, 2, 3]  # first come, first served
+    assert all(a[2] <= b[1] for a, b in zip(spans, spans[1:], strict=False))  # one at a time
+    assert [k for k, _ in refused] == [4, 5] and "busy" in refused[0][1]
+
+
+def test_a_bug_is_a_message_in_the_page_and_a_traceback_in_the_log(caplog):
+    from starlette.testclient import TestClient
+
+    from lm.serve.app import build_app
+
+    class Broken:
+        def info(self):
+            return {}
+
+        def text_to_image(self, **kwargs):
+            raise KeyError("oops")
+
+    client = TestClient(build_app("unused", capabilities=Broken()))
+    with caplog.at_level("ERROR", logger="lm.serve"):
+        r = client.post("/api/text_to_image", json={"caption": "a"})
+    assert r.status_code == 500
+    assert r.json()["error"].startswith("internal error (KeyError: 'oops')")
+    assert "Traceback" not in r.json()["error"] and "Traceback" in caplog.text
+    assert client.post("/api/text_to_image", content=b"{not json").json()["error"].startswith(
+        "the request body is not JSON")
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="tab-image-tokenizer"' in page.text
+    # offline: the page and its script load nothing from another host
+    for asset in ("/", "/static/app.js", "/static/style.css"):
+        text = client.get(asset).text
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, asset
