@@ -325,6 +325,13 @@ def test_a_busy_port_is_a_clear_error(server):
     assert "--port" in done.stderr
 
 
+def test_a_folder_that_is_no_bundle_is_a_clear_error(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "lm.cli", "serve", "--model", str(tmp_path),
+                           "--port", str(free_port())], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "is not an LM bundle" in done.stderr, done.stderr
+
+
 # ---- through a real browser -------------------------------------------------------------------
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
@@ -337,7 +344,7 @@ def chromium_path() -> str | None:
                  if p), None)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # closed after its test: Playwright's sync API holds an event loop until then
 def browser_page(server):
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]'")
     executable = chromium_path()
@@ -370,8 +377,9 @@ def test_every_tab_works_in_a_real_browser(server, browser_page, tmp_path):
     page.fill("#caption", "")
     page.click("#generate")
     assert "empty" in page.inner_text("#error-text-to-image")
-    page.fill("#caption", "the letter a")
+    page.fill("#caption", "DejaVu Sans, the uppercase letter G")  # the demo corpus' wording
     page.fill("#num-images", "4")
+    page.fill("#t2i-temperature", "0.7")  # four different draws (greedy would repeat one)
     page.click("#generate")
     page.wait_for_selector("#images img.generated >> nth=3")
     page.wait_for_function("[...document.querySelectorAll('#images img')]"
@@ -380,7 +388,8 @@ def test_every_tab_works_in_a_real_browser(server, browser_page, tmp_path):
                                       "i.naturalHeight])")
     assert sizes == [[info["resolution"]] * 2] * 4
     assert page.is_hidden("#error-text-to-image")
-    assert "took" in page.inner_text("#status-text-to-image")
+    status = page.inner_text("#status-text-to-image")
+    assert "took" in status and "temperature 0.7" in status
     screenshot(page, "text_to_image")
 
     # 2. continue speech: upload a WAV, get the prompt and the continuation back as audio

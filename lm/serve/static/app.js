@@ -101,6 +101,9 @@ $("form-text-to-image").addEventListener("submit", async (ev) => {
     grid.appendChild(fig);
   });
   const s = result.settings;
+  if (s.temperature === 0 && result.images.length > 1 && s.decoding === "causal") {
+    result.notes = ["temperature 0 is greedy: every image of a caption is the same; raise it for variety"];
+  }
   showNotes("text-to-image", result, `${result.images.length} image(s) of ${result.width}×${result.height}, ` +
     `${timing(result)} · ${s.decoding}, guidance ${s.guidance_scale}, temperature ${s.temperature}, top-k ${s.top_k}, seed ${s.seed}`);
 });
