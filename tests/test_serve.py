@@ -314,6 +314,7 @@ def test_export_space_runs_the_same_app(server, tmp_path):
                     "--export-space", str(hub), "--space-bundle", "user/bundle"], check=True,
                    capture_output=True)
     assert not (hub / "bundle").exists() and "'user/bundle'" in (hub / "app.py").read_text()
+    assert "models:\n- user/bundle\n---" in (hub / "README.md").read_text()
 
 
 def test_a_busy_port_is_a_clear_error(server):

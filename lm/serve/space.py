@@ -63,7 +63,7 @@ colorFrom: indigo
 colorTo: gray
 sdk: docker
 app_port: 7860
-pinned: false
+pinned: false{models}
 ---
 
 # {title}
@@ -112,6 +112,7 @@ def export_space(bundle: str | Path, out: str | Path, space_bundle: str | None =
     (out / "requirements.txt").write_text("\n".join(requirements()) + "\n")
     (out / "Dockerfile").write_text(DOCKERFILE)
     name = title or f"{bundle.resolve().name} demo"
-    (out / "README.md").write_text(README.format(title=name, bundle=space_bundle or
-                                                 bundle.resolve().name))
+    models = f"\nmodels:\n- {space_bundle}" if space_bundle else ""  # links the Space to it
+    (out / "README.md").write_text(README.format(title=name, models=models,
+                                                 bundle=space_bundle or bundle.resolve().name))
     return out
