@@ -96,15 +96,20 @@ def _serve_parser(sub) -> None:
                        "scripts can call too; requests run one at a time, in order. With "
                        "--export-space DIR, write the same app as a Hugging Face Space "
                        "instead of serving it.")
-    s.add_argument("--model", required=True, help="bundle folder written by `lm train`")
+    s.add_argument("--model", metavar="BUNDLE", required=True,
+                   help="bundle folder written by `lm train`")
     s.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (0.0.0.0: every interface, e.g. in a container)")
-    s.add_argument("--port", type=int, default=7860, help="port to listen on")
+                   help="address to listen on (default: %(default)s, this machine only; "
+                   "0.0.0.0: every interface, e.g. in a container)")
+    s.add_argument("--port", type=int, default=7860, help="port to listen on (default: "
+                   "%(default)s)")
     s.add_argument("--device", default=None, help="default: CUDA when present, else CPU")
-    s.add_argument("--max-upload-seconds", type=float, default=60.0,
-                   help="longer audio uploads are cut to their first N seconds (with a note)")
-    s.add_argument("--max-upload-mb", type=float, default=1024.0,
-                   help="larger uploads are refused before they are read whole")
+    s.add_argument("--max-upload-seconds", metavar="N", type=float, default=60.0,
+                   help="longer audio uploads are cut to their first N seconds, with a note "
+                   "(default: %(default)g)")
+    s.add_argument("--max-upload-mb", metavar="MB", type=float, default=1024.0,
+                   help="larger uploads are refused with a message; their bytes past the "
+                   "limit are read and dropped, never kept (default: %(default)g)")
     s.add_argument("--export-space", metavar="DIR", default=None,
                    help="write a Hugging Face Space (Docker SDK: app.py, Dockerfile, "
                    "requirements.txt, README.md, the toolkit's source, the bundle) to DIR "

@@ -522,3 +522,21 @@ def test_a_bug_is_a_message_in_the_page_and_a_traceback_in_the_log(caplog):
     for asset in ("/", "/static/app.js", "/static/style.css"):
         text = client.get(asset).text
         assert "http://" not in text and "https://" not in text and "//cdn" not in text, asset
+
+
+def test_a_speech_only_bundle_serves_the_speech_tabs_and_says_why_not_images(tmp_path,
+                                                                             tiny_tokenizer):
+    from starlette.testclient import TestClient
+
+    from lm.serve.app import build_app
+
+    bundle = make_bundle(tmp_path / "speech_only", tiny_tokenizer, None, config=SERVE_LM)
+    client = TestClient(build_app(bundle))
+    info = client.get("/api/info").json()
+    assert info["speech"] and not info["image"] and not info["maskgit"]
+    assert "image_tokenizer" in info["missing"]["image"]
+    r = client.post("/api/text_to_image", json={"caption": "the letter a"})
+    assert r.status_code == 400 and "cannot do that" in r.json()["error"]
+    r = client.post("/api/speech_tokenizer?name=a.wav",
+                    content=wav_bytes(speechlike(0.5, 16000), 16000))
+    assert r.status_code == 200 and set(r.json()["resynthesis"]) == {"griffin_lim"}

@@ -39,8 +39,17 @@ STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("lm.serve")
 
 
+class QueueFull(RuntimeError):
+    """More requests are queued than the queue takes: answered 503."""
+
+
+class UploadTooLarge(Exception):
+    """The body passed `--max-upload-mb`: answered 413. args[0]: its size in bytes."""
+
+
 class JobQueue:
-    """One model job at a time, first come first served, at most `max_waiting` waiting."""
+    """One model job at a time, first come first served; at most `max_waiting` requests
+    queued or running, later ones are refused."""
 
     def __init__(self, max_waiting: int = 32):
         self.limiter = anyio.CapacityLimiter(1)
@@ -49,8 +58,8 @@ class JobQueue:
 
     async def run(self, fn, *args, **kwargs) -> dict:
         if self.waiting >= self.max_waiting:
-            raise QueueFull(f"the demo is busy: {self.waiting} requests are waiting, try again "
-                            "in a minute")
+            raise QueueFull(f"the demo is busy: {self.waiting} requests are queued or running, "
+                            "try again in a minute")
         self.waiting += 1
         arrived = time.perf_counter()
         started = []
@@ -67,10 +76,6 @@ class JobQueue:
         return result
 
 
-class QueueFull(RuntimeError):
-    pass
-
-
 def _error(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -78,8 +83,9 @@ def _error(message: str, status: int) -> JSONResponse:
 def build_app(bundle: str | Path, device: str | None = None, max_upload_seconds: float = 60.0,
               max_upload_mb: float = 1024.0, capabilities: Capabilities | None = None
               ) -> Starlette:
-    """The app for `bundle` (loaded once, here). Uploads over `max_upload_mb` are refused
-    before they are read whole; audio longer than `max_upload_seconds` is cut."""
+    """The app for `bundle` (loaded once, here; or `capabilities` given). Uploads over
+    `max_upload_mb` are refused without being kept; audio longer than `max_upload_seconds` is
+    cut."""
     caps = capabilities or Capabilities(bundle, device, max_upload_seconds)
     queue = JobQueue()
     max_bytes = int(max_upload_mb * 2**20)
@@ -176,10 +182,6 @@ def build_app(bundle: str | Path, device: str | None = None, max_upload_seconds:
     app.state.capabilities = caps
     app.state.queue = queue
     return app
-
-
-class UploadTooLarge(Exception):
-    pass
 
 
 def serve(bundle: str | Path, host: str = "127.0.0.1", port: int = 7860,
