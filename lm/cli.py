@@ -172,6 +172,9 @@ def _generate_parser(sub) -> None:
                    help="use the prompt's first N seconds (GSLM uses 3; 0 = all)")
     s.add_argument("--max-seconds", type=float, default=10.0,
                    help="longest continuation; it ends earlier when the LM emits <eoa>")
+    s.add_argument("--min-seconds", type=float, default=0.0,
+                   help="forbid <eoa> for about this long (a whole utterance as the prompt "
+                   "ends in silence, and the LM then tends to end at once)")
     s.add_argument("--continuation-only", action="store_true",
                    help="write the continuation without the resynthesised prompt")
     _sampling_args(s)
@@ -215,7 +218,8 @@ def cmd_generate(args) -> None:
         sr = pipe.speech_tokenizer.sample_rate
         wav = load_audio(args.prompt, sr)
         result = pipe(wav, sr, prompt_seconds=args.prompt_seconds or None,
-                      max_seconds=args.max_seconds, include_prompt=not args.continuation_only,
+                      max_seconds=args.max_seconds, min_seconds=args.min_seconds,
+                      include_prompt=not args.continuation_only,
                       **sampling)
         save_audio(out, result.waveforms[0], result.sample_rate)
         print(json.dumps({"out": str(out), "seconds": round(len(result.waveforms[0]) / sr, 2),

@@ -249,15 +249,22 @@ class SpeechContinuation:
     def __call__(self, wav, sample_rate: int, prompt_seconds: float | None = 3.0,
                  max_seconds: float = 10.0, include_prompt: bool = True, num_samples: int = 1,
                  temperature: float | None = None, top_k: int | None = None,
-                 top_p: float | None = None, seed: int | None = None
+                 top_p: float | None = None, seed: int | None = None, min_seconds: float = 0.0
                  ) -> SpeechContinuationOutput:
         """Continue each prompt (a `(samples,)` tensor, a `(batch, samples)` tensor, or a list
         of 1-D tensors) for at most `max_seconds` of continuation, or until the LM ends the
         utterance with <eoa>. The waveforms hold prompt + continuation (resynthesised from the
         prompt's units, in its voice when the tokenizer has a speaker encoder), or the
-        continuation alone with `include_prompt=False`."""
+        continuation alone with `include_prompt=False`.
+
+        `min_seconds` forbids <eoa> for about that long (in units at the corpus' mean run
+        length): a whole utterance given as the prompt ends in silence, after which the LM
+        ends the utterance at once."""
         if max_seconds <= 0 or num_samples < 1:
             raise ValueError("max_seconds must be > 0 and num_samples ≥ 1")
+        if not 0 <= min_seconds <= max_seconds:
+            raise ValueError(f"min_seconds must be between 0 and max_seconds ({max_seconds}), "
+                             f"got {min_seconds}")
         wavs = [wav] if torch.is_tensor(wav) and wav.dim() == 1 else list(wav)
         b, v, tok = self.bundle, self.bundle.vocab, self.speech_tokenizer
         sampling, settings = b.sampling("speech", seed, temperature=temperature, top_k=top_k,
@@ -276,8 +283,13 @@ class SpeechContinuation:
                              "shorter prompt_seconds")
         max_new = min(room, math.ceil(budget / float(means.min().clamp(min=1))) * self.depth
                       + 1)
+        # <eoa> suppressed for the first min_new tokens (transformers' min_new_tokens)
+        min_new = min(max_new - 1, math.ceil(min_seconds * tok.frame_rate
+                                             / float(means.float().mean().clamp(min=1)))
+                      * self.depth)
         new = generate_ids(b.model, v, ids, stop_id=v.eoa_id, max_new_tokens=max_new,
-                           sampling=sampling)
+                           sampling=sampling, **({"min_new_tokens": min_new} if min_new > 0
+                                                 else {}))
         out = SpeechContinuationOutput([], tok.sample_rate, [p[0] for p in prompts], [], [],
                                        settings)
         for (values, runs, speaker), tokens in zip(prompts, new, strict=True):

@@ -239,6 +239,26 @@ def test_speech_continuation(bundle):
         pipe(wav[:100], 22050)
 
 
+def test_min_seconds_holds_back_the_end_of_the_utterance(bundle):
+    pipe = SpeechContinuation.from_pretrained(bundle)
+    eoa = pipe.bundle.vocab.eoa_id
+
+    def eager_to_end(module, inputs, output):  # an LM that always wants to end the utterance
+        output[..., eoa] += 1e4
+        return output
+
+    pipe.bundle.model.lm_head.register_forward_hook(eager_to_end)
+    wav = torch.from_numpy(speechlike(1.0, seed=2))
+    assert len(pipe(wav, 16000, max_seconds=1.0, seed=0).units[0]) == 0
+    held = pipe(wav, 16000, max_seconds=1.0, min_seconds=0.5, seed=0, temperature=1.0)
+    (units,), (dur,) = held.units, held.durations
+    frame_rate = pipe.speech_tokenizer.frame_rate
+    # <eoa> came as soon as it was allowed: after about min_seconds of units, never before
+    assert len(units) > 0 and 0.25 * frame_rate <= int(dur.sum()) <= 1.0 * frame_rate
+    with pytest.raises(ValueError, match="min_seconds must be between 0 and max_seconds"):
+        pipe(wav, 16000, max_seconds=1.0, min_seconds=2.0)
+
+
 def test_durations_keep_the_speaking_rate():
     utts = [torch.tensor([0, 0, 0, 1, 2, 2, 0, 0, 0]), torch.tensor([1, 1, 3])]
     means = mean_run_lengths(utts, 5)

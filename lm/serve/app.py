@@ -6,6 +6,8 @@ fonts: everything it loads comes from this server) and a JSON API the page calls
     POST /api/text_to_image    JSON {caption, num_images, guidance, temperature, top_k, seed,
                                decoding, steps} → {images: [PNG data URLs], width, height, ...}
     POST /api/continue_speech  audio file bytes as the body; settings in the query string
+                               (name, prompt_seconds, max_seconds, min_seconds, temperature,
+                               top_k, seed)
     POST /api/speech_tokenizer audio file bytes → units, bitrate, resynthesis
     POST /api/image_tokenizer  image file bytes → code grid, reconstruction, PSNR
 
@@ -150,8 +152,8 @@ def build_app(bundle: str | Path, device: str | None = None, max_upload_seconds:
 
     @endpoint
     async def continue_speech(request: Request):
-        args = upload_args(request, "prompt_seconds", "max_seconds", "temperature", "top_k",
-                           "seed")
+        args = upload_args(request, "prompt_seconds", "max_seconds", "min_seconds",
+                           "temperature", "top_k", "seed")
         return caps.continue_speech, {"data": await read_upload(request), **args}
 
     @endpoint

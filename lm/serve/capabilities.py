@@ -146,19 +146,21 @@ class Capabilities:
 
     # ---- 2. continue speech -----------------------------------------------------------------
     def continue_speech(self, data: bytes, name: str = "upload", prompt_seconds=3.0,
-                        max_seconds=5.0, temperature=None, top_k=None, seed=0) -> dict:
+                        max_seconds=5.0, min_seconds=0.0, temperature=None, top_k=None,
+                        seed=0) -> dict:
         pipe = self._need("speech")
         sr = pipe.speech_tokenizer.sample_rate
         prompt_s = _number(prompt_seconds, "prompt seconds", 0.1, self.max_upload_seconds) \
             or 3.0
         max_s = _number(max_seconds, "continuation seconds", 0.1, MAX_CONTINUATION_S) or 5.0
+        min_s = _number(min_seconds, "minimum continuation seconds", 0, max_s) or 0.0
         wav, total_s, notes = decode_upload_audio(data, name, sr, prompt_s)
         if total_s > prompt_s:
             notes.insert(0, f"{name} is {total_s:,.1f} s long: its first {prompt_s:g} s are "
                          "the prompt")
         start = time.perf_counter()
         try:
-            out = pipe(wav, sr, prompt_seconds=None, max_seconds=max_s,
+            out = pipe(wav, sr, prompt_seconds=None, max_seconds=max_s, min_seconds=min_s,
                        temperature=_number(temperature, "temperature", 0, 5),
                        top_k=_number(top_k, "top-k", 0, 100_000, integer=True),
                        seed=_number(seed, "seed", 0, 2**63 - 1, integer=True))
@@ -181,7 +183,8 @@ class Capabilities:
             "seconds": round(seconds, 2),
             "settings": out.settings,
             "notes": notes + ([] if len(out.units[0]) else
-                              ["the LM ended the utterance at once: no continuation"]),
+                              ["the LM ended the utterance at once: no continuation (set a "
+                               "minimum length, or cut the prompt before its end)"]),
         }
         if self.recogniser and len(full):
             heard = transcribe_waveforms([full, full[len(full) - continuation:]], sr)

@@ -180,6 +180,7 @@ $("form-continue-speech").addEventListener("submit", async (ev) => {
   if (!audio) { setError("continue-speech", "Choose an audio file or record a prompt first."); return; }
   const q = params({
     name: audio.name, prompt_seconds: $("prompt-seconds").value, max_seconds: $("max-seconds").value,
+    min_seconds: $("min-seconds").value,
     temperature: $("speech-temperature").value, top_k: $("speech-top-k").value, seed: $("speech-seed").value,
   });
   const result = await call("continue-speech", "api/continue_speech?" + q, { method: "POST", body: audio.blob });
