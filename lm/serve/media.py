@@ -51,22 +51,16 @@ def decode_upload_audio(data: bytes, name: str, sample_rate: int, max_seconds: f
 
 
 def decode_upload_image(data: bytes, name: str):
-    """Uploaded image bytes → a PIL image in RGB (any mode: palette, grey, alpha on white)."""
-    from PIL import Image
-
+    """Uploaded image bytes → a fully read PIL image, in any mode (`prepare_images` converts
+    it: RGB, alpha over white); a corrupt file or a decompression bomb is an InputError."""
     from speechtok.image.io import open_pil
 
     if not data:
         raise InputError(f"{name}: the file is empty")
     try:
-        img = open_pil(io.BytesIO(data), name)
+        return open_pil(io.BytesIO(data), name)
     except ValueError as err:
         raise InputError(str(err)) from None
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return img.convert("RGB")
 
 
 def _first_line(err: Exception) -> str:
