@@ -341,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ndemo failed: {err}", file=sys.stderr)
         return 1
     print(f"\ndemo finished in {timings['total']:.0f} s; report: {md} ({html.name} beside it)")
+    print(f"try it in the browser: lm serve --model {out / 'bundle'}  (then open "
+          "http://localhost:7860/)")
     return 0
 
 
