@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -76,6 +77,11 @@ def test_input_rule_modes_and_sizes():
     assert torch.allclose(x[1], torch.ones(3, 16, 16))
     assert torch.allclose(x[2, 2], torch.ones(16, 16), atol=1e-3)
     assert float(x[2, 0].max()) < 1e-3  # the red strip was outside the centre square
+    # 16-bit greyscale keeps its whole range (PIL's own convert would clip it at 255: white)
+    ramp = np.linspace(0, 65535, 16 * 16).reshape(16, 16).astype(np.uint16)
+    for sixteen in (Image.fromarray(ramp), Image.fromarray(ramp.astype(np.int32), "I")):
+        y = prepare_images([sixteen], 16)
+        assert torch.allclose(y[0, 0], torch.from_numpy(ramp / 65535.0).float(), atol=1e-4)
     # already at the resolution: untouched; uint8 accepted
     t = torch.rand(2, 3, 16, 16)
     assert torch.equal(prepare_images(t, 16), t)

@@ -23,6 +23,11 @@ def _pil_to_tensor(img) -> torch.Tensor:
     """A PIL image of any mode → float (C, H, W) in [0, 1] with C in {1, 3, 4}."""
     import numpy as np
 
+    if img.mode.startswith("I;16") or img.mode == "I":
+        # 16-bit greyscale (PNG opens it as I;16 or I): PIL's convert clips it at 255, which
+        # turns all but the darkest 1/256 of the range white; scale the full range instead
+        arr = np.asarray(img, dtype=np.float32) / 65535.0
+        return torch.from_numpy(arr.clip(0, 1).copy())[None]
     if img.mode not in ("RGB", "RGBA", "L", "LA"):
         img = img.convert("RGBA" if "transparency" in img.info or "A" in img.mode else "RGB")
     if img.mode == "LA":
