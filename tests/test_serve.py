@@ -191,9 +191,9 @@ def test_four_concurrent_caption_requests_all_finish(server):
         t.join(timeout=600)
     assert all(r is not None and r[0] == 200 for r in results), results
     assert all(len(r[1]["images"]) == 4 for r in results)
-    # one model job at a time: the requests ran one after another, so they waited in turn
-    waits = sorted(r[1]["queued_seconds"] for r in results)
-    assert waits[-1] >= waits[0]
+    # one model job at a time: the last one waited while the others ran (each takes ≥ 50 ms
+    # here; the in-process queue test below checks the order exactly)
+    assert max(r[1]["queued_seconds"] for r in results) > 0
     _, info = call(server["url"] + "/api/info")
     assert info["waiting"] == 0
 
@@ -424,11 +424,16 @@ def test_every_tab_works_in_a_real_browser(server, browser_page, tmp_path):
     page.click("#panel-continue-speech button.record")
     page.wait_for_function("document.getElementById('recording-continue-speech').textContent"
                            ".includes('ready')")
+    page.evaluate("document.getElementById('prompt-audio').removeAttribute('src')")
     page.click("#continue")
     page.wait_for_function("document.getElementById('status-continue-speech').textContent"
-                           ".includes('recording.wav') || document.getElementById("
-                           "'status-continue-speech').textContent.includes('took')")
+                           ".includes('took') || !document.getElementById("
+                           "'error-continue-speech').hidden")
     assert page.is_hidden("#error-continue-speech"), page.inner_text("#error-continue-speech")
+    recorded = page.eval_on_selector("#prompt-audio", "a => new Promise(ok => a.readyState >= 1 "
+                                     "? ok(a.duration) : a.addEventListener('loadedmetadata', "
+                                     "() => ok(a.duration)))")
+    assert 0.6 < recorded < 2.5  # the ~1.2 s recording was the prompt, not the earlier file
 
     # 3. speech tokenizer: units strip, bitrate, resynthesis (both decoders when present)
     page.click("#tab-speech-tokenizer")
