@@ -8,13 +8,14 @@ Each returns a JSON-able dict for the page (images and audio as data URLs). Bad 
 from __future__ import annotations
 
 import math
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 import yaml
+
+from speechtok.metrics.wer import recogniser_available
 
 from ..pipelines import Bundle, SpeechContinuation, TextToImage
 from .media import (
@@ -59,13 +60,6 @@ def trained_tasks(bundle_path: Path) -> dict[str, float]:
     return dict((doc.get("LMTrainConfig") or {}).get("task_weights") or {})
 
 
-def pocketsphinx_available() -> bool:
-    from speechtok.metrics.wer import DEFAULT_MODEL_DIR
-
-    return shutil.which("pocketsphinx_batch") is not None and \
-        (Path(DEFAULT_MODEL_DIR) / "en-us.lm.bin").exists()
-
-
 class Capabilities:
     """A loaded bundle and what the page can do with it."""
 
@@ -86,7 +80,7 @@ class Capabilities:
         weights = trained_tasks(self.bundle.path)
         self.maskgit = self.text_to_image_pipe is not None and \
             weights.get("maskgit_image", 0) > 0
-        self.recogniser = pocketsphinx_available()
+        self.recogniser = recogniser_available()
 
     # ---- what the page shows before any request ---------------------------------------------
     def info(self) -> dict:
@@ -132,12 +126,11 @@ class Capabilities:
                         seed=_number(seed, "seed", 0, 2**63 - 1, integer=True),
                         decoding=decoding,
                         steps=_number(steps, "MaskGIT steps", 1, 256, integer=True) or 8)
-        try:
-            pipe.caption_ids(caption)
-        except ValueError as err:
-            raise InputError(str(err)) from None
         start = time.perf_counter()
-        out = pipe(caption, num_images=num, **settings)
+        try:
+            out = pipe(caption, num_images=num, **settings)
+        except ValueError as err:  # a caption the text tokenizer cannot spell, named
+            raise InputError(str(err)) from None
         seconds = time.perf_counter() - start
         h, w = out.images.shape[-2:]
         return {"images": [png_url(img) for img in out.images], "width": int(w),

@@ -12,6 +12,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from speechtok.speech.io import prepare_waveform
+from speechtok.speech.spectrogram import log_spectrogram
+
 
 class InputError(ValueError):
     """Bad input from the page: its message is shown to the user as it is."""
@@ -37,16 +40,15 @@ def decode_upload_audio(data: bytes, name: str, sample_rate: int, max_seconds: f
                          "Upload WAV, FLAC, OGG or MP3.") from None
     if len(decoded) == 0:
         raise InputError(f"{name}: the file holds no audio samples")
-    if not np.isfinite(decoded).all():
-        raise InputError(f"{name}: the audio holds NaN or infinite samples")
     if decoded.shape[1] > 1:
         notes.append(f"{decoded.shape[1]} channels downmixed to mono")
-    wav = torch.from_numpy(np.ascontiguousarray(decoded.T)).mean(0)
     if sr != sample_rate:
-        import torchaudio.functional as AF
-
         notes.append(f"resampled from {sr} Hz to {sample_rate} Hz")
-        wav = AF.resample(wav[None], sr, sample_rate)[0]
+    try:  # downmix, resample; NaN or infinite samples are an error
+        wav = prepare_waveform(torch.from_numpy(np.ascontiguousarray(decoded.T))[None], sr,
+                               sample_rate, warn=False)[0]
+    except ValueError as err:
+        raise InputError(f"{name}: {err}") from None
     return wav, total / sr, notes
 
 
@@ -106,19 +108,14 @@ def spectrogram(wav: torch.Tensor, sample_rate: int, marks_s: tuple[float, ...] 
     """Log-magnitude STFT of `wav` as an RGB image (low frequencies at the bottom), with a
     white vertical line at each time in `marks_s` (the hand-over from prompt to
     continuation). 25 ms windows, 10 ms hop."""
-    wav = wav.detach().float().cpu()
-    n_fft, hop = int(0.025 * sample_rate), int(0.010 * sample_rate)
-    if len(wav) < n_fft:
-        wav = torch.nn.functional.pad(wav, (0, n_fft - len(wav)))
-    mag = torch.stft(wav, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True).abs()
-    db = 20 * torch.log10(mag + 1e-5)
-    db = ((db - (db.max() - 80)) / 80).clamp(0, 1).flip(0).numpy()  # an 80 dB range
-    rgb = _colormap(db)
     from PIL import Image
 
+    db = log_spectrogram(wav, sample_rate)
+    db = ((db - (db.max() - 80)) / 80).clamp(0, 1).flip(0).numpy()  # an 80 dB range
+    rgb = _colormap(db)
     width = min(max_width, max(3 * rgb.shape[1], 300))  # 3 pixels a 10 ms frame
     img = np.asarray(Image.fromarray(rgb).resize((width, height), Image.BILINEAR)).copy()
-    seconds = len(wav) / sample_rate
+    seconds = max(len(wav), int(0.025 * sample_rate)) / sample_rate
     for t in marks_s:
         x = min(width - 1, max(0, int(round(t / seconds * width))))
         img[:, max(0, x - 1): x + 2] = 255

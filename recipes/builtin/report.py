@@ -20,9 +20,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on a server
 import matplotlib.pyplot as plt
-import torch
 
 from speechtok.speech.io import load_audio
+from speechtok.speech.spectrogram import log_spectrogram
 from speechtok.training.loss_curve import load_curve
 
 HERE = Path(__file__).resolve().parent
@@ -106,20 +106,13 @@ def plot_codebook_usage(out: Path, target: Path) -> tuple[Path, dict]:
     return target, used
 
 
-def _log_spectrogram(wav: torch.Tensor, sr: int) -> torch.Tensor:
-    """dB magnitude, 25 ms windows every 10 ms (as the tokenizer's front end)."""
-    n_fft, hop = int(0.025 * sr), int(0.010 * sr)
-    spec = torch.stft(wav, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
-    return 20 * torch.log10(spec.abs() + 1e-4)
-
-
 def plot_spectrograms(rows: list[tuple[str, Path, float | None]], target: Path,
                       sr: int = 16000) -> Path:
     """One spectrogram per (title, wav file, seconds at which to draw a line) row."""
     fig, axes = plt.subplots(len(rows), 1, figsize=(10, 2.3 * len(rows)), squeeze=False)
     for ax, (title, path, mark) in zip(axes[:, 0], rows, strict=True):
         wav = load_audio(path, sr)
-        spec = _log_spectrogram(wav, sr)
+        spec = log_spectrogram(wav, sr)
         seconds = len(wav) / sr
         ax.imshow(spec.numpy(), origin="lower", aspect="auto", cmap="magma",
                   extent=(0, seconds, 0, sr / 2000), vmin=float(spec.max()) - 80)

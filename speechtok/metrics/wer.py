@@ -109,6 +109,15 @@ def _require_pocketsphinx(model_dir: str) -> Path:
     return model
 
 
+def recogniser_available(model_dir: str = DEFAULT_MODEL_DIR) -> bool:
+    """Whether `transcribe` can run: pocketsphinx_batch and its English model are installed."""
+    try:
+        _require_pocketsphinx(model_dir)
+    except RuntimeError:
+        return False
+    return True
+
+
 def _write_raw(src: str | os.PathLike, dst: Path) -> None:
     """Write ``src`` as headerless 16 kHz mono 16-bit PCM, the only input the model accepts."""
     import soundfile as sf
