@@ -1,130 +1,35 @@
-"""`lm serve`, the web demo: the real server (`lm serve` in a subprocess on a free port) on a
-tiny random bundle, through its HTTP API and through a real headless browser (Debian's chromium
-driven by Playwright). The browser test writes a screenshot of each tab to
-$LM_SERVE_SCREENSHOTS (default runs/screenshots/serve); LM_SERVE_TEST_BUNDLE=DIR serves that
-bundle instead of the tiny one (how the README's screenshot was taken)."""
+"""`lm serve`, the web demo, through its HTTP API: the real server (`lm serve` in a subprocess
+on a free port, tests/serve_helpers.py) on a tiny random bundle; then the app's queue and error
+handling in process. The page itself is driven in headless chromium by test_serve_browser.py."""
 
 from __future__ import annotations
 
 import io
-import json
 import math
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
-import yaml
-from conftest import speechlike, tiny_config
+from conftest import speechlike
 from PIL import Image
-from test_image import tiny_image_tokenizer
+from serve_helpers import (
+    MAX_UPLOAD_MB,
+    MAX_UPLOAD_SECONDS,
+    SERVE_LM,
+    call,
+    free_port,
+    from_data_url,
+    png_of,
+    served,  # noqa: F401 (the `server` fixture)
+    start_server,
+    wav_bytes,
+)
 from test_lm_generate import make_bundle
-from test_real_conditions import TINY_VOCODER
-
-from lm.model import LMConfig
-from lm.pipelines import save_generation_defaults
-from speechtok import SpeechTokenizer
-from speechtok.speech.vocoder import Vocoder, VocoderConfig
-
-ROOT = Path(__file__).resolve().parents[1]
-SERVE_LM = LMConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
-                    intermediate_size=64, max_positions=1024)
-MAX_UPLOAD_SECONDS = 5
-MAX_UPLOAD_MB = 40
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tiny_serve_bundle(path: Path) -> Path:
-    """A random bundle with both tokenizers, a learned speech decoder, the maskgit task."""
-    torch.manual_seed(0)
-    speech = SpeechTokenizer(tiny_config())
-    speech.train()
-    speech(torch.randn(4, 16000) * 0.1)  # k-means init of the codebook
-    speech.eval()
-    speech.attach_vocoder(Vocoder(VocoderConfig(**TINY_VOCODER)))
-    make_bundle(path, speech, tiny_image_tokenizer(), config=SERVE_LM)
-    (path / "train_config.yaml").write_text(yaml.safe_dump(
-        {"LMTrainConfig": {"task_weights": {"speech": 1.0, "caption_image": 1.0,
-                                            "maskgit_image": 0.5}}}))
-    save_generation_defaults(path, "image", {"guidance_scale": 2.0, "temperature": 0.9})
-    return path
-
-
-def start_server(args: list[str], cwd: Path | None = None, env: dict | None = None,
-                 url: str = "") -> subprocess.Popen:
-    """Start a server process and wait until GET url/api/info answers."""
-    proc = subprocess.Popen(args, cwd=cwd, env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the server exited ({proc.returncode}):\n{proc.stdout.read()}")
-        try:
-            with urllib.request.urlopen(url + "/api/info", timeout=2):
-                return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise AssertionError(f"the server did not answer in 180 s:\n{proc.stdout.read()}")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve")
-    given = os.environ.get("LM_SERVE_TEST_BUNDLE")
-    bundle = Path(given) if given else tiny_serve_bundle(root / "bundle")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = start_server([sys.executable, "-m", "lm.cli", "serve", "--model", str(bundle),
-                         "--port", str(port), "--max-upload-seconds", str(MAX_UPLOAD_SECONDS),
-                         "--max-upload-mb", str(MAX_UPLOAD_MB)], url=url)
-    yield {"url": url, "bundle": bundle, "root": root, "tiny": not given}
-    proc.terminate()
-    proc.wait(timeout=20)
-
-
-def call(url: str, body: bytes | dict | None = None, query: str = "") -> tuple[int, dict]:
-    data = json.dumps(body).encode() if isinstance(body, dict) else body
-    request = urllib.request.Request(url + (f"?{query}" if query else ""), data=data,
-                                     method="GET" if data is None else "POST")
-    try:
-        with urllib.request.urlopen(request, timeout=300) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
-
-def from_data_url(url: str, mime: str) -> bytes:
-    import base64
-
-    head, payload = url.split(",", 1)
-    assert head == f"data:{mime};base64", head
-    return base64.b64decode(payload)
-
-
-def wav_bytes(wav: np.ndarray, sr: int, subtype: str = "PCM_16") -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, wav, sr, format="WAV", subtype=subtype)
-    return buf.getvalue()
-
-
-def png_of(url: str) -> Image.Image:
-    return Image.open(io.BytesIO(from_data_url(url, "image/png")))
 
 
 # ---- the HTTP API -----------------------------------------------------------------------------
@@ -331,140 +236,6 @@ def test_a_folder_that_is_no_bundle_is_a_clear_error(tmp_path):
                            "--port", str(free_port())], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 2 and "is not an LM bundle" in done.stderr, done.stderr
-
-
-# ---- through a real browser -------------------------------------------------------------------
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--use-fake-ui-for-media-stream",
-                  "--use-fake-device-for-media-stream"]  # a fake microphone for Record
-
-
-def chromium_path() -> str | None:
-    return next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"))
-                 if p), None)
-
-
-@pytest.fixture  # closed after its test: Playwright's sync API holds an event loop until then
-def browser_page(server):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]'")
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip("no chromium: `make system-deps` installs Debian's chromium as root")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        requested = []
-        page.on("request", lambda r: requested.append(r.url))
-        yield page, requested
-        browser.close()
-
-
-def screenshot(page, name: str) -> None:
-    folder = Path(os.environ.get("LM_SERVE_SCREENSHOTS", ROOT / "runs/screenshots/serve"))
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-
-
-def test_every_tab_works_in_a_real_browser(server, browser_page, tmp_path):
-    page, requested = browser_page
-    url = server["url"]
-    page.goto(url + "/")
-    page.wait_for_function("document.getElementById('bundle-info').textContent"
-                           ".startsWith('bundle')")
-    _, info = call(url + "/api/info")
-
-    # 1. text to image: an empty caption is a message; a caption gives images of the right size
-    page.fill("#caption", "")
-    page.click("#generate")
-    assert "empty" in page.inner_text("#error-text-to-image")
-    page.fill("#caption", "DejaVu Sans, the uppercase letter G")  # the demo corpus' wording
-    page.fill("#num-images", "4")
-    page.fill("#t2i-temperature", "0.7")  # four different draws (greedy would repeat one)
-    page.click("#generate")
-    page.wait_for_selector("#images img.generated >> nth=3")
-    page.wait_for_function("[...document.querySelectorAll('#images img')]"
-                           ".every(i => i.complete && i.naturalWidth > 0)")
-    sizes = page.eval_on_selector_all("#images img", "imgs => imgs.map(i => [i.naturalWidth, "
-                                      "i.naturalHeight])")
-    assert sizes == [[info["resolution"]] * 2] * 4
-    assert page.is_hidden("#error-text-to-image")
-    status = page.inner_text("#status-text-to-image")
-    assert "took" in status and "temperature 0.7" in status
-    screenshot(page, "text_to_image")
-
-    # 2. continue speech: upload a WAV, get the prompt and the continuation back as audio
-    prompt = tmp_path / "prompt.wav"
-    sf.write(prompt, speechlike(2.0, 22050, seed=4), 22050)
-    page.click("#tab-continue-speech")
-    page.fill("#max-seconds", "1.5")
-    page.set_input_files("#speech-file", str(prompt))
-    page.click("#continue")
-    page.wait_for_selector("#continue-result, #error-continue-speech:not([hidden])",
-                           state="visible")
-    assert page.is_hidden("#error-continue-speech"), page.inner_text("#error-continue-speech")
-    seconds = page.eval_on_selector("#prompt-audio", "a => new Promise(ok => a.readyState >= 1 ? "
-                                    "ok(a.duration) : a.addEventListener('loadedmetadata', () => "
-                                    "ok(a.duration)))")
-    assert abs(seconds - 2.0) < 0.05  # the whole 2 s upload is shorter than the 3 s prompt
-    assert page.get_attribute("#continue-spectrogram", "src").startswith("data:image/png")
-    assert page.get_attribute("#output-audio", "src").startswith("data:audio/wav")
-    screenshot(page, "continue_speech")
-
-    # a corrupt upload is a message in the page; recording through the (fake) microphone works
-    broken = tmp_path / "broken.wav"
-    broken.write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot really audio")
-    page.set_input_files("#speech-file", str(broken))
-    page.click("#continue")
-    page.wait_for_selector("#error-continue-speech", state="visible")
-    assert "broken.wav: cannot decode" in page.inner_text("#error-continue-speech")
-    page.set_input_files("#speech-file", [])
-    page.click("#panel-continue-speech button.record")
-    page.wait_for_timeout(1200)
-    page.click("#panel-continue-speech button.record")
-    page.wait_for_function("document.getElementById('recording-continue-speech').textContent"
-                           ".includes('ready')")
-    page.evaluate("document.getElementById('prompt-audio').removeAttribute('src')")
-    page.click("#continue")
-    page.wait_for_function("document.getElementById('status-continue-speech').textContent"
-                           ".includes('took') || !document.getElementById("
-                           "'error-continue-speech').hidden")
-    assert page.is_hidden("#error-continue-speech"), page.inner_text("#error-continue-speech")
-    recorded = page.eval_on_selector("#prompt-audio", "a => new Promise(ok => a.readyState >= 1 "
-                                     "? ok(a.duration) : a.addEventListener('loadedmetadata', "
-                                     "() => ok(a.duration)))")
-    assert 0.6 < recorded < 2.5  # the ~1.2 s recording was the prompt, not the earlier file
-
-    # 3. speech tokenizer: units strip, bitrate, resynthesis (both decoders when present)
-    page.click("#tab-speech-tokenizer")
-    page.set_input_files("#units-file", str(prompt))
-    page.click("#tokenize-speech")
-    page.wait_for_selector("#units-result", state="visible")
-    assert "bit/s" in page.inner_text("#units-caption")
-    decoders = page.eval_on_selector_all("#resynthesis figure", "f => f.map(x => x.id)")
-    assert "resynthesis-griffin_lim" in decoders
-    if info["learned_vocoder"]:
-        assert "resynthesis-learned" in decoders
-    screenshot(page, "speech_tokenizer")
-
-    # 4. image tokenizer: an RGBA image of an odd size → code grid, reconstruction, PSNR
-    image = tmp_path / "odd.png"
-    Image.fromarray(np.random.default_rng(1).integers(0, 255, (41, 29, 4), dtype=np.uint8),
-                    "RGBA").save(image)
-    page.click("#tab-image-tokenizer")
-    page.set_input_files("#image-file", str(image))
-    page.click("#tokenize-image")
-    page.wait_for_selector("#image-result", state="visible")
-    assert "PSNR" in page.inner_text("#psnr") and "dB" in page.inner_text("#psnr")
-    width = page.eval_on_selector("#image-reconstruction",
-                                  "i => i.complete ? i.naturalWidth : new Promise(ok => "
-                                  "i.addEventListener('load', () => ok(i.naturalWidth)))")
-    assert width == info["resolution"]
-    screenshot(page, "image_tokenizer")
-
-    # offline: everything the page loaded came from the server (or was made in the page)
-    outside = [u for u in requested if not u.startswith((url, "data:", "blob:"))]
-    assert not outside, outside
 
 
 # ---- the app's queue and error handling, in process --------------------------------------------
