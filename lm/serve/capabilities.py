@@ -20,7 +20,6 @@ from speechtok.metrics.wer import recogniser_available
 from ..pipelines import Bundle, SpeechContinuation, TextToImage
 from .media import (
     InputError,
-    bits_per_second,
     code_grid_image,
     decode_upload_audio,
     decode_upload_image,
@@ -222,7 +221,7 @@ class Capabilities:
             "depth": depth,
             "codebook_size": tok.config.codebook_size,
             "frame_rate": round(tok.frame_rate, 2),
-            "bitrate": round(bits_per_second(tok.frame_rate, tok.config.codebook_size, depth), 1),
+            "bitrate": round(tok.config.bitrate, 1),  # frames/s × log2 K × codes a frame
             "dedup_units_per_s": round(runs / duration, 1),
             "resynthesis": {k: {"audio": wav_url(v, sr),
                                 "spectrogram": png_url(spectrogram(v, sr))}

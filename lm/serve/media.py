@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 
 import numpy as np
 import soundfile as sf
@@ -158,8 +157,3 @@ def code_grid_image(grid: np.ndarray, size: int = 384) -> np.ndarray:
             draw.text(((j + 0.5) * cell, (i + 0.5) * cell), str(code), anchor="mm", font=font,
                       fill=(0, 0, 0) if dark else (255, 255, 255))
     return np.asarray(img)
-
-
-def bits_per_second(frame_rate: float, codebook_size: int, depth: int = 1) -> float:
-    """The units' bitrate before deduplication: frames/s × codes a frame × log2(codebook)."""
-    return frame_rate * depth * math.log2(codebook_size)
