@@ -126,6 +126,11 @@ class ResidualVQ(_Residual):
         z = self.in_proj(x)
         return F.normalize(z, dim=-1) if self.l2_normalize else z
 
+    def commitment_to(self, x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """The first stage's VectorQuantizer.commitment_to on the projected input: the
+        codebook that carries most of the content."""
+        return self.stages[0].commitment_to(self._project(x), codes)
+
     def _stage(self, i, residual):
         return self.stages[i](residual)
 

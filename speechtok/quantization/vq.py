@@ -97,6 +97,15 @@ class VectorQuantizer(nn.Module):
             z = self._project(x)
             return nearest_code(z.reshape(-1, self.codebook_dim), self.codebook).view(z.shape[:-1])
 
+    def commitment_to(self, x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Squared distance, in the lookup space, between each latent of `x` (batch, length,
+        dim) and its (detached) code in `codes` (batch, length), averaged over positions:
+        VQ-VAE's commitment towards given codes rather than the nearest ones (e.g. a clean
+        copy's units). With l2-normalised codes it is 2 - 2 cos, in [0, 4]."""
+        z = self._project(x).float()
+        target = F.embedding(codes, self.codebook.detach()).float()
+        return (z - target).pow(2).sum(-1).mean()
+
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """(batch, length) code ids -> (batch, length, dim) vectors in the input space."""
         check_codes(codes, self.codebook_size)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from speechtok.memory_cache import BoundedCache
+from speechtok.speech.content import ContentLabels
 from speechtok.speech.io import decode_audio, list_audio_files, load_audio
 from speechtok.splits import MediaItem, encoded_rows, hold_out, is_saved_dataset
 
@@ -56,22 +57,82 @@ class AudioSource:
 
         Clips shorter than `segment` are zero-padded at a random offset.
         """
+        return self.labelled_batch(step, batch_size, segment, seed, process_index)["wav"]
+
+    def labelled_batch(self, step: int, batch_size: int, segment: int, seed: int,
+                       process_index: int = 0, labels: ContentLabels | None = None) -> dict:
+        """`batch`'s crops as {"wav"}, plus {"phones": (batch_size, frames)} frame phone ids
+        of each crop when `labels` is given (speechtok.speech.content)."""
         g = torch.Generator().manual_seed(hash((seed, step, process_index)) % (2**63))
         idx = torch.randint(len(self), (batch_size,), generator=g).tolist()
-        return torch.stack([random_crop(self.load(i), segment, g) for i in idx])
+        crops = [random_crop_shift(self.load(i), segment, g) for i in idx]
+        out = {"wav": torch.stack([c for c, _ in crops])}
+        if labels is not None:
+            out["phones"] = torch.stack([labels.phones(self.items[i].meta, shift, segment)
+                                         for i, (_, shift) in zip(idx, crops, strict=True)])
+        return out
+
+    def utterance_batch(self, step: int, batch_size: int, max_samples: int, seed: int,
+                        process_index: int, labels: ContentLabels) -> dict:
+        """Whole utterances with text for a CTC step: {"wav" (B, T) zero-padded to the
+        longest (a multiple of the unit stride), "phones" (B, frames), "frames" (B,) frames
+        holding speech, "targets" (B, L) padded character ids, "target_lengths" (B,)}. An
+        utterance longer than `max_samples` is cropped and gets no CTC target (length 0)."""
+        texted = self._texted()
+        if not texted:
+            raise ValueError("the CTC objective needs items with a 'text' in metadata.jsonl (or "
+                             "a 'text' column); none has one")
+        g = torch.Generator().manual_seed(hash((seed, step, process_index, "utt")) % (2**63))
+        idx = [texted[int(j)] for j in torch.randint(len(texted), (batch_size,), generator=g)]
+        clips, shifts, targets = [], [], []
+        for i in idx:
+            wav = self.load(i)
+            whole = len(wav) <= max_samples
+            if not whole:
+                wav, shift = random_crop_shift(wav, max_samples, g)
+            clips.append(wav)
+            shifts.append(0 if whole else shift)
+            targets.append(labels.characters(self.items[i].meta) if whole else [])
+        stride = labels.stride
+        length = -(-max(len(w) for w in clips) // stride) * stride
+        wav = torch.zeros(len(clips), length)
+        for row, clip in enumerate(clips):
+            wav[row, :len(clip)] = clip
+        padded = torch.zeros(len(targets), max(1, max(map(len, targets))), dtype=torch.long)
+        for row, t in enumerate(targets):
+            padded[row, :len(t)] = torch.tensor(t, dtype=torch.long)
+        return {"wav": wav,
+                "phones": torch.stack([labels.phones(self.items[i].meta, shift, length)
+                                       for i, shift in zip(idx, shifts, strict=True)]),
+                "frames": torch.tensor([-(-len(c) // stride) for c in clips]),
+                "targets": padded, "target_lengths": torch.tensor([len(t) for t in targets])}
+
+    def _texted(self) -> list[int]:
+        if not hasattr(self, "_texted_items"):
+            self._texted_items = [i for i, item in enumerate(self.items)
+                                  if isinstance(item.meta.get("text"), str)
+                                  and item.meta["text"].strip()]
+        return self._texted_items
+
+
+def random_crop_shift(wav: torch.Tensor, segment: int, g: torch.Generator
+                      ) -> tuple[torch.Tensor, int]:
+    """A random `segment`-sample crop of `wav` and where it starts in `wav`, in samples; a
+    shorter clip is zero-padded at a random offset, and the shift is then minus that offset."""
+    out = torch.zeros(segment)
+    if len(wav) >= segment:
+        start = int(torch.randint(len(wav) - segment + 1, (1,), generator=g))
+        out[:] = wav[start:start + segment]
+        return out, start
+    start = int(torch.randint(segment - len(wav) + 1, (1,), generator=g))
+    out[start:start + len(wav)] = wav
+    return out, -start
 
 
 def random_crop(wav: torch.Tensor, segment: int, g: torch.Generator) -> torch.Tensor:
     """A random `segment`-sample crop of `wav`; a shorter clip is zero-padded at a random
     offset."""
-    out = torch.zeros(segment)
-    if len(wav) >= segment:
-        start = int(torch.randint(len(wav) - segment + 1, (1,), generator=g))
-        out[:] = wav[start:start + segment]
-    else:
-        start = int(torch.randint(segment - len(wav) + 1, (1,), generator=g))
-        out[start:start + len(wav)] = wav
-    return out
+    return random_crop_shift(wav, segment, g)[0]
 
 
 class StreamingAudioSource:

@@ -36,6 +36,8 @@ class SpeechTokenizerOutput:
     log_mel: torch.Tensor  # (B, decoder_mels, T') predicted
     target_log_mel: torch.Tensor  # (B, decoder_mels, T') of the input
     quantizer: QuantizerOutput
+    latents: torch.Tensor | None = None  # (B, N, D) the encoder's output, before quantizing
+    clean_codes: torch.Tensor | None = None  # (B, N) units of the clean input, when asked
 
 
 class SpeechTokenizer(
@@ -148,18 +150,28 @@ class SpeechTokenizer(
         return torch.log(mag.clamp_min(1e-4))
 
     def forward(self, wav: torch.Tensor, input_wav: torch.Tensor | None = None,
-                warp: torch.Tensor | None = None) -> SpeechTokenizerOutput:
+                warp: torch.Tensor | None = None, clean_codes: bool = False
+                ) -> SpeechTokenizerOutput:
         """Training pass on `wav` (B, T) with T a multiple of `config.total_stride`.
 
         The encoder sees `input_wav` (an augmented copy, e.g. gain-changed) when given, with its
         spectrum warped by `warp` (B,) factors (VTLP); the speaker encoder and the
-        reconstruction target always use the clean `wav`.
+        reconstruction target always use the clean `wav`. `clean_codes` also returns the units
+        of the clean `wav` (no gradient): the targets of the consistency objective.
         """
         clean = self.encoder.front(wav)  # (B, M, T/hop), shared when nothing is augmented
-        if input_wav is None and warp is None:
+        augmented = input_wav is not None or warp is not None
+        if not augmented:
             z = self.encoder.from_features(clean)  # (B, D, N)
         else:
             z = self.encoder(wav if input_wav is None else input_wav, warp)
+        targets = None
+        if clean_codes:
+            with torch.no_grad():
+                clean_z = self.encoder.from_features(clean) if augmented else z
+                targets = self.quantizer.encode(clean_z.transpose(1, 2))
+                if targets.dim() == 3:  # residual: the first codebook
+                    targets = targets[:, 0]
         q = self.quantizer(z.transpose(1, 2))  # (B, N, D)
         speaker = None
         if self.speaker_encoder is not None:
@@ -167,7 +179,8 @@ class SpeechTokenizer(
             if self.training:  # track the mean voice for reference-free decoding
                 self.default_speaker.lerp_(speaker.detach().mean(0).float(), 0.01)
         log_mel = self.decoder(q.quantized.transpose(1, 2), speaker)  # (B, M, N * up)
-        return SpeechTokenizerOutput(log_mel, self.target_log_mel(wav), q)
+        return SpeechTokenizerOutput(log_mel, self.target_log_mel(wav), q, z.transpose(1, 2),
+                                     targets)
 
     # ---- encoding ---------------------------------------------------------------------
     def pad_to_stride(self, wav: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,11 @@ from speechtok.fields import option, override
 from speechtok.memory_cache import per_process_mb
 from speechtok.speech import SpeechTokenizer, SpeechTokenizerConfig
 from speechtok.speech.augment import ChannelAugment, change_speed
+from speechtok.speech.content_training import (
+    ContentObjectives,
+    SpeechBatches,
+    retime_labels,
+)
 from speechtok.speech.data import (
     AudioSource,
     StreamingAudioSource,
@@ -83,9 +88,32 @@ class SpeechTrainConfig(SpeechClipsConfig):
                              "--data hub:NAME[:CONFIG] always streams (speechtok.streaming). The "
                              "first eval_max_items rows are held out")
     shuffle_buffer: int = option(1000, "rows in the shuffle buffer of a streamed dataset")
+    # Content objectives (speechtok.speech.content): training-time heads, not saved with the
+    # tokenizer.
+    phone_weight: float = option(0.0, "weight of frame-level phone classification of the "
+                                 "quantized latents, where metadata.jsonl has 'phones' "
+                                 "alignments (PAST); 0 = off")
+    ctc_weight: float = option(0.0, "weight of CTC to the characters of 'text' by a BiLSTM head "
+                               "on the quantized latents (PAST), on whole-utterance steps; "
+                               "0 = off")
+    ctc_every: int = option(4, "one step in this many trains on whole utterances with text "
+                            "(the CTC steps) instead of random crops")
+    ctc_batch_size: int = option(6, "utterances per CTC step")
+    ctc_max_seconds: float = option(5.0, "longer utterances are cropped on CTC steps and get "
+                                    "no CTC target")
+    consistency_weight: float = option(0.0, "weight of the term that commits the degraded "
+                                       "copy's latents to the clean copy's units (Gat et al. "
+                                       "2022); needs a codebook quantizer (vq, rvq); 0 = off")
 
     def __post_init__(self):
         super().__post_init__()
+        for name in ("phone_weight", "ctc_weight", "consistency_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        if self.ctc_every < 1 or self.ctc_batch_size < 1 or not self.ctc_max_seconds > 0:
+            raise ValueError(f"ctc_every and ctc_batch_size must be ≥ 1 and ctc_max_seconds > 0, "
+                             f"got {self.ctc_every}, {self.ctc_batch_size}, "
+                             f"{self.ctc_max_seconds}")
         for name in ("noise_prob", "reverb_prob", "telephone_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -144,14 +172,23 @@ def start_from(model: SpeechTokenizer, path: str | Path) -> None:
 
 
 def compute_losses(model: SpeechTokenizer, wav: torch.Tensor,
-                   input_wav: torch.Tensor | None = None, warp: torch.Tensor | None = None
-                   ) -> dict[str, torch.Tensor]:
-    out = model(wav, input_wav, warp)
+                   input_wav: torch.Tensor | None = None, warp: torch.Tensor | None = None,
+                   weights: dict[str, float] | None = None, content: ContentObjectives | None
+                   = None, labels: dict | None = None) -> dict[str, torch.Tensor]:
+    """The weighted training loss ("loss") and every term and metric of one batch.
+    `weights` default to the model config's loss_weights; `content` adds the content
+    objectives' terms (their weights with them) on `labels` from the batch."""
+    out = model(wav, input_wav, warp, clean_codes=content is not None and content.consistency)
     terms = {"mel": log_mel_l1(out.log_mel, out.target_log_mel), "quantizer": out.quantizer.loss}
-    w = model.config.loss_weights
+    w = dict(model.config.loss_weights if weights is None else weights)
+    if content is not None:
+        terms.update(content.losses(out, labels or {}))
+        w.update(content.weights)
     terms["loss"] = sum(w.get(k, 0.0) * v for k, v in terms.items())
     for k, v in out.quantizer.metrics.items():
         terms[k] = v
+    if content is not None:
+        terms.update(content.metrics(out, labels or {}))
     return terms
 
 
@@ -173,7 +210,16 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.8, 0.99))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
-    loop = TrainLoop(acc, cfg, out, "speech", model, opt, sched)
+    # The content heads train beside the tokenizer with their own optimiser (a constant rate)
+    # and are checkpointed with it, but never saved into the tokenizer's folder.
+    content, heads_opt, extra = None, None, None
+    if cfg.phone_weight or cfg.ctc_weight or cfg.consistency_weight:
+        content = ContentObjectives.for_training(cfg, model_cfg, model.quantizer, train_src)
+        if content.heads is not None:
+            heads_opt = torch.optim.AdamW(content.heads.parameters(), lr=cfg.lr,
+                                          betas=(0.8, 0.99))
+            extra = {"content_heads": (content.heads, heads_opt)}
+    loop = TrainLoop(acc, cfg, out, "speech", model, opt, sched, extra)
     if not (resume and loop.resume()):
         if cfg.init_from:
             start_from(model, cfg.init_from)
@@ -193,15 +239,23 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
               f"{len(valid_src)} valid clips, {model_cfg.frame_rate:g} Hz units, "
               f"K={model_cfg.codebook_size}, device {acc.device}, precision {mp}")
 
-    batches = step_batches(partial(train_src.batch, batch_size=cfg.batch_size, segment=segment,
-                                   seed=cfg.seed, process_index=acc.process_index),
-                           loop.start_step, cfg.steps, workers, cfg.seed)
+    if content is not None:
+        if heads_opt is not None:
+            content.heads, heads_opt = acc.prepare(content.heads, heads_opt)
+        acc.print(content.describe())
+
+    batches = step_batches(
+        partial(SpeechBatches(train_src, content.labels if content else None, cfg, segment,
+                              model_cfg.total_stride), process_index=acc.process_index),
+        loop.start_step, cfg.steps, workers, cfg.seed)
 
     forward = maybe_compile(raw if acc.num_processes == 1 else model, cfg.compile)
     channel = cfg.channel_augment(model_cfg.sample_rate)
+    weights = dict(model_cfg.loss_weights)
 
     def train_step(step: int) -> dict[str, float]:
-        wav = next_batch(batches, step)
+        batch = next_batch(batches, step)
+        wav, labels = batch["wav"], {k: v for k, v in batch.items() if k != "wav"}
         g = torch.Generator().manual_seed(cfg.seed * 7919 + step)
         gain_db = (torch.rand(wav.shape[0], 1, generator=g) * 2 - 1) * cfg.gain_augment_db
         warp = 1 + (torch.rand(wav.shape[0], generator=g) * 2 - 1) * cfg.vtlp_range
@@ -209,17 +263,26 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
             factor = 1 + (float(torch.rand(1, generator=g)) * 2 - 1) * cfg.speed_range
             wav = change_speed(wav, factor, model_cfg.sample_rate)
             wav = wav[:, :wav.shape[-1] - wav.shape[-1] % model_cfg.total_stride]
+            labels = retime_labels(labels, factor, wav.shape[-1] // model_cfg.total_stride)
         noisy = wav * (10 ** (gain_db / 20))
         if channel.active:  # on the CPU, before the move: the filters are small FFTs
             noisy = channel(noisy, g)
         wav = wav.to(acc.device)
+        labels = {k: v.to(acc.device) for k, v in labels.items()}
         with acc.autocast():
             terms = compute_losses(forward, wav, noisy.to(acc.device),
-                                   warp.to(acc.device) if cfg.vtlp_range > 0 else None)
+                                   warp.to(acc.device) if cfg.vtlp_range > 0 else None,
+                                   weights, content, labels)
         opt.zero_grad(set_to_none=True)
+        if heads_opt is not None:
+            heads_opt.zero_grad(set_to_none=True)
         acc.backward(terms["loss"])
+        if heads_opt is not None:
+            if cfg.max_grad_norm > 0:
+                acc.clip_grad_norm_(content.heads.parameters(), cfg.max_grad_norm)
+            heads_opt.step()
         apply_gradients(acc, model, opt, sched, cfg.max_grad_norm)
-        return scalars(terms)
+        return scalars({k: v for k, v in terms.items() if not torch.isnan(torch.as_tensor(v))})
 
     model.train()
     loop.run(train_step, lambda done: evaluate_speech(raw, valid_src, cfg.eval_max_items),
