@@ -1,5 +1,6 @@
 """`lm`: the multimodal LM command line: `lm tokenize` (pre-tokenisation), `lm train`,
-`lm generate speech | image`, `lm push`, `lm serve` (the web demo)."""
+`lm generate speech | image`, `lm benchmark` (pairwise likelihood tests of the unit LM),
+`lm push`, `lm serve` (the web demo)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ EPILOG = """examples:
   lm generate speech --model runs/demo/bundle --prompt in.wav --out out.wav --prompt-seconds 3
   lm generate image --model runs/demo/bundle --caption "Carlito, the uppercase letter G" \
       --out g.png --num 4 --guidance 3.0 --seed 0
+  lm benchmark --model runs/demo/bundle --zerospeech zr2021/ --split dev
+  lm benchmark --model runs/demo/bundle --pairs numbers=runs/demo/benchmark/numbers/pairs.jsonl
   lm push runs/demo/bundle user/speechtok-lm-demo --private --revision v1
   lm serve --model runs/demo/bundle          # then open http://localhost:7860/
   lm serve --model runs/demo/bundle --export-space space/   # the same app as a HF Space
@@ -82,7 +85,81 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--revision", metavar="BRANCH", default=None,
                    help="branch to push to (created from main if missing)")
     _serve_parser(sub)
+    _benchmark_parser(sub)
     return p
+
+
+def _benchmark_parser(sub) -> None:
+    b = sub.add_parser("benchmark", help="pairwise likelihood tests of the unit LM (sWUGGY, "
+                       "sBLIMP, StoryCloze)",
+                       description="Score pairs of recordings (the right one and a wrong one: "
+                       "word vs non-word, grammatical vs not, right vs wrong ending) with the "
+                       "bundle's speech tokenizer and LM; a pair passes when the right one is "
+                       "more likely. Prints accuracy, chance and a 95 percent interval per test. "
+                       "Give at least one test.")
+    b.add_argument("--model", metavar="BUNDLE", required=True,
+                   help="bundle folder written by `lm train` (with a speech tokenizer)")
+    b.add_argument("--zerospeech", metavar="ROOT", default=None,
+                   help="a ZeroSpeech 2021 dataset root: its lexical (sWUGGY) and syntactic "
+                   "(sBLIMP) pairs from gold.csv, whichever are present")
+    b.add_argument("--split", default="dev", choices=["dev", "test"],
+                   help="ZeroSpeech 2021 split (default: %(default)s; test's gold.csv is "
+                   "not public)")
+    b.add_argument("--slamkit", metavar="NAME=DIR[:SEP]", action="append", default=[],
+                   help="a folder in slamkit's layout (<index><sep>*.wav, two per index; SEP "
+                   "defaults to _, sBLIMP uses +); repeatable")
+    b.add_argument("--pairs", metavar="NAME=FILE", action="append", default=[],
+                   help="a pairs.jsonl ({\"id\", \"good\", \"bad\"} per line, paths relative "
+                   "to it), e.g. the demo's flite analogs; repeatable")
+    b.add_argument("--normalise", choices=["mean", "sum"], default="mean",
+                   help="score a recording by its log-likelihood per unit (mean, slamkit's "
+                   "default) or in total (sum, the ZeroSpeech baselines'); default %(default)s")
+    b.add_argument("--json", metavar="FILE", default=None,
+                   help="also write every result, per-pair scores included, to FILE")
+    b.add_argument("--device", default=None, help="default: CUDA when present, else CPU")
+
+
+def cmd_benchmark(args) -> None:
+    from pathlib import Path
+
+    from .pipelines import Bundle
+    from .spoken_benchmark import (
+        read_pairs_jsonl,
+        read_slamkit,
+        read_zerospeech,
+        run_benchmark,
+        summary_line,
+        without_rows,
+    )
+
+    tests = {}
+    if args.zerospeech:
+        for task, name in (("lexical", "sWUGGY"), ("syntactic", "sBLIMP")):
+            if (Path(args.zerospeech) / task / args.split / "gold.csv").exists():
+                tests[name] = read_zerospeech(args.zerospeech, task, args.split)
+        if not tests:
+            raise FileNotFoundError(f"{args.zerospeech}: no lexical/{args.split}/gold.csv or "
+                                    f"syntactic/{args.split}/gold.csv")
+    for spec, read in [(s, "slamkit") for s in args.slamkit] + [(s, "pairs") for s in
+                                                                args.pairs]:
+        name, eq, where = spec.partition("=")
+        if not eq or not name or not where:
+            raise ValueError(f"expected NAME=PATH, got {spec!r}")
+        if read == "pairs":
+            tests[name] = read_pairs_jsonl(where)
+        else:
+            folder, _, sep = where.partition(":")
+            tests[name] = read_slamkit(folder, sep or "_")
+    if not tests:
+        raise ValueError("no test given: use --zerospeech, --slamkit or --pairs")
+    results = run_benchmark(Bundle(args.model, args.device), tests, args.normalise,
+                            progress=True)
+    for name, result in results.items():
+        print(summary_line(name, result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    else:
+        print(json.dumps(without_rows(results), indent=1))
 
 
 def _serve_parser(sub) -> None:
@@ -324,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
             push_bundle(args.model, args.repo, args.private, args.revision)
         elif args.command == "serve":
             cmd_serve(args)
+        elif args.command == "benchmark":
+            cmd_benchmark(args)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
         what = f"{args.command} {args.kind}" if args.command == "generate" else args.command
         print(f"lm {what}: error: {err}", file=sys.stderr)

@@ -17,13 +17,16 @@ from .vocab import AUDIO, MultimodalVocab
 
 
 @torch.inference_mode()
-def speech_unit_nll(model, vocab: MultimodalVocab, utterances, batch_size: int = 16) -> dict:
-    """`utterances`: 1-D unit sequences (not deduplicated; deduplicated here as in training)."""
-    seqs = [formats.speech_only(vocab, u) for u in utterances if len(u)]
-    if not seqs:
-        raise ValueError("no held-out utterances to score")
+def unit_log_likelihoods(model, vocab: MultimodalVocab, utterances, batch_size: int = 16
+                         ) -> list[tuple[float, int]]:
+    """(summed log-likelihood in nats, number of scored units) of each utterance's units in
+    the training format, counting only targets that are units. `utterances`: unit sequences
+    (not deduplicated; deduplicated here as in training), each non-empty."""
+    seqs = [formats.speech_only(vocab, u) for u in utterances]
+    if any(len(s) <= 2 for s in seqs):
+        raise ValueError("an utterance to score has no units")
     device = next(model.parameters()).device
-    total, count = 0.0, 0
+    out = []
     for i in range(0, len(seqs), batch_size):
         chunk = seqs[i: i + batch_size]
         width = max(map(len, chunk))
@@ -36,12 +39,21 @@ def speech_unit_nll(model, vocab: MultimodalVocab, utterances, batch_size: int =
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
         targets = ids[:, 1:]
         keep = (mask[:, 1:] == 1) & (vocab.modality(targets.cpu()).to(device) == AUDIO)
-        nll = torch.nn.functional.cross_entropy(logits[keep], targets[keep], reduction="sum")
-        total += float(nll)
-        count += int(keep.sum())
-    nats = total / count
+        logp = -torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets,
+                                                  reduction="none")  # (B, T)
+        out += [(float((logp * k).sum()), int(k.sum())) for logp, k in zip(logp, keep,
+                                                                             strict=True)]
+    return out
+
+
+def speech_unit_nll(model, vocab: MultimodalVocab, utterances, batch_size: int = 16) -> dict:
+    """`utterances`: 1-D unit sequences (not deduplicated; deduplicated here as in training)."""
+    scores = unit_log_likelihoods(model, vocab, [u for u in utterances if len(u)], batch_size)
+    if not scores:
+        raise ValueError("no held-out utterances to score")
+    nats = -sum(s for s, _ in scores) / sum(n for _, n in scores)
     return {"nll_per_unit": round(nats, 4), "bits_per_unit": round(nats / math.log(2), 4),
-            "units": count, "utterances": len(seqs)}
+            "units": sum(n for _, n in scores), "utterances": len(scores)}
 
 
 def unigram_unit_nll(train_utterances, heldout_utterances, codebook_size: int,
