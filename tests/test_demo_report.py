@@ -36,3 +36,29 @@ def test_progress_line_is_the_latest_carriage_return_segment(tmp_path):
     assert last_line(log) == ""
     log.write_text("=== 2 training ===\ntrain speech: 10%|#\rtrain speech: 20%|##\r")
     assert last_line(log) == "train speech: 20%|##"
+
+
+def test_content_section_shows_what_the_run_measured(tmp_path):
+    import json
+
+    from recipes.builtin.report_content import content_blocks, content_metric_rows
+
+    assert content_blocks(tmp_path, tmp_path, "figures") == []  # nothing measured, no section
+    tok, gen = tmp_path / "speech_tokenizer", tmp_path / "generation"
+    tok.mkdir()
+    gen.mkdir()
+    (tok / "train_curve.json").write_text(json.dumps(
+        [{"step": s, "train/phone": 3.0 / s, "train/agreement": 0.1 * s} for s in (1, 2, 3)]))
+    (tok / "eval_test.json").write_text(json.dumps({"pnmi": 0.8, "phone_purity": 0.7}))
+    (tok / "speaker_probe.json").write_text(json.dumps(
+        {"speaker_probe_histogram": 0.6, "speaker_probe_embedding": 0.4,
+         "speaker_probe_chance": 0.3}))
+    (gen / "spoken_benchmark.json").write_text(json.dumps(
+        {"numbers": {"accuracy": 0.61, "ci95": [0.51, 0.7], "pairs": 100, "chance": 0.5}}))
+    md = to_markdown(content_blocks(tmp_path, tmp_path, "figures"))
+    assert "| phones (held-out flite voice) | PNMI | 0.8 |" in md
+    assert "| right vs wrong next number | 0.61 | 0.510–0.700 | 100 | 0.5 |" in md
+    assert "![content objectives](figures/content_curves.png)" in md
+    assert (tmp_path / "content_curves.png").stat().st_size > 0
+    assert ("spoken-LM benchmark", "right vs wrong next number", 0.61) in \
+        content_metric_rows(tmp_path)

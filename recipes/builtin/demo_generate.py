@@ -236,3 +236,16 @@ def continue_counting(bundle: Path, speech_data: Path, prompts_dir: Path, out: P
             "with_any_number_word": round(sum(has_number_word(r["heard"]) for r in rows)
                                           / len(rows), 4),
             "rows": rows}
+
+
+def spoken_benchmark(bundle: Path, speech_data: Path, out: Path, count: int = 100) -> dict:
+    """The spoken-LM benchmark's flite analogs (recipes/builtin/spoken_analogs.py) in the
+    held-out voice, scored by the bundle's LM (lm.spoken_benchmark): {test: accuracy, chance,
+    95 % interval, per-pair scores}."""
+    from lm.pipelines import Bundle
+    from lm.spoken_benchmark import read_pairs_jsonl, run_benchmark
+    from recipes.builtin.spoken_analogs import build_analogs
+
+    files = build_analogs(speech_data, out, count)
+    return run_benchmark(Bundle(bundle), {name: read_pairs_jsonl(path)
+                                          for name, path in files.items()})

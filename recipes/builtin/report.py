@@ -21,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on a server
 import matplotlib.pyplot as plt
 
+from recipes.builtin.report_content import content_blocks, content_metric_rows
 from speechtok.speech.io import load_audio
 from speechtok.speech.spectrogram import log_spectrogram
 from speechtok.training.loss_curve import load_curve
@@ -39,7 +40,8 @@ def _json(path: Path):
 def plot_loss_curves(out: Path, target: Path) -> Path:
     """Training terms (means over windows of steps) and held-out evaluations of the 3 models."""
     panels = [("speech tokenizer", out / "speech_tokenizer", ["train/loss", "train/quantizer",
-                                                              "train/mel"], []),
+                                                              "train/mel", "train/phone",
+                                                              "train/ctc"], []),
               ("image tokenizer", out / "image_tokenizer", ["train/loss", "train/l1", "train/l2"],
                []),
               ("LM (nats per token)", out / "bundle", ["train/loss", "train/loss/image",
@@ -283,6 +285,7 @@ def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
     for k, v in spread.get("summary", {}).items():
         rows += [(f"over LM seeds {[r['seed'] for r in spread['seeds']]}", f"{k} {stat}",
                   v[stat]) for stat in ("lowest", "highest", "spread")]
+    rows += content_metric_rows(out)
     if trip:
         rows += [("upload round trip", f"identical {k}", v)
                  for k, v in trip["identical_generations"].items()]
@@ -321,6 +324,7 @@ def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
           ("list", [" / ".join(e.get(k, "") for k in ("text", "original", "griffin_lim",
                                                       "learned"))
                     for e in resyn_scores["test_real"].get("examples", [])]),
+          *content_blocks(out, fig_dir, FIGURES),
           ("h", 2, "Image tokenizer"),
           ("p", f"On {image_eval.get('items')} glyphs of font faces never trained on "
            f"({', '.join(faces.get('test', []))}): PSNR **{image_eval.get('psnr', 0):.2f} dB**"

@@ -8,7 +8,8 @@ Data:     flite's English voices synthesise the speech corpus (make_speech_corpu
           (make_image_corpus.py; whole font families are held out).
 Stages:   speech branch: 1. speech corpus  2. train the speech tokenizer  3. evaluate it on the
             held-out flite voice and the real voice's held-out sentences, with unit agreement
-            under noise, reverberation and the 8 kHz band  4. train the learned decoder (Vocos)
+            under noise, reverberation and the 8 kHz band, and a speaker-ID probe
+            4. train the learned decoder (Vocos)
             on the frozen tokenizer  5. resynthesise held-out utterances of both voices with
             Griffin-Lim and the learned decoder: pocketsphinx WER, STOI, ESTOI, PESQ, MCD
             6. speech codes
@@ -25,7 +26,9 @@ Stages:   speech branch: 1. speech corpus  2. train the speech tokenizer  3. eva
               templates, held-out templates, no face name), draw a grid; continue 20 counting
               prompts of the held-out voice (sampling chosen on validation prompts) and score
               whether the next number is heard; continue two held-out speech prompts and
-              transcribe them; the LM's NLL on held-out speech beside a unigram baseline
+              transcribe them; the LM's NLL on held-out speech beside a unigram baseline;
+              the spoken-LM benchmark's flite analogs (right vs wrong next number, word vs
+              non-word, sentence vs shuffled) in the held-out voice
           14. the upload round trip: the files `lm push` would upload, loaded from a fresh
               folder, generate the same images and speech for a fixed seed
           15. the report: runs/demo/report.md and report.html (loss curves, codebook use,
@@ -74,6 +77,7 @@ from speechtok.speech import SpeechTokenizer
 from speechtok.speech.data import open_eval_source
 from speechtok.speech.evaluate import evaluate_speech, evaluate_unit_agreement
 from speechtok.speech.io import load_audio
+from speechtok.speech.speaker_probe import speaker_probe
 from speechtok.training.accelerator import cpu_has_native_bf16
 from speechtok.training.config import build_configs
 
@@ -135,8 +139,11 @@ def speech_branch(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
         real_metrics = cached_json(tok_dir / "eval_test_real.json", lambda: {
             **evaluate_speech(tok, real, progress=True),
             **evaluate_unit_agreement(tok, real, args.agreement_utterances, progress=True)})
-        print(json.dumps({"flite held-out voice": metrics, "real voice": real_metrics},
-                         indent=2))
+        # the training voices' held-out sentences: several voices, none of them trained on
+        speaker = cached_json(tok_dir / "speaker_probe.json", lambda: speaker_probe(
+            tok, open_eval_source(data, tok.sample_rate, "valid"), progress=True))
+        print(json.dumps({"flite held-out voice": metrics, "real voice": real_metrics,
+                          "speaker probe (valid voices)": speaker}, indent=2))
     with timed("4 training the learned decoder (Vocos) on the frozen tokenizer", timings):
         train_vocoder_once(tok_dir, data, Path(args.vocoder_config), overrides["vocoder"])
     with timed("5 resynthesis: WER, STOI, PESQ, MCD with Griffin-Lim and the learned decoder",
@@ -349,11 +356,13 @@ def main(argv: list[str] | None = None) -> int:
 def lm_and_generation(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
     """Stages 12-14: the LM, generation and its scores, the upload round trip."""
     from lm.model import LMConfig
+    from lm.spoken_benchmark import without_rows
     from lm.train import LMTrainConfig, train_lm
     from recipes.builtin.demo_generate import (
         continue_counting,
         continue_speech,
         glyph_classifier,
+        spoken_benchmark,
         tune_and_score_images,
     )
 
@@ -389,6 +398,9 @@ def lm_and_generation(out: Path, args: argparse.Namespace, overrides: dict) -> d
         speech = cached_json(gen_dir / "speech.json", lambda: continue_speech(
             bundle, speech_data, codes / "speech", gen_dir))
         print(json.dumps(speech, indent=2))
+        spoken = cached_json(gen_dir / "spoken_benchmark.json", lambda: spoken_benchmark(
+            bundle, speech_data, out / "spoken_benchmark"))
+        print(json.dumps(without_rows(spoken), indent=2))
     with timed("14 upload round trip: load what `lm push` would upload, generate the same",
                timings):
         first = json.loads((speech_data / "test" / "metadata.jsonl").read_text().split("\n")[0])
