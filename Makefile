@@ -17,7 +17,7 @@ FONT_PACKAGES := fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-fr
 	fonts-roboto fonts-lato fonts-open-sans fonts-cantarell fonts-texgyre fonts-firacode
 
 .PHONY: demo demo-full test lint bench system-deps install clean-demo maskgit compare-quantizers \
-	seed-spread serve
+	seed-spread serve compare-content
 
 install: $(STAMP)
 
@@ -127,6 +127,12 @@ compare-quantizers: $(STAMP)
 seed-spread: $(STAMP)
 	$(PY) recipes/builtin/seed_spread.py --demo runs/demo --seeds 0 1 2
 	$(PY) recipes/builtin/report.py runs/demo
+
+# The speech tokenizer with and without each content objective at the demo's budget (about 15
+# min on 2 cores; needs make demo's corpus): PNMI, unit agreement, speaker probe per variant
+compare-content: $(STAMP)
+	$(PY) benchmarks/compare_content_objectives.py --data runs/demo/data/speech \
+		--out runs/content_objectives
 
 clean-demo:
 	rm -rf runs/demo

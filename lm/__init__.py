@@ -9,7 +9,8 @@ causal masks, bidirectional spans), `loss` (per-modality weighted cross-entropy)
 Llama-style LM, or a local causal LM extended to the vocabulary), `train` (`lm train`: the
 shared loop, the bundle), `generate` (the modality mask, classifier-free guidance), `maskgit`
 (parallel decoding of an image), `pipelines` (TextToImage, SpeechContinuation), `durations`,
-`evaluate`, `classifier_score`, `model_card`, `cli`; the subpackage `serve` is the web demo
-(`lm serve`).
+`evaluate` (held-out NLL per unit), `spoken_benchmark` (`lm benchmark`: pairwise likelihood
+tests, sWUGGY / sBLIMP / StoryCloze), `classifier_score`, `model_card`, `cli`; the subpackage
+`serve` is the web demo (`lm serve`).
 Imports go one way: recipes → lm → speechtok.
 """

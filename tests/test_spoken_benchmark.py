@@ -98,7 +98,8 @@ def speech_bundle(tmp_path, tiny_tokenizer):
 
 def test_scores_are_the_lm_log_likelihood_of_the_units(speech_bundle, tmp_path):
     bundle = Bundle(speech_bundle, "cpu")
-    a, b = _wav(tmp_path / "a.wav", 1), _wav(tmp_path / "b.wav", 2, seconds=0.8)
+    _wav(tmp_path / "a.wav", 1)
+    _wav(tmp_path / "b.wav", 2, seconds=0.8)
     f = tmp_path / "pairs.jsonl"
     f.write_text(json.dumps({"id": "x", "good": "a.wav", "bad": "b.wav"}) + "\n"
                  + json.dumps({"id": "same", "good": "a.wav", "bad": "a.wav"}) + "\n")

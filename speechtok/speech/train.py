@@ -282,7 +282,7 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
                 acc.clip_grad_norm_(content.heads.parameters(), cfg.max_grad_norm)
             heads_opt.step()
         apply_gradients(acc, model, opt, sched, cfg.max_grad_norm)
-        return scalars({k: v for k, v in terms.items() if not torch.isnan(torch.as_tensor(v))})
+        return scalars(terms)
 
     model.train()
     loop.run(train_step, lambda done: evaluate_speech(raw, valid_src, cfg.eval_max_items),
