@@ -10,6 +10,9 @@ demo's branches run), then measures on the splits the demo uses:
                the real voice's valid sentences (20) and held-out sentences (40)
   speaker      5-fold linear speaker-ID probe from unit histograms, on the valid voices
                (chance: the largest voice's share)
+  WER          pocketsphinx's, of Griffin-Lim resynthesis (each utterance in its own voice) of
+               30 held-out flite and 30 held-out real-voice utterances (the recordings' own
+               WER beside them)
 Variants already trained in OUT are reused. Prints a Markdown table; OUT/summary.json.
 
 Usage: python benchmarks/compare_content_objectives.py --data runs/demo/data/speech \
@@ -23,7 +26,7 @@ import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +81,12 @@ def measure(data: Path, folder: Path) -> dict:
     probe = speaker_probe(tok, valid)
     row.update(speaker_probe=probe["speaker_probe_histogram"],
                speaker_chance=probe["speaker_probe_chance"])
+    from recipes.common import resynthesis_scores
+
+    for name, source in (("flite", test), ("real", real_test)):
+        scores = resynthesis_scores(tok, source, 30, folder / "resynthesis" / name)
+        row[f"wer_{name}"] = scores["griffin_lim"]["wer"]
+        row[f"wer_{name}_original"] = scores["original"]["wer"]
     history = json.loads((folder / "train_history.json").read_text())
     row["train_seconds"] = history[-1]["seconds"]
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
@@ -102,11 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     folders = {v: out / v.split()[0] for v in args.variants}
     with ThreadPoolExecutor(args.parallel) as pool:
         list(pool.map(lambda v: train(data, folders[v], VARIANTS[v], extra), args.variants))
-    rows = {v: measure(data, folders[v]) for v in args.variants}
+    import multiprocessing
+
+    with ProcessPoolExecutor(args.parallel, mp_context=multiprocessing.get_context("spawn")
+                             ) as pool:
+        rows = dict(zip(args.variants, pool.map(measure, [data] * len(args.variants),
+                                                [folders[v] for v in args.variants]),
+                        strict=True))
     (out / "summary.json").write_text(json.dumps(rows, indent=1))
     cols = ["pnmi_valid", "pnmi_test", "noise_10db_valid", "reverb_valid", "band_8khz_valid",
-            "noise_10db_test", "reverb_test", "band_8khz_test", "speaker_probe",
-            "codebook_usage", "train_seconds"]
+            "noise_10db_test", "reverb_test", "band_8khz_test", "speaker_probe", "wer_flite",
+            "wer_real", "codebook_usage", "train_seconds"]
     print("| variant | " + " | ".join(cols) + " |")
     print("|---|" + "---:|" * len(cols))
     for v, r in rows.items():

@@ -19,3 +19,10 @@ def test_windows_average_their_steps_and_resume_continues(tmp_path):
     assert load_curve(tmp_path / "nowhere") == []
     with pytest.raises(ValueError, match="log_every"):
         LossCurve(0)
+
+
+def test_a_term_logged_on_some_steps_is_averaged_over_those_steps():
+    curve = LossCurve(every=4)
+    for step in range(1, 5):  # "ctc" only on steps 1 and 3, as on whole-utterance steps
+        curve.add(step, {"loss": float(step), **({"ctc": 2.0 * step} if step % 2 else {})})
+    assert curve.points == [{"step": 4, "loss": 2.5, "ctc": 4.0}]

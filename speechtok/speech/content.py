@@ -99,9 +99,9 @@ class ContentHeads(nn.Module):
     (`num_phones` > 0) and a one-layer BiLSTM + linear CTC head over `CHARACTERS` + blank
     (`ctc`), as PAST's heads on the first codebook.
 
-    `forward` runs every head on every batch (a batch without labels for a head gives that
-    term 0 with a graph), so that every parameter takes part in every step, as
-    DistributedDataParallel requires."""
+    `forward` runs every head on every batch, so that every parameter takes part in every
+    step, as DistributedDataParallel requires: a head without labels in the batch adds 0 (with
+    a graph) to the term "unused" instead of logging a loss it did not compute."""
 
     def __init__(self, dim: int, num_phones: int = 0, ctc: bool = False, hidden: int = 128):
         super().__init__()
@@ -117,7 +117,7 @@ class ContentHeads(nn.Module):
             logits = self.phone(quantized).float()  # (B, N, P)
             phones = labels.get("phones")
             if phones is None or not bool((phones != IGNORE).any()):
-                terms["phone"] = logits.sum() * 0.0
+                terms["unused"] = terms.get("unused", 0.0) + logits.sum() * 0.0
             else:
                 terms["phone"] = F.cross_entropy(logits.transpose(1, 2), phones,
                                                  ignore_index=IGNORE)
@@ -128,7 +128,7 @@ class ContentHeads(nn.Module):
             log_probs = self.ctc_out(hidden).float().log_softmax(-1)  # (B, N, C)
             lengths = labels.get("target_lengths")
             if lengths is None or not bool((lengths > 0).any()):
-                terms["ctc"] = log_probs.sum() * 0.0
+                terms["unused"] = terms.get("unused", 0.0) + log_probs.sum() * 0.0
             else:
                 keep = lengths > 0
                 frames = labels["frames"].clamp(max=log_probs.shape[1])

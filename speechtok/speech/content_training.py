@@ -56,10 +56,11 @@ class ContentObjectives:
                                    model_cfg.total_stride)
         weights = {k: w for k, w in (("phone", cfg.phone_weight), ("ctc", cfg.ctc_weight),
                                      ("consistency", cfg.consistency_weight)) if w}
+        weights["unused"] = 1.0  # the heads' zero that keeps their unused parameters in the graph
         return cls(heads, labels, weights, quantizer, phones)
 
     def describe(self) -> str:
-        parts = [f"{k} ×{w:g}" for k, w in self.weights.items()]
+        parts = [f"{k} ×{w:g}" for k, w in self.weights.items() if k != "unused"]
         if self.phones:
             parts[0] += f" ({len(self.phones)} phones)"
         return "content objectives: " + ", ".join(parts)

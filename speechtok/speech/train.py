@@ -185,6 +185,7 @@ def compute_losses(model: SpeechTokenizer, wav: torch.Tensor,
         terms.update(content.losses(out, labels or {}))
         w.update(content.weights)
     terms["loss"] = sum(w.get(k, 0.0) * v for k, v in terms.items())
+    terms.pop("unused", None)  # a zero in the loss (see ContentHeads), not a term to log
     for k, v in out.quantizer.metrics.items():
         terms[k] = v
     if content is not None:
