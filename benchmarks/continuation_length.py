@@ -6,7 +6,7 @@ after which the LM tends to end the utterance at once: the table shows how often
 continuation is empty and its median length for each --min-seconds value.
 
     .venv/bin/python benchmarks/continuation_length.py --model runs/demo/bundle \\
-        --data ../shared/data/real_speech_en_female
+        --data recipes/builtin/data/real_speech_en_female
 """
 
 from __future__ import annotations

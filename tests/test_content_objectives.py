@@ -196,12 +196,21 @@ def test_phone_supervision_learns(tmp_path):
     assert falls[3e-3] > 0.2 and abs(falls[0.0]) < 0.1, falls  # measured 0.35 and 0.004
 
 
-def test_objectives_refuse_data_or_quantizers_they_cannot_use(tmp_path):
+def test_objectives_follow_the_labels_the_data_has(tmp_path, capsys):
+    """Phone classification where there are alignments, CTC where there is text, none where
+    there is neither (with a note); a quantizer the consistency term cannot use is an error."""
     bare = labelled_folder(tmp_path / "bare", phones=False, text=False)
-    with pytest.raises(ValueError, match="no training item has 'phones'"):
-        _train(bare, tmp_path / "a", ctc_weight=0.0, consistency_weight=0.0)
-    with pytest.raises(ValueError, match="no training item has a 'text'"):
-        _train(bare, tmp_path / "b", phone_weight=0.0, consistency_weight=0.0)
+    _train(bare, tmp_path / "a", consistency_weight=0.0)
+    out = capsys.readouterr().out
+    assert "no training item has 'phones'" in out and "no training item has a 'text'" in out
+    assert "content objectives" not in out
+    assert not (tmp_path / "a" / "checkpoints" / "last" / "content_heads.safetensors").exists()
+    texts = labelled_folder(tmp_path / "texts", phones=False)
+    _train(texts, tmp_path / "b", consistency_weight=0.0)
+    out = capsys.readouterr().out
+    assert "content objectives: ctc ×0.5" in out and "the phone objective is off" in out
+    curve = json.loads((tmp_path / "b" / "train_curve.json").read_text())
+    assert "train/ctc" in curve[0] and "train/phone" not in curve[0]
     with pytest.raises(ValueError, match="codebook quantizer"):
         train_speech(bare, tmp_path / "c", SpeechTokenizerConfig(**{**TINY, "quantizer": "fsq"}),
                      SpeechTrainConfig(steps=1, consistency_weight=1.0))

@@ -15,7 +15,7 @@ Stages:   1. split: a seeded 10 % of the photos (at least 4) for test and 5 % (a
           4. the reference: a 16×16 bicubic thumbnail of each test image (6,144 bits at 8 bits a
              channel), bicubic-upsampled back to 64 px, and its PSNR; the tokenizer's grid
              holds 16 × 16 × log2(1,000) = 2,551 bits
-Command:  python recipes/photos/run.py --data ../shared/data/photos --out runs/photos
+Command:  python recipes/photos/run.py --data my_photos/ --out runs/photos
 Result:   OUT/results.json: PSNR / SSIM / code use on the test photos, the thumbnail's PSNR,
           the stage times; the figures measured here are in docs/RESULTS.md.
 Time:     under 10 minutes on 2 CPU cores (the training: 850 steps of 8 crops, stopped and

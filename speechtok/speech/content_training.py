@@ -27,43 +27,54 @@ class ContentObjectives:
         self.heads, self.labels, self.weights = heads, labels, weights
         self.quantizer, self.phones = quantizer, phones
         self.consistency = weights.get("consistency", 0.0) > 0
+        self.notes: list[str] = []  # objectives asked for that the data cannot feed
 
     @classmethod
-    def for_training(cls, cfg, model_cfg, quantizer, train_src) -> ContentObjectives:
-        """The objectives `cfg` (a SpeechTrainConfig) turns on, checked against the data and
-        the quantizer: a clear error when one cannot work."""
-        phones: list[str] = []
-        if cfg.phone_weight or cfg.ctc_weight:
-            if not hasattr(train_src, "items"):
-                raise ValueError("phone_weight and ctc_weight need labelled items from a folder or "
-                                 "a saved dataset; a streamed dataset is not supported")
-        if cfg.phone_weight:
-            phones = phone_inventory(train_src.items)
-            if not phones:
-                raise ValueError("phone_weight > 0 but no training item has 'phones' alignments "
-                                 "([[phone, start_s, end_s], ...] in metadata.jsonl); use "
-                                 "ctc_weight for data with text only")
-        if cfg.ctc_weight and not any(isinstance(item.meta.get("text"), str)
-                                      for item in train_src.items):
-            raise ValueError("ctc_weight > 0 but no training item has a 'text'")
+    def for_training(cls, cfg, model_cfg, quantizer, train_src) -> ContentObjectives | None:
+        """The objectives `cfg` (a SpeechTrainConfig) turns on that the data can feed: phone
+        classification where items have `phones`, CTC where they have `text`, none where they
+        have neither (said in `notes`); None when none is left. A quantizer the consistency
+        term cannot use is an error."""
         if cfg.consistency_weight and not hasattr(quantizer, "commitment_to"):
             raise ValueError(f"consistency_weight needs a codebook quantizer (vq or rvq), not "
                              f"{model_cfg.quantizer!r}")
+        items = getattr(train_src, "items", None)  # a stream's items are not known ahead
+        notes, phones = [], []
+        if cfg.phone_weight:
+            phones = phone_inventory(items or [])
+            if not phones:
+                notes.append("phone_weight is set but no training item has 'phones' alignments "
+                             "([[phone, start_s, end_s], ...] in metadata.jsonl"
+                             + ("" if items is not None else "; a stream is not read ahead")
+                             + "): the phone objective is off")
+        ctc = bool(cfg.ctc_weight) and any(isinstance(item.meta.get("text"), str)
+                                           for item in items or [])
+        if cfg.ctc_weight and not ctc:
+            notes.append("ctc_weight is set but no training item has a 'text'"
+                         + ("" if items is not None else " (a stream is not read ahead)")
+                         + ": the CTC objective is off")
+        weights = {k: w for k, w in (("phone", cfg.phone_weight if phones else 0),
+                                     ("ctc", cfg.ctc_weight if ctc else 0),
+                                     ("consistency", cfg.consistency_weight)) if w}
+        if not weights:
+            for note in notes:
+                print(f"note: {note}")
+            return None
         heads = labels = None
-        if cfg.phone_weight or cfg.ctc_weight:
-            heads = ContentHeads(model_cfg.latent_dim, len(phones), ctc=cfg.ctc_weight > 0)
+        if phones or ctc:
+            heads = ContentHeads(model_cfg.latent_dim, len(phones), ctc=ctc)
             labels = ContentLabels({p: i for i, p in enumerate(phones)}, model_cfg.sample_rate,
                                    model_cfg.total_stride)
-        weights = {k: w for k, w in (("phone", cfg.phone_weight), ("ctc", cfg.ctc_weight),
-                                     ("consistency", cfg.consistency_weight)) if w}
         weights["unused"] = 1.0  # the heads' zero that keeps their unused parameters in the graph
-        return cls(heads, labels, weights, quantizer, phones)
+        objectives = cls(heads, labels, weights, quantizer, phones)
+        objectives.notes = notes
+        return objectives
 
     def describe(self) -> str:
-        parts = [f"{k} ×{w:g}" for k, w in self.weights.items() if k != "unused"]
-        if self.phones:
-            parts[0] += f" ({len(self.phones)} phones)"
-        return "content objectives: " + ", ".join(parts)
+        parts = [f"{k} ×{w:g}" + (f" ({len(self.phones)} phones)" if k == "phone" else "")
+                 for k, w in self.weights.items() if k != "unused"]
+        return "\n".join([f"note: {n}" for n in self.notes]
+                         + ["content objectives: " + ", ".join(parts)])
 
     def losses(self, out, labels: dict) -> dict[str, torch.Tensor]:
         """The content terms of one forward's output (SpeechTokenizerOutput)."""

@@ -91,11 +91,12 @@ class SpeechTrainConfig(SpeechClipsConfig):
     # Content objectives (speechtok.speech.content): training-time heads, not saved with the
     # tokenizer.
     phone_weight: float = option(0.0, "weight of frame-level phone classification of the "
-                                 "quantized latents, where metadata.jsonl has 'phones' "
-                                 "alignments (PAST); 0 = off")
+                                 "quantized latents, on the items whose metadata.jsonl has "
+                                 "'phones' alignments (PAST; off, with a note, when none has); "
+                                 "0 = off")
     ctc_weight: float = option(0.0, "weight of CTC to the characters of 'text' by a BiLSTM head "
-                               "on the quantized latents (PAST), on whole-utterance steps; "
-                               "0 = off")
+                               "on the quantized latents (PAST), on whole-utterance steps (off, "
+                               "with a note, when no item has a text); 0 = off")
     ctc_every: int = option(4, "one step in this many trains on whole utterances with text "
                             "(the CTC steps) instead of random crops")
     ctc_batch_size: int = option(6, "utterances per CTC step")
@@ -216,7 +217,7 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
     content, heads_opt, extra = None, None, None
     if cfg.phone_weight or cfg.ctc_weight or cfg.consistency_weight:
         content = ContentObjectives.for_training(cfg, model_cfg, model.quantizer, train_src)
-        if content.heads is not None:
+        if content is not None and content.heads is not None:
             heads_opt = torch.optim.AdamW(content.heads.parameters(), lr=cfg.lr,
                                           betas=(0.8, 0.99))
             extra = {"content_heads": (content.heads, heads_opt)}
