@@ -21,7 +21,12 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on a server
 import matplotlib.pyplot as plt
 
-from recipes.builtin.report_content import content_blocks, content_metric_rows
+from recipes.builtin.report_content import (
+    content_blocks,
+    content_metric_rows,
+    save_figure,
+    step_axis,
+)
 from speechtok.speech.io import load_audio
 from speechtok.speech.spectrogram import log_spectrogram
 from speechtok.training.loss_curve import load_curve
@@ -59,16 +64,9 @@ def plot_loss_curves(out: Path, target: Path) -> Path:
             pts = [(h["step"], h[key]) for h in history if key in h]
             if pts:
                 ax.plot(*zip(*pts, strict=True), "o--", label=f"held-out {key[10:]}")
-        ax.set_title(title)
-        ax.set_xlabel("step")
         ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(target, dpi=90)
-    plt.close(fig)
-    return target
+        step_axis(ax, title)
+    return save_figure(fig, target)
 
 
 def _code_counts(codes_dir: Path, column: str) -> Counter:

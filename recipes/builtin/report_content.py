@@ -37,11 +37,20 @@ def plot_content_curves(tokenizer: Path, target: Path) -> Path | None:
             pts = [(p["step"], p[key]) for p in curve if key in p]
             if pts:
                 ax.plot(*zip(*pts, strict=True), label=key.removeprefix("train/"))
-        ax.set_title(title)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=8)
+        step_axis(ax, title)
+    return save_figure(fig, target)
+
+
+def step_axis(ax, title: str) -> None:
+    """Title, step axis, grid and (when anything was drawn) a legend: every curve panel's."""
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8)
+
+
+def save_figure(fig, target: Path) -> Path:
     fig.tight_layout()
     fig.savefig(target, dpi=90)
     plt.close(fig)
