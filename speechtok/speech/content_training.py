@@ -47,8 +47,9 @@ class ContentObjectives:
                              "([[phone, start_s, end_s], ...] in metadata.jsonl"
                              + ("" if items is not None else "; a stream is not read ahead")
                              + "): the phone objective is off")
+        # the same rule as AudioSource.utterance_batch's: a non-empty text
         ctc = bool(cfg.ctc_weight) and any(isinstance(item.meta.get("text"), str)
-                                           for item in items or [])
+                                           and item.meta["text"].strip() for item in items or [])
         if cfg.ctc_weight and not ctc:
             notes.append("ctc_weight is set but no training item has a 'text'"
                          + ("" if items is not None else " (a stream is not read ahead)")
