@@ -15,7 +15,11 @@ class TrainLoopConfig:
     """The fields of the shared training loop: schedule, optimiser, evaluation, saving."""
 
     steps: int = option(1000, "optimiser steps in all")
-    lr: float = option(1e-3, "peak learning rate (after warm-up; cosine decay after it)")
+    lr: float = option(1e-3, "peak learning rate (after warm-up; then the schedule's decay)")
+    lr_schedule: str = option("cosine", "cosine (decay from the peak over the whole run) or wsd "
+                              "(warmup-stable-decay: the peak held, then a linear decay over "
+                              "the last decay_fraction of the steps)")
+    decay_fraction: float = option(0.2, "wsd: share of the steps in the final decay")
     warmup_steps: int = option(100, "steps of linear learning-rate warm-up")
     min_lr_ratio: float = option(0.05, "the learning rate decays to lr × this at the last step")
     weight_decay: float = option(0.0, "AdamW weight decay")
@@ -49,3 +53,10 @@ class TrainLoopConfig:
             raise ValueError(f"num_workers must be ≥ 0, or -1 for automatic, got "
                              f"{self.num_workers}")
         check_precision(self.mixed_precision)
+        from .schedule import SCHEDULES
+
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got "
+                             f"{self.lr_schedule!r}")
+        if not 0 < self.decay_fraction <= 1:
+            raise ValueError(f"decay_fraction must lie in (0, 1], got {self.decay_fraction}")

@@ -1,13 +1,24 @@
-"""The learning-rate schedule of every trainer: linear warm-up, then cosine decay to a floor."""
+"""The learning-rate schedules of every trainer, by name (`lr_schedule` in the config):
+
+  cosine  linear warm-up, then a half cosine from the peak to `min_lr_ratio` × peak at the last
+          step (SGDR, Loshchilov & Hutter 2017, without restarts)
+  wsd     warmup-stable-decay: linear warm-up, the peak held, then a linear decay to
+          `min_lr_ratio` × peak over the last `decay_fraction` of the steps (MiniCPM, Hu et al.
+          2024; Hägele et al. 2024 found it matches cosine at the same length and keeps the
+          rate high for longer, which short runs lack)
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+
+Schedule = Callable[[int], float]
 
 
-def warmup_cosine(steps: int, warmup_steps: int, min_lr_ratio: float):
+def warmup_cosine(steps: int, warmup_steps: int, min_lr_ratio: float) -> Schedule:
     """LambdaLR factor of step s: (s + 1) / warmup during warm-up, then a half cosine from 1 to
-    `min_lr_ratio` at `steps` (SGDR, Loshchilov & Hutter 2017, without restarts)."""
+    `min_lr_ratio` at `steps`."""
     def fn(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
@@ -17,6 +28,32 @@ def warmup_cosine(steps: int, warmup_steps: int, min_lr_ratio: float):
     return fn
 
 
-def lr_lambda(cfg):
-    """`warmup_cosine` with a trainer config's steps, warmup_steps and min_lr_ratio."""
+def warmup_stable_decay(steps: int, warmup_steps: int, min_lr_ratio: float,
+                        decay_fraction: float = 0.2) -> Schedule:
+    """LambdaLR factor of step s: (s + 1) / warmup during warm-up, 1 until the last
+    `decay_fraction` of the steps, then linear to `min_lr_ratio` at `steps`."""
+    decay_start = max(warmup_steps, steps - round(decay_fraction * steps))
+
+    def fn(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if step < decay_start:
+            return 1.0
+        progress = min(1.0, (step - decay_start) / max(1, steps - decay_start))
+        return 1.0 - (1.0 - min_lr_ratio) * progress
+    return fn
+
+
+SCHEDULES = {"cosine": warmup_cosine, "wsd": warmup_stable_decay}
+
+
+def lr_lambda(cfg) -> Schedule:
+    """The schedule a trainer config names (`lr_schedule`, default cosine) with its steps,
+    warmup_steps, min_lr_ratio (and decay_fraction for wsd)."""
+    name = getattr(cfg, "lr_schedule", "cosine")
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {name!r}; choose from {', '.join(SCHEDULES)}")
+    if name == "wsd":
+        return warmup_stable_decay(cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio,
+                                   cfg.decay_fraction)
     return warmup_cosine(cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio)
