@@ -16,6 +16,8 @@ import argparse
 import json
 import shutil
 import time
+import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 from speechtok.training.config import build_configs, parse_overrides
@@ -70,6 +72,18 @@ def train_vocoder_once(tok_dir: Path, data: Path, config: Path | None,
         return
     voc_cfg, train_cfg = build_configs([VocoderConfig, VocoderTrainConfig], config, overrides)
     train_vocoder(tok_dir, data, None, voc_cfg, train_cfg, resume=True)
+
+
+def current_commit() -> str | None:
+    """The git commit of this checkout (short), or None outside a git checkout: run records
+    name the code that produced them."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def cached_json(path: Path, compute) -> dict:
@@ -144,10 +158,11 @@ OVERRIDES_HELP = ("Any field of a model's YAML config can be overridden by model
                   "ImageTrainConfig, lm: LMConfig + LMTrainConfig). Stages whose output exists "
                   "are skipped; delete a stage's folder under --out to redo it.")
 
-__all__ = ["cached_json", "resynthesise", "stage", "train_tokenizer", "recipe_parser", "parse_args",
+__all__ = ["cached_json", "current_commit", "resynthesise", "stage", "train_tokenizer",
+           "recipe_parser", "parse_args",
            "model_configs", "pretokenize_once", "train_lm_once", "evaluate_speech_tokenizer",
-           "evaluate_image_tokenizer", "Timer", "write_results", "pocketsphinx_available",
-           "flush_denormals", "resynthesis_scores", "train_vocoder_once"]
+           "evaluate_image_tokenizer", "StageFailed", "Timer", "write_results",
+           "pocketsphinx_available", "flush_denormals", "resynthesis_scores", "train_vocoder_once"]
 
 
 def recipe_parser(doc: str, here: Path, models: tuple[str, ...],
@@ -213,25 +228,34 @@ def model_configs(kind: str, config: str | Path, overrides: dict[str, str]) -> l
     return build_configs(classes, config, overrides)
 
 
+class StageFailed(RuntimeError):
+    """A stage's error, with the stage's name in front (it crosses process boundaries)."""
+
+
 class Timer:
-    """Seconds per stage, for results.json: `with timer("train lm"): ...`. Unlike the demo's
-    `timed`, errors pass through unchanged (the stage header printed before them says which
-    stage), so a recipe's caller sees FileNotFoundError and ValueError as they are."""
+    """Seconds per stage: `with timer("train lm"): ...`; `timer.seconds` maps each finished
+    stage to its time. By default errors pass through unchanged (the stage header printed
+    before them says which stage), so a recipe's caller sees FileNotFoundError and ValueError
+    as they are; with `name_failures` (the demo, whose stages run in worker processes) an error
+    is printed with its traceback and raised again as StageFailed naming the stage."""
 
-    def __init__(self):
+    def __init__(self, name_failures: bool = False):
         self.seconds: dict[str, float] = {}
+        self.name_failures = name_failures
 
+    @contextmanager
     def __call__(self, name: str):
-        timer = self
-
-        class _Stage:
-            def __enter__(self):
-                self.t = stage(name)
-
-            def __exit__(self, *exc):
-                timer.seconds[name] = round(time.time() - self.t, 1)
-
-        return _Stage()
+        t = stage(name)
+        try:
+            yield
+        except StageFailed:
+            raise
+        except Exception as err:
+            if not self.name_failures:
+                raise
+            traceback.print_exc()
+            raise StageFailed(f"stage '{name}' failed: {type(err).__name__}: {err}") from None
+        self.seconds[name] = round(time.time() - t, 1)
 
 
 def evaluate_speech_tokenizer(tok_dir: Path, data: Path, max_items: int | None) -> dict:

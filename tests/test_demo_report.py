@@ -4,17 +4,21 @@
 import pytest
 
 from recipes.builtin.report import to_html, to_markdown
-from recipes.builtin.run_demo import StageFailed, last_line, timed
+from recipes.builtin.run_demo import last_line
+from recipes.common import StageFailed, Timer
 
 
 def test_a_failing_stage_is_named_with_its_error_and_not_timed(capsys):
-    timings = {}
-    with timed("1 quick", timings):
+    timer = Timer(name_failures=True)
+    with timer("1 quick"):
         pass
     with pytest.raises(StageFailed, match=r"stage '2 broken' failed: ValueError: bad sample"):
-        with timed("2 broken", timings):
+        with timer("2 broken"):
             raise ValueError("bad sample rate")
-    assert list(timings) == ["1 quick"]
+    assert list(timer.seconds) == ["1 quick"]
+    with pytest.raises(ValueError, match="bad"):  # a recipe's timer lets errors through as is
+        with Timer()("3 plain"):
+            raise ValueError("bad")
     assert "=== 2 broken ===" in capsys.readouterr().out
 
 

@@ -198,7 +198,8 @@ def test_native_bf16_defaults_leave_an_explicit_choice(monkeypatch):
     monkeypatch.setattr(run_demo, "cpu_has_native_bf16", lambda: True)
     monkeypatch.setattr(run_demo.torch.cuda, "is_available", lambda: False)
     out = run_demo.native_bf16_defaults({"speech": {}, "lm": {"mixed_precision": "no"}})
-    assert out == {"speech": {"mixed_precision": "bf16"}, "lm": {"mixed_precision": "no"}}
+    assert out == {"speech": {"mixed_precision": "bf16"}, "image": {"mixed_precision": "bf16"},
+                   "lm": {"mixed_precision": "no"}}
     monkeypatch.setattr(run_demo, "cpu_has_native_bf16", lambda: False)
     assert run_demo.native_bf16_defaults({"speech": {}, "lm": {}}) == {"speech": {}, "lm": {}}
 

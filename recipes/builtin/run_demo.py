@@ -9,16 +9,17 @@ Data:     flite's English voices synthesise the speech corpus (make_speech_corpu
 Stages:   speech branch: 1. speech corpus  2. train the speech tokenizer  3. evaluate it on the
             held-out flite voice and the real voice's held-out sentences, with unit agreement
             under noise, reverberation and the 8 kHz band, and a speaker-ID probe
-            4. train the learned decoder (Vocos)
-            on the frozen tokenizer  5. resynthesise held-out utterances of both voices with
-            Griffin-Lim and the learned decoder: pocketsphinx WER, STOI, ESTOI, PESQ, MCD
-            6. speech codes
+            4. speech codes  5. train the learned decoder (Vocos) on the frozen tokenizer
+            6. resynthesise held-out utterances of both voices with Griffin-Lim and the
+            learned decoder: pocketsphinx WER, STOI, ESTOI, PESQ, MCD
           image branch: 7. glyph corpus  8. train the image tokenizer  9. evaluate it on the
             held-out fonts, reconstruction grid  10. image codes  11. the glyph classifier that
             judges generated images (trained on real training glyphs)
           The two branches share nothing, so they run side by side, one CPU thread each: these
-          small convolutional models gain little from a second thread and the LM gains much,
-          so the LM gets both threads afterwards.
+          small convolutional models gain little from a second thread. The LM (12) needs only
+          the two code sets: it starts as soon as stages 4 and 10 are done, in this process
+          with every thread, while stages 5, 6 and 11 finish beside it; the LM's steps are
+          what decide whether the captions are followed, so it gets the time.
           12. train the LM on speech units and caption → image pairs; the bundle (LM +
               tokenizer + both tokenizers) goes to runs/demo/bundle
           13. generate: tune guidance × temperature on validation captions, make the best the
@@ -36,8 +37,8 @@ Stages:   speech branch: 1. speech corpus  2. train the speech tokenizer  3. eva
 Command:  make demo        (or: python recipes/builtin/run_demo.py --out runs/demo)
           Overrides go to one model by prefix: --speech.steps 100 --vocoder.steps 100
           --image.steps 100 --lm.steps 50. On a CPU with native bf16 (AVX512-BF16, AMX) the
-          speech tokenizer and the LM train in bf16 (--speech.mixed_precision no and
-          --lm.mixed_precision no keep fp32).
+          tokenizers and the LM train in bf16 (--speech.mixed_precision no,
+          --image.mixed_precision no and --lm.mixed_precision no keep fp32).
 Result:   runs/demo/report.md (and .html) with every stage's figures, plots, audio and images;
           the figures and the time measured on a fresh clone are in docs/RESULTS.md.
 
@@ -51,46 +52,45 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
-import traceback
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from recipes.common import (
+    StageFailed,
+    Timer,
     cached_json,
+    current_commit,
+    evaluate_image_tokenizer,
     pretokenize_once,
     resynthesis_scores,
     split_overrides,
-    stage,
+    train_lm_once,
     train_tokenizer,
     train_vocoder_once,
 )
 from speechtok.hub.model_card import write_model_card
-from speechtok.image import ImageTokenizer
-from speechtok.image.data import open_image_eval_source
-from speechtok.image.evaluate import evaluate_image, save_reconstruction_grid
 from speechtok.speech import SpeechTokenizer
 from speechtok.speech.data import open_eval_source
 from speechtok.speech.evaluate import evaluate_speech, evaluate_unit_agreement
 from speechtok.speech.io import load_audio
 from speechtok.speech.speaker_probe import speaker_probe
 from speechtok.training.accelerator import cpu_has_native_bf16
-from speechtok.training.config import build_configs
 
 HERE = Path(__file__).resolve().parent
 
 
 def native_bf16_defaults(overrides: dict[str, dict]) -> dict[str, dict]:
-    """On a CPU with native bf16 the speech tokenizer and the LM train in bf16 unless told
-    otherwise: bf16 autocast trains the speech tokenizer (the longer branch) 1.34× and the LM
-    1.25× faster there, with figures within seed noise (docs/RESULTS.md, bf16 against fp32;
-    docs/EXPERIMENTS.md, issue 20)."""
+    """On a CPU with native bf16 the speech and image tokenizers and the LM train in bf16
+    unless told otherwise: bf16 autocast trains the speech tokenizer 1.34× faster there, the LM
+    1.25× and the image tokenizer 1.38× (one thread), with figures within seed noise
+    (docs/RESULTS.md, bf16 against fp32; docs/EXPERIMENTS.md)."""
     if cpu_has_native_bf16() and not torch.cuda.is_available():
-        for model in ("speech", "lm"):
+        for model in ("speech", "image", "lm"):
             overrides.setdefault(model, {}).setdefault("mixed_precision", "bf16")
     return overrides
 
@@ -103,35 +103,21 @@ def make_corpus(out: Path, script: str, *args: str) -> Path:
     return out
 
 
-class StageFailed(RuntimeError):
-    """A stage's error, with the stage's name in front (it crosses process boundaries)."""
-
-
-@contextmanager
-def timed(name: str, timings: dict):
-    """Run a stage: print its header, time it, and name it when it fails."""
-    t = stage(name)
-    try:
-        yield
-    except StageFailed:
-        raise
-    except Exception as err:
-        traceback.print_exc()
-        raise StageFailed(f"stage '{name}' failed: {type(err).__name__}: {err}") from None
-    timings[name] = round(time.time() - t, 1)
+CODES_FILE = "pretokenized.json"  # written last by `lm tokenize`: the code set is complete
 
 
 def speech_branch(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
-    """Stages 1-6: speech corpus, tokenizer, its evaluation, the learned decoder, resynthesis
-    scores on both held-out voices, speech codes. `overrides`: {"speech": ..., "vocoder": ...}."""
-    timings: dict = {}
-    with timed("1 speech corpus: flite voices with phone alignments + the real voice", timings):
+    """Stages 1-6: speech corpus, tokenizer, its evaluation, speech codes (what the LM waits
+    for), then the learned decoder and the resynthesis scores on both held-out voices, which
+    run beside the LM. `overrides`: {"speech": ..., "vocoder": ...}."""
+    timer = Timer(name_failures=True)
+    with timer("1 speech corpus: flite voices with phone alignments + the real voice"):
         data = make_corpus(out / "data" / "speech", "make_speech_corpus.py",
                            "--num-utterances", str(args.num_utterances))
-    with timed("2 training the speech tokenizer", timings):
+    with timer("2 training the speech tokenizer"):
         tok_dir = train_tokenizer("speech", data, out / "speech_tokenizer",
                                   Path(args.speech_config), overrides["speech"])
-    with timed("3 evaluating the speech tokenizer on the held-out voices", timings):
+    with timer("3 evaluating the speech tokenizer on the held-out voices"):
         tok = SpeechTokenizer.from_pretrained(str(tok_dir)).eval()
         metrics = cached_json(tok_dir / "eval_test.json", lambda: evaluate_speech(
             tok, open_eval_source(data, tok.sample_rate, "test"), progress=True))
@@ -144,10 +130,11 @@ def speech_branch(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
             tok, open_eval_source(data, tok.sample_rate, "valid"), progress=True))
         print(json.dumps({"flite held-out voice": metrics, "real voice": real_metrics,
                           "speaker probe (valid voices)": speaker}, indent=2))
-    with timed("4 training the learned decoder (Vocos) on the frozen tokenizer", timings):
+    with timer("4 speech codes (pre-tokenising the speech corpus)"):
+        pretokenize_once("speech", data, tok_dir, out / "codes" / "speech")
+    with timer("5 training the learned decoder (Vocos) on the frozen tokenizer"):
         train_vocoder_once(tok_dir, data, Path(args.vocoder_config), overrides["vocoder"])
-    with timed("5 resynthesis: WER, STOI, PESQ, MCD with Griffin-Lim and the learned decoder",
-               timings):
+    with timer("6 resynthesis: WER, STOI, PESQ, MCD with Griffin-Lim and the learned decoder"):
         tok = SpeechTokenizer.from_pretrained(str(tok_dir)).eval()  # now with its decoder
         scores = {}
         for split, n in (("test", args.wer_utterances), ("test_real", args.wer_utterances_real)):
@@ -162,36 +149,29 @@ def speech_branch(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
             **{f"{split}_{decoder}_{k}": v for split, r in scores.items()
                for decoder in ("original", "griffin_lim", "learned") if decoder in r
                for k, v in r[decoder].items() if k in ("wer", "stoi", "pesq_wb")}})
-    with timed("6 speech codes (pre-tokenising the speech corpus)", timings):
-        pretokenize_once("speech", data, tok_dir, out / "codes" / "speech")
-    return timings
+    return timer.seconds
 
 
 def image_branch(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
-    """Stages 7-11: glyph corpus, image tokenizer, its evaluation, image codes, the judge."""
+    """Stages 7-11: glyph corpus, image tokenizer, its evaluation, image codes (what the LM
+    waits for), then the judge of generated images, which trains beside the LM."""
     from recipes.builtin.demo_generate import glyph_classifier
 
-    timings: dict = {}
-    with timed("7 glyph corpus: captioned letters and digits in every installed font", timings):
+    timer = Timer(name_failures=True)
+    with timer("7 glyph corpus: captioned letters and digits in every installed font"):
         data = make_corpus(out / "data" / "images", "make_image_corpus.py",
                            "--size", str(args.image_size))
-    with timed("8 training the image tokenizer", timings):
+    with timer("8 training the image tokenizer"):
         img_dir = train_tokenizer("image", data, out / "image_tokenizer",
                                   Path(args.image_config), overrides)
-    with timed("9 evaluating the image tokenizer on the held-out fonts", timings):
-        img_tok = ImageTokenizer.from_pretrained(str(img_dir)).eval()
-        test_images = open_image_eval_source(data, img_tok.config.resolution, "test")
-        metrics = cached_json(img_dir / "eval_test.json", lambda: evaluate_image(
-            img_tok, test_images, progress=True))
-        save_reconstruction_grid(img_tok, test_images, out / "image_reconstructions.png")
-        print(json.dumps(metrics, indent=2))
-        write_model_card(img_dir, img_tok.config.to_dict(), metrics)
-    with timed("10 image codes (pre-tokenising the glyph corpus)", timings):
+    with timer("9 evaluating the image tokenizer on the held-out fonts"):
+        evaluate_image_tokenizer(img_dir, data, out / "image_reconstructions.png")
+    with timer("10 image codes (pre-tokenising the glyph corpus)"):
         pretokenize_once("image", data, img_dir, out / "codes" / "image")
-    with timed("11 the glyph classifier (judge of generated images)", timings):
-        glyph_classifier(data, out / "glyph_classifier", img_tok.config.resolution,
-                         args.classifier_epochs)
-    return timings
+    with timer("11 the glyph classifier (judge of generated images)"):
+        resolution = json.loads((img_dir / "config.json").read_text())["resolution"]
+        glyph_classifier(data, out / "glyph_classifier", resolution, args.classifier_epochs)
+    return timer.seconds
 
 
 def _branch_in_child(fn, log: str, *fn_args):
@@ -217,16 +197,23 @@ def last_line(log: Path) -> str:
     return lines[-1][:120] if lines else ""
 
 
-def run_branches(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
-    """The speech and image branches: side by side in two processes (logs under OUT/logs,
-    the latest line of each shown every 20 s), or one after the other with --no-parallel."""
+def codes_ready(out: Path) -> bool:
+    return all((out / "codes" / kind / CODES_FILE).exists() for kind in ("speech", "image"))
+
+
+def run_branches(out: Path, args: argparse.Namespace, overrides: dict, train_lm) -> dict:
+    """The speech and image branches side by side in two processes (logs under OUT/logs, the
+    latest line of each shown every 20 s), and `train_lm()` (stage 12) in this process as soon
+    as both code sets exist: the branches' last stages (learned decoder, resynthesis scores,
+    judge) need no LM, so they run beside it instead of before it. With --no-parallel: one
+    after the other, then the LM."""
     branches = {"speech": (speech_branch, {k: overrides[k] for k in ("speech", "vocoder")}),
                 "image": (image_branch, overrides["image"])}
     if not args.parallel:
         timings = {}
         for fn, over in branches.values():
             timings.update(fn(out, args, over))
-        return timings
+        return {**timings, **train_lm()}
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, wait
 
@@ -237,15 +224,28 @@ def run_branches(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
     with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
         futures = {name: pool.submit(_branch_in_child, fn, str(logs[name]), out, args, over)
                    for name, (fn, over) in branches.items()}
-        shown = dict.fromkeys(branches, "")
-        pending = set(futures.values())
-        while pending:
-            _, pending = wait(pending, timeout=20)
-            for name in branches:
-                line = last_line(logs[name])
-                if line != shown[name]:
-                    print(f"[{name}] {line}", flush=True)
-                    shown[name] = line
+        shown, last_shown = dict.fromkeys(branches, ""), 0.0
+
+        def watch(until) -> None:
+            """Show the branches' progress until `until()` or both branches end."""
+            nonlocal last_shown
+            pending = set(futures.values())
+            while pending and not until():
+                _, pending = wait(pending, timeout=2)
+                if time.time() - last_shown < 20 and pending:
+                    continue
+                last_shown = time.time()
+                for name in branches:
+                    line = last_line(logs[name])
+                    if line != shown[name]:
+                        print(f"[{name}] {line}", flush=True)
+                        shown[name] = line
+
+        watch(lambda: codes_ready(out))
+        lm_timings = train_lm() if codes_ready(out) else {}  # else a branch failed: below
+        if any(not f.done() for f in futures.values()):
+            print("waiting for the branches' last stages (logs above)", flush=True)
+        watch(lambda: False)
         timings, failures = {}, []
         for name, future in futures.items():
             try:
@@ -254,7 +254,18 @@ def run_branches(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
                 failures.append(f"{name} branch: {err} (log: {logs[name]})")
         if failures:
             raise StageFailed("; ".join(failures))
-    return timings
+    return {**timings, **lm_timings}
+
+
+def refresh_bundle_tokenizers(out: Path) -> None:
+    """The LM copied the tokenizers into the bundle when it finished, which may be before the
+    speech branch added the learned decoder and the model card's resynthesis figures: copy
+    them again now that every branch is done."""
+    bundle = out / "bundle"
+    for name in ("speech_tokenizer", "image_tokenizer"):
+        if (bundle / name).is_dir():
+            shutil.copytree(out / name, bundle / name, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("checkpoints"))
 
 
 def upload_round_trip(bundle: Path, folder: Path, image_captions: list[str],
@@ -327,13 +338,16 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.time()
     try:
-        timings = run_branches(out, args, overrides)
-        timings.update(lm_and_generation(out, args, overrides["lm"]))
+        timings = run_branches(out, args, overrides,
+                               lambda: train_demo_lm(out, args, overrides["lm"]))
+        refresh_bundle_tokenizers(out)
+        timings.update(generation(out, args))
     except StageFailed as err:
         print(f"\ndemo failed: {err}\nFix the cause and rerun the same command: finished "
               "stages are skipped.", file=sys.stderr)
         return 1
     timings["total"] = round(time.time() - t_all, 1)
+    (out / "run_info.json").write_text(json.dumps({"commit": current_commit()}))
     # every run's stage times, oldest first: a rerun skips finished stages, so its times alone
     # would hide what the first run cost
     runs = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() \
@@ -342,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     from recipes.builtin.report import write_report
 
     try:
-        with timed("15 the report: report.md and report.html with their figures", {}):
+        with Timer(name_failures=True)("15 the report: report.md and report.html with their "
+                                       "figures"):
             md, html = write_report(out)
     except StageFailed as err:
         print(f"\ndemo failed: {err}", file=sys.stderr)
@@ -353,11 +368,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def lm_and_generation(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
-    """Stages 12-14: the LM, generation and its scores, the upload round trip."""
-    from lm.model import LMConfig
+def train_demo_lm(out: Path, args: argparse.Namespace, overrides: dict) -> dict:
+    """Stage 12: the LM on both code sets; the bundle goes to OUT/bundle."""
+    timer = Timer(name_failures=True)
+    with timer("12 training the LM on speech units and caption → image pairs"):
+        train_lm_once(out / "bundle", Path(args.lm_config), overrides, out / "codes" / "speech",
+                      out / "codes" / "image")
+    return timer.seconds
+
+
+def generation(out: Path, args: argparse.Namespace) -> dict:
+    """Stages 13-14: generation and its scores, the upload round trip."""
     from lm.spoken_benchmark import without_rows
-    from lm.train import LMTrainConfig, train_lm
     from recipes.builtin.demo_generate import (
         continue_counting,
         continue_speech,
@@ -366,20 +388,11 @@ def lm_and_generation(out: Path, args: argparse.Namespace, overrides: dict) -> d
         tune_and_score_images,
     )
 
-    timings: dict = {}
+    timer = Timer(name_failures=True)
     codes, bundle = out / "codes", out / "bundle"
     speech_data, image_data = out / "data" / "speech", out / "data" / "images"
-    with timed("12 training the LM on speech units and caption → image pairs", timings):
-        if not (bundle / "model.safetensors").exists():
-            lm_cfg, lm_train_cfg = build_configs(
-                [LMConfig, LMTrainConfig], Path(args.lm_config),
-                {"speech_codes": str(codes / "speech"), "image_codes": str(codes / "image"),
-                 **overrides})
-            train_lm(bundle, lm_cfg, lm_train_cfg, resume=True)
-        else:
-            print(f"LM bundle exists: {bundle}")
-    with timed("13 generation: images for held-out captions in every wording, continued "
-               "counting prompts and held-out speech", timings):
+    with timer("13 generation: images for held-out captions in every wording, continued "
+               "counting prompts and held-out speech"):
         gen_dir = out / "generation"
         gen_dir.mkdir(exist_ok=True)
         resolution = json.loads((bundle / "image_tokenizer" / "config.json").read_text())[
@@ -401,8 +414,7 @@ def lm_and_generation(out: Path, args: argparse.Namespace, overrides: dict) -> d
         spoken = cached_json(gen_dir / "spoken_benchmark.json", lambda: spoken_benchmark(
             bundle, speech_data, out / "spoken_benchmark"))
         print(json.dumps(without_rows(spoken), indent=2))
-    with timed("14 upload round trip: load what `lm push` would upload, generate the same",
-               timings):
+    with timer("14 upload round trip: load what `lm push` would upload, generate the same"):
         first = json.loads((speech_data / "test" / "metadata.jsonl").read_text().split("\n")[0])
         prompt = speech_data / "test" / first["file"]
         trip = cached_json(out / "upload_round_trip.json", lambda: upload_round_trip(
@@ -410,7 +422,7 @@ def lm_and_generation(out: Path, args: argparse.Namespace, overrides: dict) -> d
         print(json.dumps(trip, indent=2))
         if not all(trip["identical_generations"].values()):
             raise RuntimeError(f"the uploaded bundle generates differently: {trip}")
-    return timings
+    return timer.seconds
 
 
 if __name__ == "__main__":
