@@ -389,16 +389,7 @@ def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
               ("audio", [(f"{r['text']} → continuation", f"generation/counting/test/"
                           f"{r['continuation']}") for r in rows[:6]])]
     if spread:
-        seeds = spread["seeds"]
-        keys = list(spread["summary"])
-        b += [("h", 2, "Spread over LM seeds"),
-              ("p", f"The demo LM trained {len(seeds)} times with seeds "
-               f"{', '.join(str(r['seed']) for r in seeds)} (initialisation and data order) on "
-               "the same codes, each scored as above (`make seed-spread`):"),
-              ("table", ["seed", *keys], [(r["seed"], *(r["figures"].get(k, "—") for k in keys))
-                                          for r in seeds]
-               + [(stat, *(spread["summary"][k][stat] for k in keys))
-                  for stat in ("lowest", "highest", "spread")])]
+        b += seed_spread_blocks(spread, images, _json(out / "run_info.json") or {})
     if trip:
         same = trip["identical_generations"]
         b += [("h", 2, "Upload round trip"),
@@ -412,11 +403,36 @@ def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
     stages = list(dict.fromkeys(k for r in shown for k in r))
     b += [("h", 2, "Stage times"),
           ("p", "Seconds per stage. Stages 1-6 (speech) and 7-11 (images) run side by side, one "
-           "thread each, so their times overlap; `total` is the wall-clock time of the run (the "
-           "install before it not included). A rerun skips the stages whose output exists."),
+           "thread each; the LM (12) starts as soon as both code sets exist (stages 4 and 10), "
+           "beside the stages left (5, 6, 11), so the times overlap; `total` is the wall-clock "
+           "time of the run (the install before it not included). A rerun skips the stages "
+           "whose output exists."),
           ("table", ["stage"] + [f"run {runs.index(r) + 1}" for r in shown],
            [(k, *(r.get(k, "") for r in shown)) for k in stages])]
     return b
+
+
+def seed_spread_blocks(spread: dict, images: dict, run_info: dict) -> list[tuple]:
+    """The seeds' figures, their lowest / highest / spread, and this run's own faithfulness
+    beside them, with the commit each was measured at: one run's figure is one draw."""
+    seeds, keys = spread["seeds"], list(spread["summary"])
+    own = {f"faithfulness_{k}": v["accuracy"]
+           for k, v in images.get("test_accuracy_by_wording", {}).items()}
+    same = spread.get("commit") and spread.get("commit") == run_info.get("commit")
+    where = (f"at this run's commit ({spread['commit']})" if same else
+             f"at commit {spread.get('commit') or 'unknown'} (this run: "
+             f"{run_info.get('commit') or 'unknown'})")
+    rows = [(r["seed"], *(r["figures"].get(k, "—") for k in keys)) for r in seeds]
+    rows += [(stat, *(spread["summary"][k][stat] for k in keys))
+             for stat in ("lowest", "highest", "spread")]
+    if own:
+        rows.append(("this run", *(own.get(k, "—") for k in keys)))
+    return [("h", 2, "Spread over LM seeds"),
+            ("p", f"The demo LM trained {len(seeds)} times with seeds "
+             f"{', '.join(str(r['seed']) for r in seeds)} (initialisation and data order) on "
+             f"the same codes, each scored as above (`make seed-spread`), {where}; the last "
+             "row is this run's own LM:"),
+            ("table", ["seed", *keys], rows)]
 
 
 def write_report(out: str | Path) -> tuple[Path, Path]:

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         tune_and_score_images,
     )
     from recipes.builtin.run_demo import native_bf16_defaults
-    from recipes.common import cached_json, split_overrides, train_lm_once
+    from recipes.common import cached_json, current_commit, split_overrides, train_lm_once
 
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                      "train_seconds_this_run": train_s})
         print(json.dumps(rows[-1]), flush=True)
     summary = {"seeds": rows, "summary": summarise(rows), "overrides": overrides,
+               "commit": current_commit(),
                "lm_config": str(args.lm_config)}
     (root / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary["summary"], indent=1))
