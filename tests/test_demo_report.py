@@ -66,3 +66,37 @@ def test_content_section_shows_what_the_run_measured(tmp_path):
     assert (tmp_path / "content_curves.png").stat().st_size > 0
     assert ("spoken-LM benchmark", "right vs wrong next number", 0.61) in \
         content_metric_rows(tmp_path)
+
+
+def test_seed_spread_shows_this_run_and_says_whether_the_commits_match():
+    from recipes.builtin.report import seed_spread_blocks
+
+    spread = {"seeds": [{"seed": 0, "figures": {"faithfulness_seen": 0.7}},
+                        {"seed": 1, "figures": {"faithfulness_seen": 0.9}}],
+              "summary": {"faithfulness_seen": {"lowest": 0.7, "highest": 0.9, "spread": 0.2}},
+              "commit": "abc123"}
+    images = {"test_accuracy_by_wording": {"seen": {"accuracy": 0.8}}}
+    blocks = seed_spread_blocks(spread, images, {"commit": "abc123"})
+    assert "at this run's commit (abc123)" in blocks[1][1]
+    assert blocks[2][2][-1] == ("this run", 0.8) and blocks[2][2][2] == ("lowest", 0.7)
+    other = seed_spread_blocks(spread, images, {"commit": "def456"})[1][1]
+    assert "at commit abc123 (this run: def456)" in other
+
+
+def test_the_bundle_gets_the_tokenizer_files_written_after_the_lm(tmp_path):
+    from recipes.builtin.run_demo import codes_ready, refresh_bundle_tokenizers
+
+    for name in ("speech_tokenizer", "image_tokenizer"):
+        (tmp_path / name / "checkpoints").mkdir(parents=True)
+        (tmp_path / name / "config.json").write_text("{}")
+        (tmp_path / "bundle" / name).mkdir(parents=True)
+    (tmp_path / "speech_tokenizer" / "vocoder").mkdir()
+    (tmp_path / "speech_tokenizer" / "vocoder" / "model.safetensors").write_text("w")
+    refresh_bundle_tokenizers(tmp_path)
+    assert (tmp_path / "bundle/speech_tokenizer/vocoder/model.safetensors").read_text() == "w"
+    assert not (tmp_path / "bundle/speech_tokenizer/checkpoints").exists()
+    assert not codes_ready(tmp_path)
+    for kind in ("speech", "image"):
+        (tmp_path / "codes" / kind).mkdir(parents=True)
+        (tmp_path / "codes" / kind / "pretokenized.json").write_text("{}")
+    assert codes_ready(tmp_path)
