@@ -70,13 +70,13 @@ system-deps:
 demo: $(STAMP) system-deps
 	$(PY) recipes/builtin/run_demo.py --out runs/demo
 
-# The longer settings the demo had before it had to fit 20 minutes (about 29 minutes on 2 cores
-# when its stages ran one after another): better tokenizers and LM, into runs/demo-full.
+# Longer settings than the 20-minute demo: more data, longer tokenizers, the learned decoder and
+# an LM of 5,000 steps, into runs/demo-full (not timed at these settings).
 demo-full: $(STAMP) system-deps
-	$(PY) recipes/builtin/run_demo.py --out runs/demo-full --num-utterances 3000 \
+	$(PY) recipes/builtin/run_demo.py --out runs/demo-full --num-utterances 3000 --learned-decoder \
 	  --wer-utterances 100 --speech.steps 1500 --speech.eval_every 500 --image.steps 1600 \
-	  --image.disc_start 1200 --image.eval_every 400 --lm.steps 3000 --lm.eval_every 750 \
-	  --lm.save_every 750
+	  --image.disc_start 1200 --image.eval_every 400 --lm.steps 5000 --lm.eval_every 1250 \
+	  --lm.save_every 1250
 
 # The web demo of the demo's bundle (after `make demo`): open http://localhost:7860/
 serve: $(STAMP)

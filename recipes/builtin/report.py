@@ -301,8 +301,9 @@ def build_blocks(out: Path, runs: list[dict]) -> list[tuple]:
 
     b += [("h", 2, "Speech tokenizer"),
           ("p", "Held-out utterances resynthesised from their units (each in its own voice: the "
-           "speaker vector of the original) with Griffin-Lim and with the learned decoder "
-           "(Vocos). WER is pocketsphinx's against the text; STOI/ESTOI (0-1) and wide-band "
+           "speaker vector of the original) with Griffin-Lim and, where the run trained one "
+           "(`--learned-decoder`, `make demo-full`), the learned decoder (Vocos). WER is "
+           "pocketsphinx's against the text; STOI/ESTOI (0-1) and wide-band "
            "PESQ (1-4.64) compare with the original; MCD in dB (lower is better); the real-time "
            "factor is decode time over audio time."),
           ("table", ["voice", "decoder", "utterances", "WER", "STOI", "ESTOI", "PESQ",
