@@ -94,6 +94,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_speech_encoder.py
 	$(PY) benchmarks/bench_image_tokenizer.py
 	$(PY) benchmarks/bench_lm_train.py  # needs runs/demo/codes (make demo)
+	$(PY) benchmarks/bench_lm_step.py  # the LM step by batch, precision, compile (same codes)
 	$(PY) benchmarks/bench_generate.py  # uses runs/demo/bundle when present
 	$(PY) benchmarks/bench_data.py  # the loader with 0/1/2 workers against the trainers
 	@if [ -f runs/demo/bundle/config.json ]; then $(PY) benchmarks/bench_serve.py; \
