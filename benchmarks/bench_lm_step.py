@@ -21,14 +21,14 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+from demo_lm_data import demo_lm_data
 from timing import median_seconds
 
 from lm.data import PackedBatches, TaskSources
 from lm.loss import modality_weighted_loss
 from lm.model import LMConfig, new_lm
-from lm.train import LMTrainConfig, build_vocab, load_split_codes
+from lm.train import LMTrainConfig
 from speechtok.training.accelerator import cpu_has_native_bf16
-from speechtok.training.config import build_configs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,13 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (codes / "image" / "pretokenized.json").exists():
         print(f"{codes}: no pre-tokenised demo codes; run `make demo` first (or pass --codes)")
         return 2
-    model_cfg, cfg = build_configs([LMConfig, LMTrainConfig], args.config,
-                                   {"speech_codes": str(codes / "speech"),
-                                    "image_codes": str(codes / "image")})
-    speech, smeta = load_split_codes(cfg.speech_codes, "train")
-    images, imeta = load_split_codes(cfg.image_codes, "train")
-    vocab = build_vocab(cfg, speech, images, smeta, imeta)
-    sources = TaskSources(vocab, speech, images, cfg.caption_dropout, cfg.cm3_rate, cfg.seed)
+    model_cfg, cfg, vocab, sources = demo_lm_data(codes, args.config)
     precisions = [False, True] if cpu_has_native_bf16() else [False]
     settings = [(n, bf16, False) for bf16 in precisions for n in args.samples]
     if not args.no_compile:

@@ -24,13 +24,12 @@ import sys
 from pathlib import Path
 
 import torch
+from demo_lm_data import demo_lm_data
 from timing import matmul_peak, median_seconds
 
-from lm.data import PackedBatches, TaskSources
+from lm.data import PackedBatches
 from lm.loss import modality_weighted_loss
-from lm.model import LMConfig, new_lm
-from lm.train import LMTrainConfig, build_vocab, load_split_codes
-from speechtok.training.config import build_configs
+from lm.model import new_lm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,13 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{codes}: no pre-tokenised demo codes; run `make demo` first (or pass --codes)")
         return 2
     torch.manual_seed(0)
-    model_cfg, cfg = build_configs([LMConfig, LMTrainConfig], args.config,
-                                   {"speech_codes": str(codes / "speech"),
-                                    "image_codes": str(codes / "image")})
-    speech, smeta = load_split_codes(cfg.speech_codes, "train")
-    images, imeta = load_split_codes(cfg.image_codes, "train")
-    vocab = build_vocab(cfg, speech, images, smeta, imeta)
-    sources = TaskSources(vocab, speech, images, cfg.caption_dropout, cfg.cm3_rate, cfg.seed)
+    model_cfg, cfg, vocab, sources = demo_lm_data(codes, args.config)
     batches = PackedBatches(sources, cfg.task_weights, cfg.block_size, cfg.samples_per_step)
     model = new_lm(model_cfg, len(vocab), vocab.pad_id, vocab.bos_id, vocab.eos_id).train()
     model.config._attn_implementation = "sdpa"
