@@ -259,3 +259,27 @@ def test_quantizer_dropout_keeps_a_prefix_of_the_stages_in_training_only(kind):
     assert len(set(match.float().argmax(1).tolist())) > 1  # and the prefixes differ
     with torch.no_grad():
         assert torch.allclose(q(x).quantized, q.decode(q.encode(x)), atol=1e-5)
+
+
+def test_a_registered_quantizer_is_selectable_by_name_in_a_tokenizer():
+    from conftest import tiny_config
+
+    from speechtok import SpeechTokenizer
+    from speechtok.quantization import register_quantizer
+
+    class MarkedVQ(VectorQuantizer):
+        pass
+
+    register_quantizer("marked_vq")(lambda cfg, dim: MarkedVQ(dim, cfg.codebook_size))
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            register_quantizer("marked_vq")(lambda cfg, dim: None)
+        tok = SpeechTokenizer(tiny_config(quantizer="marked_vq"))
+        assert isinstance(tok.quantizer, MarkedVQ) and tok.config.code_depth == 1
+        units = tok.encode(torch.randn(1, 1600) * 0.1)
+        assert units.max() < tok.config.codebook_size
+    finally:
+        QUANTIZERS.pop("marked_vq")
+    with pytest.raises(ValueError, match="quantizer must be one of vq, rvq, fsq"):
+        QuantizerConfig(quantizer="marked_vq")
+    assert [n for n, e in QUANTIZERS.items() if e.residual] == ["rvq", "rfsq"]

@@ -1,4 +1,5 @@
-"""The quantizer block that both tokenizer configs share, and the factory that builds it.
+"""The quantizer block that both tokenizer configs share, and the factory that builds it
+(through the registry of quantizers by name).
 
 `SpeechTokenizerConfig` and `ImageTokenizerConfig` inherit these fields (flat, so a saved
 config.json and a `--codebook_size 512` on the command line look the same as before), each with
@@ -13,14 +14,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..fields import option
-from .binary import LookupFreeQuantizer
-from .fsq import FSQ
-from .gumbel import GumbelQuantizer
-from .residual import ResidualFSQ, ResidualVQ
-from .vq import VectorQuantizer
-
-QUANTIZERS = ("vq", "rvq", "fsq", "rfsq", "lfq", "bsq", "gumbel")
-RESIDUAL = ("rvq", "rfsq")  # several codes per position: (batch, depth, length)
+from .registry import QUANTIZERS
 
 
 @dataclass
@@ -81,28 +75,10 @@ class QuantizerConfig:
     @property
     def code_depth(self) -> int:
         """Codes per position: rvq_depth for the residual quantizers, else 1."""
-        return self.rvq_depth if self.quantizer in RESIDUAL else 1
+        return self.rvq_depth if QUANTIZERS[self.quantizer].residual else 1
 
 
 def build_quantizer(cfg: QuantizerConfig, dim: int) -> nn.Module:
-    """The quantizer `cfg` asks for, over latents of `dim` channels."""
-    if cfg.quantizer == "fsq":
-        return FSQ(dim, cfg.fsq_levels)
-    if cfg.quantizer == "rfsq":
-        return ResidualFSQ(cfg.rvq_depth, dim, cfg.fsq_levels, cfg.quantizer_dropout)
-    if cfg.quantizer in ("lfq", "bsq"):
-        return LookupFreeQuantizer(
-            dim, int(math.log2(cfg.codebook_size)), spherical=cfg.quantizer == "bsq",
-            beta=cfg.commitment_weight, entropy_weight=cfg.entropy_weight,
-            diversity=cfg.entropy_diversity, temperature=cfg.entropy_temperature)
-    if cfg.quantizer == "gumbel":
-        return GumbelQuantizer(dim, cfg.codebook_size, cfg.gumbel_temperature,
-                               cfg.gumbel_kl_weight, cfg.gumbel_hard)
-    kwargs = dict(
-        codebook_dim=cfg.codebook_dim, l2_normalize=cfg.l2_normalize, beta=cfg.commitment_weight,
-        ema_decay=cfg.ema_decay, kmeans_init=cfg.kmeans_init,
-        dead_code_steps=cfg.dead_code_steps, simvq=cfg.simvq, rotation_trick=cfg.rotation_trick,
-    )
-    if cfg.quantizer == "rvq":
-        return ResidualVQ(cfg.rvq_depth, dim, cfg.codebook_size, cfg.quantizer_dropout, **kwargs)
-    return VectorQuantizer(dim, cfg.codebook_size, **kwargs)
+    """The quantizer `cfg` names (speechtok.quantization.registry), over latents of `dim`
+    channels."""
+    return QUANTIZERS[cfg.quantizer].build(cfg, dim)
