@@ -228,7 +228,7 @@ def test_fsq_round_trip_and_codebook_size():
     assert grid.shape == (1000, 4) and len(torch.unique(grid, dim=0)) == 1000
     assert grid.min() >= -1 and grid.max() <= 1
     # grid point -> per-channel digit -> mixed-radix id recovers every id (a bijection)
-    digits = (fsq.decode(torch.arange(1000).view(1, -1)) * fsq._half_width + fsq._half_width)
+    digits = (fsq.decode(torch.arange(1000).view(1, -1)) * fsq.half_width + fsq.half_width)
     assert torch.equal((digits.long() * fsq._basis).sum(-1)[0], torch.arange(1000))
     x = (torch.randn(2, 50, 4) * 3).requires_grad_(True)
     out = fsq(x)

@@ -26,8 +26,8 @@ class FSQ(nn.Module):
         self.in_proj = nn.Linear(dim, n) if dim != n else nn.Identity()
         self.out_proj = nn.Linear(n, dim) if dim != n else nn.Identity()
         lv = torch.tensor(levels)
-        self.register_buffer("_levels", lv.float(), persistent=False)
-        self.register_buffer("_half_width", (lv // 2).float(), persistent=False)
+        self.register_buffer("level_counts", lv.float(), persistent=False)
+        self.register_buffer("half_width", (lv // 2).float(), persistent=False)
         basis = torch.cumprod(torch.tensor((1,) + levels[:-1]), dim=0)
         self.register_buffer("_basis", basis, persistent=False)
         # the mixed-radix id as a float dot product: exact below 2^24 codes, one matmul
@@ -40,40 +40,45 @@ class FSQ(nn.Module):
         self.register_buffer("_offset", offset, persistent=False)
         self.register_buffer("_shift", torch.atanh(offset / half_l), persistent=False)
 
-    def _bound(self, z: torch.Tensor) -> torch.Tensor:
+    def bound(self, z: torch.Tensor) -> torch.Tensor:
+        """Each channel squashed into its level range, in units of grid steps (before
+        rounding); residual FSQ bounds with the same grid."""
         return torch.tanh(z + self._shift) * self._half_l - self._offset
 
-    def _codes_to_grid(self, codes: torch.Tensor) -> torch.Tensor:
-        digits = (codes.unsqueeze(-1) // self._basis) % self._levels.long()
-        return (digits.float() - self._half_width) / self._half_width
+    def codes_to_grid(self, codes: torch.Tensor) -> torch.Tensor:
+        """Code ids → their grid points, each channel in [-1, 1]."""
+        digits = (codes.unsqueeze(-1) // self._basis) % self.level_counts.long()
+        return (digits.float() - self.half_width) / self.half_width
 
     @property
     def codebook(self) -> torch.Tensor:
         """All (codebook_size, len(levels)) grid points, in [-1, 1]."""
-        return self._codes_to_grid(torch.arange(self.codebook_size, device=self._basis.device))
+        return self.codes_to_grid(torch.arange(self.codebook_size, device=self._basis.device))
 
-    def _to_codes(self, rounded: torch.Tensor) -> torch.LongTensor:
-        digits = rounded.detach() + self._half_width
+    def to_codes(self, rounded: torch.Tensor) -> torch.LongTensor:
+        """Rounded grid coordinates (integers in [-half_width, levels - 1 - half_width]) → the
+        mixed-radix code id."""
+        digits = rounded.detach() + self.half_width
         if self.codebook_size < 2 ** 24:  # mixed-radix id, exact in float32
             return (digits.float() @ self._basis_f).long()
         return (digits.long() * self._basis).sum(-1)
 
     def forward(self, x: torch.Tensor) -> QuantizerOutput:
-        z = self._bound(self.in_proj(x).float())  # (B, N, L)
+        z = self.bound(self.in_proj(x).float())  # (B, N, L)
         rounded = z.round()
-        codes = self._to_codes(rounded)  # (B, N)
+        codes = self.to_codes(rounded)  # (B, N)
         if z.requires_grad:  # straight-through rounding, exact value as in VectorQuantizer
             rounded = rounded + (z - z.detach())
-        quantized = self.out_proj(rounded / self._half_width)
+        quantized = self.out_proj(rounded / self.half_width)
         counts = torch.bincount(codes.flatten(), minlength=self.codebook_size)
         return QuantizerOutput(quantized, codes, x.new_zeros(()), {}, code_metrics(counts))
 
     def encode(self, x: torch.Tensor) -> torch.LongTensor:
         """(batch, length, dim) -> (batch, length) code ids."""
         with torch.no_grad():
-            return self._to_codes(self._bound(self.in_proj(x).float()).round())
+            return self.to_codes(self.bound(self.in_proj(x).float()).round())
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """(batch, length) code ids -> (batch, length, dim)."""
         check_codes(codes, self.codebook_size)
-        return self.out_proj(self._codes_to_grid(codes))
+        return self.out_proj(self.codes_to_grid(codes))

@@ -157,23 +157,23 @@ class ResidualFSQ(_Residual):
                              persistent=False)
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
-        return self.grid._bound(self.in_proj(x).float()) / self.grid._half_width
+        return self.grid.bound(self.in_proj(x).float()) / self.grid.half_width
 
     def _round(self, i: int, residual: torch.Tensor) -> torch.Tensor:
         """Stage i's grid digits minus the half width (integer-valued floats)."""
-        half = self.grid._half_width
+        half = self.grid.half_width
         steps = (residual / self._scales[i] * half).round()
-        return torch.maximum(torch.minimum(steps, self.grid._levels - 1 - half), -half)
+        return torch.maximum(torch.minimum(steps, self.grid.level_counts - 1 - half), -half)
 
     def _stage(self, i, residual):
         rounded = self._round(i, residual)
-        codes = self.grid._to_codes(rounded)
+        codes = self.grid.to_codes(rounded)
         counts = torch.bincount(codes.flatten(), minlength=self.codebook_size)
-        return QuantizerOutput(rounded / self.grid._half_width * self._scales[i], codes,
+        return QuantizerOutput(rounded / self.grid.half_width * self._scales[i], codes,
                                residual.new_zeros(()), {}, code_metrics(counts))
 
     def _stage_encode(self, i, residual):
-        return self.grid._to_codes(self._round(i, residual))
+        return self.grid.to_codes(self._round(i, residual))
 
     def _stage_decode(self, i, codes):
         return self.grid.decode(codes) * self._scales[i]
