@@ -72,3 +72,39 @@ def write_captioned_images(root, splits: dict[str, int], size=(16, 16), green: i
             Image.new("RGB", size, (40 * i, green, 255 - 40 * i)).save(root / split / f"{i}.png")
             rows.append({"file_name": f"{i}.png", "text": f"{caption} {i}"})
         (root / split / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.fixture
+def codes(tiny_tokenizer, audio_folder, tmp_path):
+    """Speech and image codes of tiny random tokenizers, as `lm tokenize` writes them."""
+    from helpers import tiny_image_tokenizer
+
+    from lm.pretokenize import pretokenize
+
+    tiny_tokenizer.save_pretrained(tmp_path / "speech_tok")
+    pretokenize("speech", audio_folder, tmp_path / "speech_tok", tmp_path / "speech_codes")
+    img_tok = tiny_image_tokenizer()
+    img_tok.save_pretrained(tmp_path / "img_tok")
+    write_captioned_images(tmp_path / "imgs", {"train": 6, "valid": 2}, green=90,
+                           caption="colour number")
+    pretokenize("image", tmp_path / "imgs", tmp_path / "img_tok", tmp_path / "image_codes")
+    return tmp_path
+
+
+@pytest.fixture
+def bundle(tmp_path, tiny_tokenizer):
+    """A random LM bundle with tiny speech and image tokenizers (no training)."""
+    from helpers import make_bundle, tiny_image_tokenizer
+
+    return make_bundle(tmp_path / "bundle", tiny_tokenizer, tiny_image_tokenizer())
+
+
+@pytest.fixture
+def lm(bundle):
+    """The bundle's LM (eval mode) and its multimodal vocabulary."""
+    from transformers import AutoModelForCausalLM
+
+    from lm.vocab import MultimodalVocab
+
+    return AutoModelForCausalLM.from_pretrained(str(bundle)).eval(), \
+        MultimodalVocab.from_pretrained(bundle)

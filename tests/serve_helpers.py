@@ -25,10 +25,8 @@ import soundfile as sf
 import torch
 import yaml
 from conftest import tiny_config
+from helpers import TINY_VOCODER, make_bundle, tiny_image_tokenizer
 from PIL import Image
-from test_image import tiny_image_tokenizer
-from test_lm_generate import make_bundle
-from test_real_conditions import TINY_VOCODER
 
 from lm.model import LMConfig
 from lm.pipelines import save_generation_defaults

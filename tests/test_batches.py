@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import TINY, speechlike, write_captioned_images
-from test_image import TINY_IMAGE
+from helpers import TINY_IMAGE, collect_batches
 
 from speechtok import ImageTokenizerConfig, SpeechTokenizerConfig
 from speechtok.image.data import open_image_splits
@@ -20,21 +20,16 @@ from speechtok.speech.train import SpeechTrainConfig, train_speech
 from speechtok.training.batches import next_batch, step_batches
 
 
-def _all(make_batch, start, steps, workers):
-    it = step_batches(make_batch, start, steps, workers, seed=0)
-    return [next_batch(it, s) for s in range(start, steps)]
-
-
 def test_speech_batches_are_the_same_with_workers_and_after_resume(audio_folder):
     train, _ = open_splits(audio_folder, 16000)
     make = partial(train.batch, batch_size=3, segment=3200, seed=5, process_index=0)
     rng = torch.get_rng_state()
-    alone, workers = _all(make, 0, 6, 0), _all(make, 0, 6, 2)
+    alone, workers = collect_batches(make, 0, 6, 0), collect_batches(make, 0, 6, 2)
     # the loaders drew nothing from the global RNG, which initialisation and restarts use
     assert torch.equal(rng, torch.get_rng_state())
     assert all(torch.equal(a, b) for a, b in zip(alone, workers, strict=True))
     assert not torch.equal(alone[0], alone[1])  # steps differ
-    resumed = _all(make, 4, 6, 2)
+    resumed = collect_batches(make, 4, 6, 2)
     assert all(torch.equal(a, b) for a, b in zip(alone[4:], resumed, strict=True))
     with pytest.raises(RuntimeError, match="step 4 at step 5"):
         next_batch(step_batches(make, 4, 6), 5)
@@ -44,8 +39,8 @@ def test_image_batches_are_the_same_with_workers(tmp_path):
     write_captioned_images(tmp_path / "imgs", {"train": 10, "valid": 2})
     train, _ = open_image_splits(tmp_path / "imgs", 16)
     make = partial(train.batch, batch_size=4, seed=1, process_index=0)
-    assert all(torch.equal(a, b) for a, b in zip(_all(make, 0, 5, 0), _all(make, 0, 5, 2),
-                                                 strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(collect_batches(make, 0, 5, 0),
+                                                 collect_batches(make, 0, 5, 2), strict=True))
 
 
 def _history(out):

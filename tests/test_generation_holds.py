@@ -212,7 +212,7 @@ def test_continue_counting_chooses_on_valid_and_scores_test(tmp_path, monkeypatc
     import numpy as np
     import soundfile as sf
     from conftest import speechlike
-    from test_lm_generate import make_bundle
+    from helpers import make_bundle
 
     import speechtok.metrics.wer as wer
     from lm.pipelines import GENERATION_FILE

@@ -14,9 +14,8 @@ import pytest
 import torch
 import yaml
 from conftest import speechlike
+from helpers import make_bundle, tiny_image_tokenizer
 from local_hub import LocalHub
-from test_image import tiny_image_tokenizer
-from test_lm_generate import make_bundle
 
 from speechtok import SpeechTokenizer
 from speechtok.hub import push

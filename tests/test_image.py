@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_image_tokenizer
 from PIL import Image
 
 from speechtok import ImageTokenizer, ImageTokenizerConfig
@@ -13,16 +14,6 @@ from speechtok.image.io import prepare_images
 from speechtok.image.losses import adaptive_gan_weight, hinge_d_loss, hinge_g_loss
 from speechtok.image.perceptual import PerceptualLoss
 from speechtok.metrics.image import psnr, ssim
-
-TINY_IMAGE = dict(resolution=16, channels=8, latent_dim=8, codebook_size=16, codebook_dim=4,
-                  norm_groups=4, dead_code_steps=2)
-
-
-def tiny_image_tokenizer(**overrides) -> ImageTokenizer:
-    tok = ImageTokenizer(ImageTokenizerConfig(**{**TINY_IMAGE, **overrides}))
-    tok.train()
-    tok(torch.rand(4, 3, tok.config.resolution, tok.config.resolution) * 2 - 1)  # k-means init
-    return tok.eval()
 
 
 @pytest.mark.parametrize("f", [4, 8])

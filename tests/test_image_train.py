@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import TINY_IMAGE
 from PIL import Image
 from safetensors.torch import load_file
-from test_image import TINY_IMAGE
 
 from speechtok.cli import main
 from speechtok.image.data import open_image_eval_source, open_image_splits

@@ -10,8 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import speechlike
-from test_image import tiny_image_tokenizer
-from test_lm_train import TINY_LM
+from helpers import CAPTIONS, make_bundle, tiny_image_tokenizer
 
 from lm.classifier_score import ImageClassifier, train_classifier
 from lm.durations import expand_durations, mean_run_lengths
@@ -26,42 +25,8 @@ from lm.generate import (
     Sampling,
     generate_ids,
 )
-from lm.model import new_lm
 from lm.pipelines import SpeechContinuation, TextToImage, save_generation_defaults
-from lm.vocab import AUDIO, IMAGE, TEXT, MultimodalVocab, train_bpe
-
-CAPTIONS = ["the letter a", "the letter b", "the digit 7", "a red square"]
-
-
-def make_bundle(path, speech_tokenizer=None, image_tokenizer=None, text=CAPTIONS, vocab=None,
-                config=TINY_LM):
-    """A bundle as `lm train` writes it, with random weights (no training)."""
-    vocab = vocab or MultimodalVocab.build(
-        train_bpe(text * 4, 300),
-        speech_tokenizer.config.codebook_size if speech_tokenizer else 0,
-        image_tokenizer.config.codebook_size if image_tokenizer else 0)
-    torch.manual_seed(0)  # the LM's weights must not depend on the tokenizers built before it
-    model = new_lm(config, len(vocab), vocab.pad_id, vocab.bos_id, vocab.eos_id)
-    model.save_pretrained(path)
-    vocab.save_pretrained(path)
-    if speech_tokenizer is not None:
-        speech_tokenizer.save_pretrained(path / "speech_tokenizer")
-    if image_tokenizer is not None:
-        image_tokenizer.save_pretrained(path / "image_tokenizer")
-    return path
-
-
-@pytest.fixture
-def bundle(tmp_path, tiny_tokenizer):
-    return make_bundle(tmp_path / "bundle", tiny_tokenizer, tiny_image_tokenizer())
-
-
-@pytest.fixture
-def lm(bundle):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(str(bundle)).eval(), \
-        MultimodalVocab.from_pretrained(bundle)
+from lm.vocab import AUDIO, IMAGE, TEXT, MultimodalVocab
 
 
 def assert_spans_follow_the_rules(ids: list[int], v: MultimodalVocab, hw: int) -> None:

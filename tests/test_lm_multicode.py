@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import speechlike, tiny_config, write_captioned_images
-from test_image import tiny_image_tokenizer
-from test_lm_generate import make_bundle
+from helpers import make_bundle, tiny_image_tokenizer
 
 from lm import formats
 from lm.generate import ModalityMask, Sampling, generate_ids
@@ -88,7 +87,7 @@ def _check_rules(ids: list[int], v: MultimodalVocab, image_tokens: int) -> None:
 
 
 def test_generation_mask_keeps_every_token_at_its_level(vocab):
-    from test_lm_train import TINY_LM
+    from helpers import TINY_LM
 
     from lm.model import new_lm
 
@@ -170,7 +169,7 @@ def test_residual_codes_train_and_generate_end_to_end(tiny_tokenizer, audio_fold
     """rvq speech and rfsq image codes → lm tokenize → lm train → both pipelines."""
     from dataclasses import replace
 
-    from test_lm_train import TINY_LM, _cfg
+    from helpers import TINY_LM, lm_train_config
 
     from lm.train import train_lm
 
@@ -181,7 +180,7 @@ def test_residual_codes_train_and_generate_end_to_end(tiny_tokenizer, audio_fold
                            caption="colour number")
     pretokenize("speech", audio_folder, tmp_path / "st", tmp_path / "speech_codes")
     pretokenize("image", tmp_path / "imgs", tmp_path / "it", tmp_path / "image_codes")
-    cfg = replace(_cfg(tmp_path, task_weights={"speech": 1.0, "caption_image": 1.0,
+    cfg = replace(lm_train_config(tmp_path, task_weights={"speech": 1.0, "caption_image": 1.0,
                                                "maskgit_image": 1.0}), block_size=128)
     train_lm(tmp_path / "bundle", TINY_LM, cfg)
     vocab = MultimodalVocab.from_pretrained(tmp_path / "bundle")
@@ -221,7 +220,7 @@ def test_two_grid_tokenizer_codes_coarse_then_fine():
 
 
 def test_hierarchy_vocab_levels_and_generation_rules():
-    from test_lm_train import TINY_LM
+    from helpers import TINY_LM
 
     from lm.model import new_lm
 
@@ -250,7 +249,7 @@ def test_hierarchy_vocab_levels_and_generation_rules():
 def test_two_grid_codes_train_and_generate_end_to_end(tiny_tokenizer, audio_folder, tmp_path):
     from dataclasses import replace
 
-    from test_lm_train import TINY_LM, _cfg
+    from helpers import TINY_LM, lm_train_config
 
     from lm.train import train_lm
 
@@ -263,7 +262,8 @@ def test_two_grid_codes_train_and_generate_end_to_end(tiny_tokenizer, audio_fold
     pretokenize("image", tmp_path / "imgs", tmp_path / "it", tmp_path / "image_codes")
     rows = load_codes(tmp_path / "image_codes", "train")
     assert len(rows[0]["codes"]) == 20
-    cfg = replace(_cfg(tmp_path, task_weights={"caption_image": 1.0, "maskgit_image": 1.0}))
+    cfg = replace(lm_train_config(tmp_path, task_weights={"caption_image": 1.0,
+                                                          "maskgit_image": 1.0}))
     train_lm(tmp_path / "bundle", TINY_LM, cfg)
     assert MultimodalVocab.from_pretrained(tmp_path / "bundle").image_segments == [4, 16]
     pipe = TextToImage.from_pretrained(tmp_path / "bundle")

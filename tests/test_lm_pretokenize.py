@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import write_captioned_images
-from test_image import tiny_image_tokenizer
+from helpers import tiny_image_tokenizer
 
 from lm.cli import main
 from lm.pretokenize import load_codes, pretokenize

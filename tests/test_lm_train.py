@@ -4,37 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
-from conftest import write_captioned_images
+from helpers import TINY_LM, lm_train_config
 from safetensors.torch import load_file
-from test_image import tiny_image_tokenizer
 
-from lm.model import LMConfig
-from lm.pretokenize import pretokenize
-from lm.train import LMTrainConfig, train_lm
-
-TINY_LM = LMConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
-                   intermediate_size=64, max_positions=128)
-
-
-@pytest.fixture
-def codes(tiny_tokenizer, audio_folder, tmp_path):
-    tiny_tokenizer.save_pretrained(tmp_path / "speech_tok")
-    pretokenize("speech", audio_folder, tmp_path / "speech_tok", tmp_path / "speech_codes")
-    img_tok = tiny_image_tokenizer()
-    img_tok.save_pretrained(tmp_path / "img_tok")
-    write_captioned_images(tmp_path / "imgs", {"train": 6, "valid": 2}, green=90,
-                           caption="colour number")
-    pretokenize("image", tmp_path / "imgs", tmp_path / "img_tok", tmp_path / "image_codes")
-    return tmp_path
-
-
-def _cfg(codes, **kw):
-    return LMTrainConfig(speech_codes=str(codes / "speech_codes"),
-                         image_codes=str(codes / "image_codes"), text_vocab_size=280,
-                         block_size=64, samples_per_step=4, steps=4, eval_every=2, save_every=2,
-                         warmup_steps=1, eval_batches=1, **kw)
+from lm.train import train_lm
 
 
 def test_train_writes_a_loadable_bundle(codes):
@@ -43,7 +17,7 @@ def test_train_writes_a_loadable_bundle(codes):
     from speechtok.auto import load_tokenizer
 
     out = codes / "bundle"
-    model, vocab = train_lm(out, TINY_LM, _cfg(codes))
+    model, vocab = train_lm(out, TINY_LM, lm_train_config(codes))
     history = json.loads((out / "train_history.json").read_text())
     assert [h["step"] for h in history] == [2, 4]
     assert {"train/loss/audio", "train/loss/image", "eval/loss/image"} <= set(history[-1])
@@ -59,10 +33,11 @@ def test_train_writes_a_loadable_bundle(codes):
 
 
 def test_resume_is_exact(codes):
-    train_lm(codes / "full", TINY_LM, _cfg(codes, grad_accum_steps=2))
-    train_lm(codes / "split", TINY_LM, _cfg(codes, grad_accum_steps=2, stop_after_steps=2))
+    train_lm(codes / "full", TINY_LM, lm_train_config(codes, grad_accum_steps=2))
+    train_lm(codes / "split", TINY_LM,
+             lm_train_config(codes, grad_accum_steps=2, stop_after_steps=2))
     assert not (codes / "split" / "model.safetensors").exists()
-    train_lm(codes / "split", TINY_LM, _cfg(codes, grad_accum_steps=2), resume=True)
+    train_lm(codes / "split", TINY_LM, lm_train_config(codes, grad_accum_steps=2), resume=True)
     a = load_file(codes / "full" / "model.safetensors")
     b = load_file(codes / "split" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -121,7 +96,7 @@ def test_two_processes_train_the_same_model_as_one(codes):
 def test_lm_trains_the_same_with_two_loader_workers(codes):
     runs = {}
     for workers in (0, 2):
-        train_lm(codes / f"lm{workers}", TINY_LM, _cfg(codes, num_workers=workers))
+        train_lm(codes / f"lm{workers}", TINY_LM, lm_train_config(codes, num_workers=workers))
         runs[workers] = [{k: v for k, v in h.items()
                           if k not in ("seconds", "data_wait", "steps_per_second")}
                          for h in json.loads((codes / f"lm{workers}" /

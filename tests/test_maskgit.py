@@ -8,10 +8,8 @@ import math
 import random
 
 import pytest
-import test_lm_generate
-import test_lm_train
 import torch
-from test_lm_train import TINY_LM, _cfg
+from helpers import TINY_LM, lm_train_config
 
 from lm.formats import cosine_mask_count, maskgit_image, random_mask
 from lm.generate import Sampling
@@ -19,9 +17,6 @@ from lm.loss import IGNORE
 from lm.maskgit import masked_after, maskgit_generate, span_batch
 from lm.packing import collate_blocks, pack
 from lm.pipelines import TextToImage
-
-# the fixtures of the modules that test generation and training, shared by name
-bundle, lm, codes = test_lm_generate.bundle, test_lm_generate.lm, test_lm_train.codes
 
 
 def test_sample_masks_codes_and_labels_only_the_masked_ones(lm):
@@ -125,7 +120,7 @@ def test_the_lm_learns_the_maskgit_task(codes):
 
     from lm.train import train_lm
 
-    cfg = replace(_cfg(codes, lr=3e-3, task_weights={"maskgit_image": 1.0,
+    cfg = replace(lm_train_config(codes, lr=3e-3, task_weights={"maskgit_image": 1.0,
                                                      "caption_image": 1.0}),
                   steps=40, eval_every=20, save_every=40)
     train_lm(codes / "mg", TINY_LM, cfg)

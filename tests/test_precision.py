@@ -7,8 +7,7 @@ import json
 
 import pytest
 from conftest import TINY, write_captioned_images
-from test_image import TINY_IMAGE
-from test_lm_train import TINY_LM, _cfg, codes  # noqa: F401 (the codes fixture)
+from helpers import TINY_IMAGE, TINY_LM, lm_train_config
 
 from lm.train import train_lm
 from speechtok import ImageTokenizerConfig, SpeechTokenizerConfig
@@ -44,7 +43,7 @@ def test_bf16_trains_the_tokenizers_on_the_cpu(audio_folder, tmp_path):
 
 def test_bf16_trains_the_lm_on_the_cpu(codes):  # noqa: F811
     for mp in ("no", "bf16"):
-        train_lm(codes / f"lm_{mp}", TINY_LM, _cfg(codes, mixed_precision=mp))
+        train_lm(codes / f"lm_{mp}", TINY_LM, lm_train_config(codes, mixed_precision=mp))
     fp32, bf16 = _losses(codes / "lm_no"), _losses(codes / "lm_bf16")
     assert fp32 != bf16 and _close(fp32, bf16, 0.02), (fp32, bf16)
 

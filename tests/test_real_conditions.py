@@ -10,7 +10,7 @@ import zlib
 import pytest
 import torch
 from conftest import speechlike
-from test_train_cli import FAST, TINY_ARGS
+from helpers import FAST, TINY_ARGS, TINY_VOCODER
 
 from speechtok.cli import main
 from speechtok.metrics.speech_quality import mel_cepstral_distortion, pesq_wb, speech_quality
@@ -116,9 +116,6 @@ def test_pesq_refuses_other_rates_and_gives_nan_for_silence():
 
 
 # ---- the learned decoder ---------------------------------------------------------------------
-
-TINY_VOCODER = dict(dim=16, intermediate_dim=32, blocks=2)
-
 
 def test_vocoder_is_saved_with_the_tokenizer_and_used_by_decode(tiny_tokenizer, tmp_path):
     tok = tiny_tokenizer

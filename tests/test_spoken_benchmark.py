@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import speechlike
-from test_lm_generate import make_bundle
+from helpers import make_bundle
 
 from lm.cli import main as lm_main
 from lm.evaluate import speech_unit_nll, unit_log_likelihoods

@@ -12,8 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import TINY, speechlike
-from test_batches import _all
-from test_image import TINY_IMAGE
+from helpers import TINY_IMAGE, collect_batches
 
 from speechtok import ImageTokenizerConfig, SpeechTokenizerConfig
 from speechtok.image.data import open_image_stream_splits
@@ -48,9 +47,10 @@ def test_stream_batches_workers_resume_processes_and_held_out_rows(saved_speech)
     train, valid = open_stream_splits(saved_speech, 16000, seed=3, process_index=0,
                                       num_processes=1, valid_rows=2, shuffle_buffer=4)
     make = partial(train.batch, batch_size=3, segment=1600, seed=5, process_index=0)
-    alone, workers = _all(make, 0, 8, 0), _all(make, 0, 8, 2)  # 24 rows: past one epoch of 12
+    # 24 rows: past one epoch of 12
+    alone, workers = collect_batches(make, 0, 8, 0), collect_batches(make, 0, 8, 2)
     assert all(torch.equal(a, b) for a, b in zip(alone, workers, strict=True))
-    resumed = _all(make, 5, 8, 2)
+    resumed = collect_batches(make, 5, 8, 2)
     assert all(torch.equal(a, b) for a, b in zip(alone[5:], resumed, strict=True))
     held_out = [it.meta["text"] for it in valid.items]
     assert held_out == ["clip 0", "clip 1"]

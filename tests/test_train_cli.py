@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 import yaml
-from conftest import TINY
+from helpers import FAST, TINY_ARGS
 from safetensors.torch import load_file
 
 from speechtok.cli import main
@@ -15,11 +15,6 @@ from speechtok.speech import SpeechTokenizer, SpeechTokenizerConfig
 from speechtok.speech.io import load_audio
 from speechtok.speech.train import SpeechTrainConfig
 from speechtok.training.config import build_configs, parse_overrides
-
-TINY_ARGS = [f"--{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}"
-             for k, v in TINY.items()]
-FAST = ["--batch_size", "2", "--segment_seconds", "0.4", "--eval_every", "2",
-        "--save_every", "2", "--warmup_steps", "1", "--eval_max_items", "2"]
 
 
 def _train(data, out, *extra):

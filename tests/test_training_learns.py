@@ -8,7 +8,7 @@ import json
 
 import pytest
 from conftest import TINY, write_captioned_images
-from test_image import TINY_IMAGE
+from helpers import TINY_IMAGE
 
 from lm.model import LMConfig
 from lm.pretokenize import pretokenize
