@@ -78,7 +78,6 @@ from speechtok.hub.model_card import write_model_card
 from speechtok.speech import SpeechTokenizer
 from speechtok.speech.data import open_eval_source
 from speechtok.speech.evaluate import evaluate_speech, evaluate_unit_agreement
-from speechtok.speech.io import load_audio
 from speechtok.speech.speaker_probe import speaker_probe
 from speechtok.training.accelerator import cpu_has_native_bf16
 
@@ -290,42 +289,6 @@ def refresh_bundle_tokenizers(out: Path) -> None:
                             ignore=shutil.ignore_patterns("checkpoints"))
 
 
-def upload_round_trip(bundle: Path, folder: Path, image_captions: list[str],
-                      prompt: Path) -> dict:
-    """Copy the files `lm push` would upload (speechtok.hub.IGNORE_PATTERNS leave checkpoints
-    and logs behind) into `folder`, load the bundle from there, and compare its generations at
-    a fixed seed (sampling, not greedy) with the original's: the upload alone restores the
-    system. (The push itself, against a local stand-in Hub, is tested in tests/test_hub.py.)"""
-    import shutil
-
-    import torch
-    from huggingface_hub.utils import filter_repo_objects
-
-    from lm.pipelines import SpeechContinuation, TextToImage
-    from speechtok.hub import IGNORE_PATTERNS
-
-    shutil.rmtree(folder, ignore_errors=True)
-    files = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
-    uploaded = list(filter_repo_objects(files, ignore_patterns=IGNORE_PATTERNS))
-    for name in uploaded:
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(bundle / name, folder / name)
-    sampling = dict(temperature=1.0, seed=0)
-    same = {}
-    a, b = (TextToImage.from_pretrained(p)(image_captions, **sampling) for p in (bundle, folder))
-    same["images"] = bool(torch.equal(a.grids, b.grids) and torch.equal(a.images, b.images))
-    wav = load_audio(prompt, 16000)
-    a, b = (SpeechContinuation.from_pretrained(p)(wav, 16000, prompt_seconds=1.5,
-                                                   max_seconds=2.0, **sampling)
-            for p in (bundle, folder))
-    same["speech"] = bool(all(torch.equal(x, y) for x, y in zip(a.units, b.units, strict=True))
-                          and all(torch.equal(x, y) for x, y in
-                                  zip(a.waveforms, b.waveforms, strict=True)))
-    return {"files_uploaded": len(uploaded), "files_left_out": len(files) - len(uploaded),
-            "checkpoints_uploaded": any("checkpoints" in f for f in uploaded),
-            "identical_generations": same, "captions": image_captions, "sampling": sampling}
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -413,6 +376,7 @@ def generation(out: Path, args: argparse.Namespace) -> dict:
         glyph_classifier,
         spoken_benchmark,
         tune_and_score_images,
+        upload_round_trip,
     )
 
     timer = Timer(name_failures=True)
