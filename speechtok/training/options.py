@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ..fields import option
 from .accelerator import check_precision
+from .schedule import SCHEDULES
 
 
 @dataclass
@@ -53,8 +54,6 @@ class TrainLoopConfig:
             raise ValueError(f"num_workers must be ≥ 0, or -1 for automatic, got "
                              f"{self.num_workers}")
         check_precision(self.mixed_precision)
-        from .schedule import SCHEDULES
-
         if self.lr_schedule not in SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got "
                              f"{self.lr_schedule!r}")
