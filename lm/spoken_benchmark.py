@@ -24,7 +24,6 @@ summed (`"sum"`, the ZeroSpeech baselines').
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from speechtok.jsonl import jsonl_rows
 from speechtok.speech.io import load_audio
 
 from .evaluate import unit_log_likelihoods
@@ -97,14 +97,11 @@ def read_pairs_jsonl(path: str | Path) -> list[Pair]:
     """Pairs from a `pairs.jsonl` (`{"id", "good", "bad"}`, paths relative to its folder)."""
     path = Path(path)
     pairs = []
-    for line_no, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
+    for line_no, row in jsonl_rows(path):
         try:
-            row = json.loads(line)
             pairs.append(Pair(str(row["id"]), path.parent / row["good"],
                               path.parent / row["bad"]))
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+        except (KeyError, TypeError) as err:
             raise ValueError(f"{path}:{line_no}: expected {{\"id\", \"good\", \"bad\"}} "
                              f"({err})") from None
     if not pairs:

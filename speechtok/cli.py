@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from speechtok.hub import push
+from speechtok.jsonl import jsonl_rows
 
 EPILOG = """examples:
   speechtok train speech --data corpus/ --out runs/tok --steps 2000 --codebook_size 256
@@ -232,13 +233,7 @@ def cmd_decode(args) -> None:
     from speechtok.speech.io import load_audio, save_audio
 
     text = sys.stdin.read() if args.units == "-" else Path(args.units).read_text()
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{args.units}:{n}: not JSON ({err})") from err
+    rows = [row for _, row in jsonl_rows(args.units, text)]
     if not rows:
         raise ValueError(f"{args.units}: no units to decode")
     tok = load_tokenizer(args.tokenizer, _device(args.device))

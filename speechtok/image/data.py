@@ -13,7 +13,6 @@ batches the killed run would have seen.
 from __future__ import annotations
 
 import io
-import json
 import math
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from speechtok.image.io import load_image, open_pil, prepare_images
+from speechtok.jsonl import jsonl_rows
 from speechtok.memory_cache import BoundedCache
 from speechtok.splits import MediaItem, encoded_rows, hold_out, is_saved_dataset
 
@@ -156,13 +156,11 @@ def _folder_items(folder: Path) -> list[ImageItem]:
     meta: dict[str, dict] = {}
     meta_file = folder / "metadata.jsonl"
     if meta_file.exists():
-        for n, line in enumerate(meta_file.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                    meta[row["file_name"]] = row
-                except (json.JSONDecodeError, KeyError) as err:
-                    raise ValueError(f"{meta_file}:{n}: bad metadata line ({err})") from err
+        for n, row in jsonl_rows(meta_file, what="bad metadata line"):
+            try:
+                meta[row["file_name"]] = row
+            except (KeyError, TypeError) as err:
+                raise ValueError(f"{meta_file}:{n}: bad metadata line ({err})") from err
     if meta:
         return [ImageItem(name, folder / name, meta=row) for name, row in meta.items()]
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -9,11 +9,11 @@ generator, so a resumed run sees exactly the batches the killed run would have s
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
+from speechtok.jsonl import jsonl_rows
 from speechtok.memory_cache import BoundedCache
 from speechtok.speech.content import ContentLabels
 from speechtok.speech.io import decode_audio, list_audio_files, load_audio
@@ -170,13 +170,7 @@ def _folder_items(folder: Path) -> list[AudioItem]:
     meta_file = folder / "metadata.jsonl"
     if meta_file.exists():
         items = []
-        for line_no, line in enumerate(meta_file.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                meta = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{meta_file}:{line_no}: bad metadata line ({err})") from err
+        for line_no, meta in jsonl_rows(meta_file, what="bad metadata line"):
             # `file_name` is the datasets audiofolder convention; `file` is what older
             # versions of the built-in corpus wrote
             name = meta.get("file_name", meta.get("file")) if isinstance(meta, dict) else None
