@@ -44,16 +44,17 @@ def warmup_stable_decay(steps: int, warmup_steps: int, min_lr_ratio: float,
     return fn
 
 
-SCHEDULES = {"cosine": warmup_cosine, "wsd": warmup_stable_decay}
+# each name: the LambdaLR factor built from a trainer config's fields
+SCHEDULES: dict[str, Callable[..., Schedule]] = {
+    "cosine": lambda cfg: warmup_cosine(cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio),
+    "wsd": lambda cfg: warmup_stable_decay(cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio,
+                                           cfg.decay_fraction),
+}
 
 
 def lr_lambda(cfg) -> Schedule:
-    """The schedule a trainer config names (`lr_schedule`, default cosine) with its steps,
-    warmup_steps, min_lr_ratio (and decay_fraction for wsd)."""
+    """The schedule a trainer config names (`lr_schedule`, default cosine)."""
     name = getattr(cfg, "lr_schedule", "cosine")
     if name not in SCHEDULES:
         raise ValueError(f"unknown lr_schedule {name!r}; choose from {', '.join(SCHEDULES)}")
-    if name == "wsd":
-        return warmup_stable_decay(cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio,
-                                   cfg.decay_fraction)
-    return warmup_cosine(cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio)
+    return SCHEDULES[name](cfg)
