@@ -40,16 +40,30 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("tokenize", help="audio / images → tokenizer codes (datasets on disk)",
                        description="Encode every split (train/, valid/, test/, or the whole "
-                       "folder) once with a trained speechtok tokenizer. Loader workers decode "
+                       "folder) once with a tokenizer: a speechtok folder (ours, or k-means "
+                       "units from `speechtok train kmeans`) or a pretrained codec / image VQ of "
+                       "transformers as hf:NAME_OR_PATH (Mimi, EnCodec, DAC, X-codec, X-codec 2; "
+                       "Chameleon, Emu3, Janus). Loader workers decode "
                        "ahead of the encoder, which runs on this process's device (images in "
                        "batches). Under `accelerate launch`, each process encodes and writes "
                        "its own contiguous shard on its own device. The output is written in "
                        "chunks: a killed run, started again with the same arguments, resumes "
                        "at the chunk it stopped in.")
-    t.add_argument("--kind", required=True, choices=["speech", "image"])
+    t.add_argument("--kind", choices=["speech", "image"], default=None,
+                   help="the modality of --data; default: the tokenizer's")
     t.add_argument("--data", required=True, help="folder of media (with split subfolders and "
                    "metadata.jsonl captions/texts) or a saved `datasets` dataset")
-    t.add_argument("--tokenizer", required=True, help="saved speechtok tokenizer folder")
+    t.add_argument("--tokenizer", required=True,
+                   help="a saved tokenizer folder, or hf:NAME_OR_PATH (a Hub name in the local "
+                   "cache, or a folder written by transformers' save_pretrained)")
+    t.add_argument("--num-codebooks", type=int, default=None,
+                   help="hf: codecs: codebooks a frame to keep, coarse first (default: all)")
+    t.add_argument("--resolution", type=int, default=None,
+                   help="hf: image VQs: square side images are resized and cropped to "
+                   "(default: the model's)")
+    t.add_argument("--sample-rate", type=int, default=None,
+                   help="hf: codecs whose config has no sampling rate: the rate it was "
+                   "trained at (audio is resampled to it)")
     t.add_argument("--out", required=True, help="output folder of code datasets")
     t.add_argument("--num-workers", type=int, default=-1,
                    help="loader processes decoding media per launched process (default -1: "
@@ -372,7 +386,11 @@ def cmd_tokenize(args) -> None:
 
     state = PartialState(cpu=cpu_processes())
     device = args.device or str(state.device)
+    options = {k: v for k, v in (("num_codebooks", args.num_codebooks),
+                                 ("resolution", args.resolution),
+                                 ("sample_rate", args.sample_rate)) if v is not None}
     counts = pretokenize(args.kind, args.data, args.tokenizer, args.out,
+                         tokenizer_options=options,
                          rank=state.process_index, world=state.num_processes,
                          num_workers=auto_workers(args.num_workers), device=device,
                          batch_size=args.batch_size, chunk_rows=args.chunk_rows)

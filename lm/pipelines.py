@@ -19,13 +19,13 @@ from pathlib import Path
 
 import torch
 
-from speechtok.auto import load_tokenizer
 from speechtok.speech.io import prepare_waveform
+from speechtok.tokenizer import interleave, load_tokenizer
 
 from .durations import DURATIONS_FILE, expand_durations, load_durations, mean_run_lengths
 from .generate import Sampling, generate_ids, seeded
 from .maskgit import maskgit_generate
-from .vocab import LAYOUT_FILE, TEXT, MultimodalVocab, deinterleave, interleave
+from .vocab import LAYOUT_FILE, TEXT, MultimodalVocab
 
 DECODINGS = ("causal", "maskgit")  # how TextToImage draws a grid
 
@@ -109,12 +109,12 @@ class TextToImage:
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
         self.image_tokenizer = bundle.tokenizer("image")
-        self.grid = self.image_tokenizer.grid_size
-        config, v = self.image_tokenizer.config, bundle.vocab
-        self.depth, self.segments = config.code_depth, config.segments
-        if self.depth != v.image_depth or self.segments != v.image_segments:
-            raise ValueError(f"the image tokenizer gives {self.depth} codes a cell in grids of "
-                             f"{self.segments or config.tokens_per_image} but the LM's "
+        self.layout = layout = self.image_tokenizer.layout
+        v = bundle.vocab
+        segments = list(layout.segments) if layout.segments else None
+        if layout.depth != v.image_depth or segments != v.image_segments:
+            raise ValueError(f"the image tokenizer gives {layout.depth} codes a cell in grids "
+                             f"of {segments or layout.positions_per_item} but the LM's "
                              f"vocabulary holds {v.image_depth} in {v.image_segments or 'one'}")
 
     @classmethod
@@ -159,7 +159,7 @@ class TextToImage:
         if decoding == "maskgit":
             settings["steps"] = steps
         # tokens an image: depth-first per cell, or a hierarchy's grids one after the other
-        hw = self.image_tokenizer.config.tokens_per_image * self.depth
+        hw = self.layout.positions_per_item * self.layout.depth
         prompts = [[v.bos_id, *self.caption_ids(c), v.boi_id] for c in captions]
         rows = [p for p in prompts for _ in range(num_images)]
         grids = []
@@ -170,26 +170,19 @@ class TextToImage:
                 if decoding == "maskgit":
                     codes = maskgit_generate(b.model, v, chunk, hw, steps, sampling,
                                              settings["guidance_scale"], uncond)
-                    grids += [self._grid(c) for c in codes]
+                    grids += [self.layout.unflatten(c) for c in codes]
                     continue
                 new = generate_ids(
                     b.model, v, chunk, stop_id=v.eoi_id, max_new_tokens=hw + 1,
                     sampling=sampling, image_tokens=hw,
                     guidance_scale=settings["guidance_scale"], uncond_prompts=uncond)
-                grids += [self._grid(v.codes_from_ids(t[:hw])) for t in new]
+                grids += [self.layout.unflatten(v.codes_from_ids(t[:hw])) for t in new]
         grids = torch.stack(grids)
         with torch.inference_mode():
             images = torch.cat([self.image_tokenizer.decode(grids[i: i + batch_size]).cpu()
                                 for i in range(0, len(grids), batch_size)])
         return ImageGenerationOutput(images, grids, [c for c in captions
                                                      for _ in range(num_images)], settings)
-
-    def _grid(self, codes: torch.Tensor) -> torch.Tensor:
-        """Flat codes of one image → (h, w), or (depth, h, w); a hierarchy's stay flat."""
-        if self.segments:
-            return codes
-        return deinterleave(codes, self.depth).reshape(*(() if self.depth == 1 else
-                                                         (self.depth,)), self.grid, self.grid)
 
 
 @dataclass
@@ -210,8 +203,9 @@ class SpeechContinuation:
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
         self.speech_tokenizer = bundle.tokenizer("speech")
-        # residual codes (depth > 1) are acoustic codes: every frame kept, no durations
-        self.depth = self.speech_tokenizer.config.code_depth
+        # several codebooks a frame are acoustic codes: every frame kept, no durations
+        self.layout = self.speech_tokenizer.layout
+        self.depth = self.layout.depth
         if self.depth != bundle.vocab.audio_depth:
             raise ValueError(f"the speech tokenizer gives {self.depth} codes a frame but the "
                              f"LM's vocabulary holds {bundle.vocab.audio_depth}")
@@ -232,18 +226,20 @@ class SpeechContinuation:
                              f"{tuple(wav.shape)}")
         if prompt_seconds is not None:
             wav = wav[..., : int(round(prompt_seconds * sample_rate))]
-        tok = self.speech_tokenizer
-        frame = tok.config.total_stride * sample_rate / tok.sample_rate
+        tok, layout = self.speech_tokenizer, self.layout
+        frame = sample_rate / layout.frame_rate
         if wav.shape[-1] < frame:
             raise ValueError(f"the prompt has {wav.shape[-1]} samples at {sample_rate} Hz, "
-                             f"shorter than one frame ({1000 / tok.frame_rate:.0f} ms)")
-        wav = prepare_waveform(wav.reshape(1, -1, wav.shape[-1]), sample_rate, tok.sample_rate)
+                             f"shorter than one frame ({1000 / layout.frame_rate:.0f} ms)")
+        wav = prepare_waveform(wav.reshape(1, -1, wav.shape[-1]), sample_rate,
+                               layout.sample_rate)
         units = tok.encode(wav)[0].cpu()
-        if self.depth > 1:
-            values, runs = interleave(units), torch.ones(units.shape[-1], dtype=torch.long)
-        else:
+        if layout.deduplicated:
             values, runs = torch.unique_consecutive(units, return_counts=True)
-        speaker = tok.speaker_embedding(wav) if tok.speaker_encoder is not None else None
+        else:
+            values, runs = interleave(units), torch.ones(units.shape[-1], dtype=torch.long)
+        has_voice = getattr(tok, "speaker_encoder", None) is not None
+        speaker = tok.speaker_embedding(wav) if has_voice else None
         return values, runs, speaker
 
     def __call__(self, wav, sample_rate: int, prompt_seconds: float | None = 3.0,
@@ -266,16 +262,16 @@ class SpeechContinuation:
             raise ValueError(f"min_seconds must be between 0 and max_seconds ({max_seconds}), "
                              f"got {min_seconds}")
         wavs = [wav] if torch.is_tensor(wav) and wav.dim() == 1 else list(wav)
-        b, v, tok = self.bundle, self.bundle.vocab, self.speech_tokenizer
+        b, v, tok, layout = self.bundle, self.bundle.vocab, self.speech_tokenizer, self.layout
         sampling, settings = b.sampling("speech", seed, temperature=temperature, top_k=top_k,
                                         top_p=top_p)
         prompts = [self.prompt_units(w, sample_rate, prompt_seconds) for w in wavs]
         prompts = [p for p in prompts for _ in range(num_samples)]
-        means = self.means if self.depth == 1 else torch.ones(tok.config.codebook_size)
+        means = self.means if self.depth == 1 else torch.ones(layout.codebook_size)
         if means is None:  # an older bundle: the prompts' own run lengths
             means = mean_run_lengths([p[0].repeat_interleave(p[1]) for p in prompts],
-                                     tok.config.codebook_size)
-        budget = int(max_seconds * tok.frame_rate)  # frames of continuation
+                                     layout.codebook_size)
+        budget = int(max_seconds * layout.frame_rate)  # frames of continuation
         ids = [[v.bos_id, v.boa_id, *v.audio_ids(p[0]).tolist()] for p in prompts]
         room = b.max_positions() - max(len(i) for i in ids)
         if room < 1:
@@ -284,13 +280,13 @@ class SpeechContinuation:
         max_new = min(room, math.ceil(budget / float(means.min().clamp(min=1))) * self.depth
                       + 1)
         # <eoa> suppressed for the first min_new tokens (transformers' min_new_tokens)
-        min_new = min(max_new - 1, math.ceil(min_seconds * tok.frame_rate
+        min_new = min(max_new - 1, math.ceil(min_seconds * layout.frame_rate
                                              / float(means.float().mean().clamp(min=1)))
                       * self.depth)
         new = generate_ids(b.model, v, ids, stop_id=v.eoa_id, max_new_tokens=max_new,
                            sampling=sampling, **({"min_new_tokens": min_new} if min_new > 0
                                                  else {}))
-        out = SpeechContinuationOutput([], tok.sample_rate, [p[0] for p in prompts], [], [],
+        out = SpeechContinuationOutput([], layout.sample_rate, [p[0] for p in prompts], [], [],
                                        settings)
         for (values, runs, speaker), tokens in zip(prompts, new, strict=True):
             units = v.units_from_ids(tokens[tokens != v.eoa_id])
@@ -311,7 +307,7 @@ class SpeechContinuation:
                 out.waveforms.append(torch.zeros(0))
                 continue
             if self.depth > 1:
-                wav = tok.decode(deinterleave(all_units, self.depth)[None], None, speaker)
+                wav = tok.decode(layout.unflatten(all_units)[None], None, speaker)
             else:
                 wav = tok.decode(all_units[None], all_dur[None], speaker)
             out.waveforms.append(wav[0].cpu())

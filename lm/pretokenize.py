@@ -21,13 +21,13 @@ so any number of processes yields the same rows in the same order as one.
 Rows: speech `{"name", "text", "units": [int, ...]}` (50 Hz units, not deduplicated: dedup is a
 format choice); images `{"name", "text", "alt_texts", "codes": [int, ...]}` (the grid in
 raster order; `alt_texts` other captions of the image, often empty) plus `grid_size`. Several
-codes a position (`code_depth` in the metadata) are stored depth-first (lm.vocab.interleave);
+codes a position (`code_depth` in the metadata) are stored depth-first
+(speechtok.tokenizer.layout);
 a hierarchy's grids (`code_segments`) one after the other, coarse first.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from pathlib import Path
@@ -36,55 +36,34 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .vocab import interleave
-
 SHARD_META = "shard.json"  # the shard's rows and chunking, written first (checked on resume)
 COMPLETE = "complete.json"  # written last: the shard is whole
 
 
-def _items(kind: str, data: Path, split: str | None, tokenizer) -> list[dict]:
+def _items(media, data: Path, split: str | None, layout) -> list[dict]:
     """The media of one split as rows {"name", "text", "alt_texts", "path" or "bytes"};
     `alt_texts` are other captions of the same item (metadata "alt_texts", a list)."""
-    if kind == "speech":
-        from speechtok.speech.data import open_eval_source
-
-        items = open_eval_source(data, tokenizer.sample_rate, split).items
-    else:
-        from speechtok.image.data import open_image_eval_source
-
-        items = open_image_eval_source(data, tokenizer.config.resolution, split).items
     return [{"name": it.name, "text": str(it.meta.get("text", "")),
              "alt_texts": [str(t) for t in it.meta.get("alt_texts", []) or []],
              "path": str(it.path) if it.path is not None else None, "bytes": it.data}
-            for it in items]
+            for it in media.items(data, split, layout)]
 
 
 class DecodedMedia(Dataset):
-    """Item i: row i's media decoded to the encoder's input, in a loader worker: a waveform
-    `(samples,)` at `sample_rate`, or an image `(3, resolution, resolution)` in [0, 1]."""
+    """Item i: row i's media decoded to the encoder's input, in a loader worker (a waveform
+    at the tokenizer's sample rate, an image at its resolution: speechtok.tokenizer.media)."""
 
-    def __init__(self, rows: list[dict], kind: str, sample_rate: int = 0, resolution: int = 0):
-        self.rows, self.kind = rows, kind
-        self.sample_rate, self.resolution = sample_rate, resolution
+    def __init__(self, rows: list[dict], media, layout):
+        self.rows, self.media, self.layout = rows, media, layout
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> torch.Tensor:
         row = self.rows[i]
-        if self.kind == "speech":
-            from speechtok.speech.io import decode_audio, load_audio
-
-            if row["path"] is not None:
-                return load_audio(row["path"], self.sample_rate)
-            return decode_audio(row["bytes"], self.sample_rate, row["name"])
-        from PIL import Image
-
-        from speechtok.image.io import load_image, prepare_images
-
-        img = load_image(row["path"]) if row["path"] is not None else \
-            Image.open(io.BytesIO(row["bytes"]))
-        return prepare_images(img, self.resolution)[0]
+        if row["path"] is not None:
+            return self.media.read(row["path"], self.layout)
+        return self.media.read_bytes(row["bytes"], row["name"], self.layout)
 
 
 def _as_list(batch: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -92,22 +71,18 @@ def _as_list(batch: list[torch.Tensor]) -> list[torch.Tensor]:
 
 
 @torch.inference_mode()
-def _encode_chunk(rows: list[dict], kind: str, tok, batch_size: int, num_workers: int
+def _encode_chunk(rows: list[dict], media, tok, batch_size: int, num_workers: int
                   ) -> list[list[int]]:
-    """The codes of `rows`, in order: workers decode, this process encodes on the device."""
-    media = DecodedMedia(rows, kind, getattr(tok, "sample_rate", 0),
-                         tok.config.resolution if kind == "image" else 0)
-    loader = DataLoader(media, batch_size=batch_size if kind == "image" else 1,
+    """The codes of `rows`, in order, flat (CodeLayout.flatten): workers decode, this process
+    encodes on the device."""
+    layout = tok.layout
+    loader = DataLoader(DecodedMedia(rows, media, layout),
+                        batch_size=batch_size if media.batched else 1,
                         num_workers=num_workers, collate_fn=_as_list,
                         prefetch_factor=4 if num_workers else None)
     out: list[list[int]] = []
     for batch in loader:
-        # several codes per position are stored depth-first (lm.vocab.interleave)
-        if kind == "image":
-            out += [interleave(g if g.dim() == 1 else g.flatten(-2)).tolist()  # 1-D: grids
-                    for g in tok.encode(torch.stack(batch)).cpu()]
-        else:
-            out += [interleave(tok.encode(wav[None])[0].cpu()).tolist() for wav in batch]
+        out += [layout.flatten(codes).tolist() for codes in media.encode(tok, batch)]
     return out
 
 
@@ -129,12 +104,11 @@ def _start_shard(folder: Path, n_rows: int, chunk_rows: int, source: dict) -> No
     meta_file.write_text(json.dumps(meta, indent=1))
 
 
-def _write_chunk(folder: Path, index: int, rows: list[dict], kind: str, codes: list[list[int]]
+def _write_chunk(folder: Path, index: int, rows: list[dict], key: str, codes: list[list[int]]
                  ) -> None:
     """Save one chunk under a temporary name and rename it: a chunk folder is always whole."""
     from datasets import Dataset as ArrowDataset
 
-    key = "units" if kind == "speech" else "codes"
     columns = {"name": [r["name"] for r in rows], "text": [r["text"] for r in rows],
                "alt_texts": [r["alt_texts"] for r in rows], key: codes}
     tmp = folder / f"chunk-{index:05d}.tmp"
@@ -143,7 +117,7 @@ def _write_chunk(folder: Path, index: int, rows: list[dict], kind: str, codes: l
     tmp.rename(folder / f"chunk-{index:05d}")
 
 
-def _encode_shard(rows: list[dict], kind: str, tok, folder: Path, chunk_rows: int,
+def _encode_shard(rows: list[dict], media, tok, folder: Path, chunk_rows: int,
                   batch_size: int, num_workers: int, source: dict, desc: str,
                   chunk_budget: list[int] | None) -> bool:
     """Encode one shard's rows into `folder`, skipping whole chunks; False if stopped early."""
@@ -160,39 +134,45 @@ def _encode_shard(rows: list[dict], kind: str, tok, folder: Path, chunk_rows: in
                     return False
                 chunk_budget[0] -= 1
             chunk = rows[starts[i]: starts[i] + chunk_rows]
-            _write_chunk(folder, i, chunk, kind,
-                         _encode_chunk(chunk, kind, tok, batch_size, num_workers))
+            _write_chunk(folder, i, chunk, media.codes_key,
+                         _encode_chunk(chunk, media, tok, batch_size, num_workers))
             bar.update(len(chunk))
     (folder / COMPLETE).write_text(json.dumps({"rows": len(rows), "chunks": len(starts)}))
     return True
 
 
-def pretokenize(kind: str, data: str | Path, tokenizer_dir: str | Path, out: str | Path,
+def pretokenize(kind: str | None, data: str | Path, tokenizer_dir: str | Path, out: str | Path,
                 splits: tuple[str, ...] = ("train", "valid", "test"), rank: int = 0,
                 world: int = 1, num_workers: int = 0, device: str = "cpu",
                 batch_size: int = 64, chunk_rows: int = 2000,
-                stop_after_chunks: int | None = None) -> dict:
+                stop_after_chunks: int | None = None,
+                tokenizer_options: dict | None = None) -> dict:
     """Encode shard `rank`/`world` of every split of `data` that exists; return row counts.
+    `kind`: the modality of `data` (None: the tokenizer's).
 
-    `num_workers` loader processes decode ahead of the encoder; images are encoded
+    `tokenizer_dir`: a saved tokenizer folder, or `hf:NAME_OR_PATH` for a pretrained codec or
+    image VQ of transformers (with `tokenizer_options`, e.g. num_codebooks); its folder
+    (`OUT/tokenizer/`, which points at the pretrained weights) is what `lm train` copies into
+    the bundle. `num_workers` loader processes decode ahead of the encoder; images are encoded
     `batch_size` at a time; the output is written in chunks of `chunk_rows` rows, and a run
     started again after a kill resumes at the first chunk that is not whole.
     `stop_after_chunks`: write at most this many chunks, then return (an interrupted run, for
     tests); the counts then say "incomplete"."""
-    from speechtok.auto import load_tokenizer
     from speechtok.splits import is_saved_dataset
+    from speechtok.tokenizer import load_tokenizer, media_for
 
-    if kind not in ("speech", "image"):
-        raise ValueError(f"kind must be 'speech' or 'image', got {kind!r}")
     if chunk_rows < 1 or batch_size < 1 or num_workers < 0:
         raise ValueError(f"chunk_rows and batch_size must be ≥ 1 and num_workers ≥ 0, got "
                          f"{chunk_rows}, {batch_size}, {num_workers}")
     data, out = Path(data), Path(out)
     if not data.exists():
         raise FileNotFoundError(f"data not found: {data}")
-    tok = load_tokenizer(str(tokenizer_dir), device)
-    if tok.config.kind != kind:
-        raise ValueError(f"{tokenizer_dir} is a {tok.config.kind} tokenizer, not {kind}")
+    options = dict(tokenizer_options or {})
+    tok = load_tokenizer(str(tokenizer_dir), device, **options)
+    kind = kind or tok.modality
+    if tok.modality != kind:
+        raise ValueError(f"{tokenizer_dir} is a {tok.modality} tokenizer, not {kind}")
+    media, layout = media_for(tok.modality), tok.layout
     if is_saved_dataset(data):
         from datasets import load_from_disk
 
@@ -200,26 +180,33 @@ def pretokenize(kind: str, data: str | Path, tokenizer_dir: str | Path, out: str
         present = [s for s in splits if s in saved] if hasattr(saved, "keys") else ["all"]
     else:  # split subfolders, or a plain folder of media as one split
         present = [s for s in splits if (data / s).is_dir()] or ["all"]
-    source = {"data": str(data.resolve()), "tokenizer": str(Path(tokenizer_dir).resolve())}
+    folder_spec = Path(tokenizer_dir).is_dir()
+    source = {"data": str(data.resolve()),
+              "tokenizer": str(Path(tokenizer_dir).resolve()) if folder_spec else
+              str(tokenizer_dir), **({"tokenizer_options": options} if options else {})}
     budget = None if stop_after_chunks is None else [stop_after_chunks]
     counts: dict[str, int | str] = {}
     for split in present:
-        rows = _items(kind, data, None if split == "all" else split, tok)
+        rows = _items(media, data, None if split == "all" else split, layout)
         shard = rows[len(rows) * rank // world: len(rows) * (rank + 1) // world]
         folder = out / split / f"shard-{rank:05d}-of-{world:05d}"
-        whole = _encode_shard(shard, kind, tok, folder, chunk_rows, batch_size, num_workers,
+        whole = _encode_shard(shard, media, tok, folder, chunk_rows, batch_size, num_workers,
                               source, f"{kind} {split} shard {rank}", budget)
         counts[split] = len(shard) if whole else "incomplete"
         if not whole:
             return counts
-    meta = {"kind": kind, "tokenizer": source["tokenizer"], "world": world,
-            "codebook_size": tok.config.codebook_size, "code_depth": tok.config.code_depth}
-    if kind == "image":
-        meta["grid_size"] = tok.config.grid_size
-        if tok.config.segments:  # a hierarchy of grids: codes of each, coarse first
-            meta["code_segments"] = tok.config.segments
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
+        if not folder_spec:  # a pretrained tokenizer: a folder that says where it comes from
+            tok.save_pretrained(out / "tokenizer")
+        saved_at = source["tokenizer"] if folder_spec else str((out / "tokenizer").resolve())
+        meta = {"kind": kind, "tokenizer": saved_at, "world": world,
+                "codebook_size": layout.codebook_size, "code_depth": layout.depth,
+                "layout": layout.to_dict()}
+        if layout.grid:
+            meta["grid_size"] = layout.grid
+        if layout.segments:  # a hierarchy of grids: codes of each, coarse first
+            meta["code_segments"] = list(layout.segments)
         (out / "pretokenized.json").write_text(json.dumps(meta, indent=1))
     return counts
 

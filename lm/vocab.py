@@ -32,6 +32,8 @@ from pathlib import Path
 
 import torch
 
+from speechtok.tokenizer.layout import deinterleave, interleave  # noqa: F401 (re-exported)
+
 SPECIALS = {"pad": "<pad>", "bos": "<bos>", "eos": "<eos>", "boa": "<boa>", "eoa": "<eoa>",
             "boi": "<boi>", "eoi": "<eoi>", "mask": "<mask>"}  # <mask>: CM3's sentinel
 # Modality ids of tokens, used by the loss and the generation masks.
@@ -248,20 +250,3 @@ class MultimodalVocab:
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode(torch.as_tensor(ids).tolist())
-
-
-def interleave(codes) -> torch.Tensor:
-    """Codes (depth, n) → the flat depth-first sequence (n·depth,) the vocabulary takes;
-    a 1-D sequence (one code per position) is returned as it is."""
-    codes = torch.as_tensor(codes)
-    return codes.T.flatten() if codes.dim() == 2 else codes.flatten()
-
-
-def deinterleave(flat, depth: int) -> torch.Tensor:
-    """The inverse of `interleave`: (n·depth,) → (depth, n), or (n,) when depth is 1."""
-    flat = torch.as_tensor(flat).flatten()
-    if depth == 1:
-        return flat
-    if len(flat) % depth:
-        raise ValueError(f"{len(flat)} codes do not fill whole positions of {depth}")
-    return flat.view(-1, depth).T

@@ -1,31 +1,5 @@
-"""Load whichever tokenizer a saved folder holds, by the `kind` in its config.json."""
+"""Load whichever tokenizer a saved folder (or an `hf:` name) holds: speechtok.tokenizer."""
 
-from __future__ import annotations
+from speechtok.tokenizer.registry import load_tokenizer, tokenizer_kind
 
-import json
-from pathlib import Path
-
-
-def tokenizer_kind(path: str | Path) -> str:
-    config = Path(path) / "config.json"
-    if not config.exists():
-        raise FileNotFoundError(f"{path} is not a saved tokenizer (no config.json)")
-    return json.loads(config.read_text()).get("kind", "speech")
-
-
-def load_tokenizer(path: str | Path, device: str | None = None):
-    """A saved SpeechTokenizer or ImageTokenizer, in eval mode."""
-    kind = tokenizer_kind(path)
-    if kind == "speech":
-        from speechtok.speech import SpeechTokenizer
-
-        model = SpeechTokenizer.from_pretrained(str(path))
-    elif kind == "image":
-        from speechtok.image import ImageTokenizer
-
-        model = ImageTokenizer.from_pretrained(str(path))
-    else:
-        raise ValueError(f"{path}: unknown tokenizer kind {kind!r} in config.json")
-    if device is not None:
-        model = model.to(device)
-    return model.eval()
+__all__ = ["load_tokenizer", "tokenizer_kind"]

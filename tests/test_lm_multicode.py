@@ -126,7 +126,7 @@ def test_text_to_image_decodes_residual_grids(residual_bundle, decoding):
     pipe = TextToImage.from_pretrained(residual_bundle)
     out = pipe(["the letter a"], num_images=2, seed=0, temperature=1.0, decoding=decoding,
                steps=4)
-    assert out.grids.shape == (2, 2, pipe.grid, pipe.grid)
+    assert out.grids.shape == (2, 2, pipe.layout.grid, pipe.layout.grid)
     r = pipe.image_tokenizer.config.resolution
     assert out.images.shape == (2, 3, r, r)
     assert torch.allclose(out.images, pipe.image_tokenizer.decode(out.grids))
@@ -188,7 +188,7 @@ def test_residual_codes_train_and_generate_end_to_end(tiny_tokenizer, audio_fold
     pipe = TextToImage.from_pretrained(tmp_path / "bundle")
     for decoding in ("causal", "maskgit"):
         out = pipe("colour number", decoding=decoding, steps=4, seed=0)
-        assert out.grids.shape == (1, 2, pipe.grid, pipe.grid)
+        assert out.grids.shape == (1, 2, pipe.layout.grid, pipe.layout.grid)
     speech = SpeechContinuation.from_pretrained(tmp_path / "bundle")
     out = speech(torch.from_numpy(speechlike(1.0, seed=1)), 16000, prompt_seconds=0.4,
                  max_seconds=0.2, seed=0)

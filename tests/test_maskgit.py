@@ -128,7 +128,7 @@ def test_the_lm_learns_the_maskgit_task(codes):
     assert history[-1]["eval/loss/image"] < history[0]["eval/loss/image"] - 0.3
     pipe = TextToImage.from_pretrained(codes / "mg")
     out = pipe("colour number", num_images=2, decoding="maskgit", steps=4, seed=0)
-    assert out.grids.shape == (2, pipe.grid, pipe.grid)
+    assert out.grids.shape == (2, pipe.layout.grid, pipe.layout.grid)
 
 
 def test_cli_generates_with_maskgit(bundle, tmp_path, capsys):

@@ -93,15 +93,15 @@ class Capabilities:
             "missing": self.missing,
             "maskgit": self.maskgit,
             "recogniser": self.recogniser,
-            "learned_vocoder": bool(speech_tok is not None and speech_tok.vocoder is not None),
-            "resolution": image_tok.config.resolution if image_tok else None,
+            "learned_vocoder": getattr(speech_tok, "vocoder", None) is not None,
+            "resolution": image_tok.layout.resolution if image_tok else None,
             "defaults": self.bundle.defaults,
             "max_upload_seconds": self.max_upload_seconds,
             "max_images": MAX_IMAGES,
         }
 
     def _need(self, kind: str):
-        pipe = self.text_to_image_pipe if kind == "image" else self.speech_pipe
+        pipe = {"image": self.text_to_image_pipe, "speech": self.speech_pipe}[kind]
         if pipe is None:
             raise InputError(f"this bundle cannot do that: {self.missing.get(kind, kind)}")
         return pipe
@@ -160,8 +160,8 @@ class Capabilities:
             raise InputError(f"{name}: {err}") from None
         seconds = time.perf_counter() - start
         full = out.waveforms[0]
-        stride = pipe.speech_tokenizer.config.total_stride
-        continuation = int(out.durations[0].sum()) * stride
+        layout = pipe.speech_tokenizer.layout
+        continuation = round(int(out.durations[0].sum()) * sr / layout.frame_rate)
         handover = max(0, len(full) - continuation) / sr
         result = {
             "prompt_audio": wav_url(wav, sr),
@@ -186,28 +186,22 @@ class Capabilities:
     # ---- 3. speech → units → speech ---------------------------------------------------------
     def speech_tokenizer(self, data: bytes, name: str = "upload") -> dict:
         tok = self._need("speech").speech_tokenizer
-        sr = tok.sample_rate
+        layout = tok.layout
+        sr = layout.sample_rate
         wav, total_s, notes = decode_upload_audio(data, name, sr, self.max_upload_seconds)
         if total_s > self.max_upload_seconds:
             notes.insert(0, f"{name} is {total_s:,.1f} s long: cut to its first "
                          f"{self.max_upload_seconds:g} s (the limit `lm serve "
                          "--max-upload-seconds` sets)")
-        frame = tok.config.total_stride
-        if len(wav) < frame:
+        if len(wav) < sr / layout.frame_rate:
             raise InputError(f"{name}: {len(wav)} samples is shorter than one frame "
-                             f"({1000 / tok.frame_rate:.0f} ms)")
+                             f"({1000 / layout.frame_rate:.0f} ms)")
         start = time.perf_counter()
         with torch.inference_mode():
-            units = tok.encode(wav[None].to(tok.device))[0].cpu()  # (frames,) or (depth, frames)
-            speaker = tok.speaker_embedding(wav[None].to(tok.device)) \
-                if tok.speaker_encoder is not None else None
-            decoded = {"griffin_lim": tok.decode(units[None], None, speaker,
-                                                 vocoder="griffin_lim")[0].cpu()}
-            if tok.vocoder is not None:
-                decoded["learned"] = tok.decode(units[None], None, speaker,
-                                                vocoder="learned")[0].cpu()
+            units = tok.encode(wav[None])[0].cpu()  # (frames,) or (depth, frames)
+            decoded = resyntheses(tok, wav, units)
         seconds = time.perf_counter() - start
-        depth = tok.config.code_depth
+        depth = layout.depth
         first = units if depth == 1 else units[0]
         frames = int(first.shape[-1])
         runs = int(len(torch.unique_consecutive(first)))
@@ -219,9 +213,9 @@ class Capabilities:
             "units": first.tolist()[:2000],
             "frames": frames,
             "depth": depth,
-            "codebook_size": tok.config.codebook_size,
-            "frame_rate": round(tok.frame_rate, 2),
-            "bitrate": round(tok.config.bitrate, 1),  # frames/s × log2 K × codes a frame
+            "codebook_size": layout.codebook_size,
+            "frame_rate": round(layout.frame_rate, 2),
+            "bitrate": round(layout.bitrate, 1),  # frames/s × log2 K × codes a frame
             "dedup_units_per_s": round(runs / duration, 1),
             "resynthesis": {k: {"audio": wav_url(v, sr),
                                 "spectrogram": png_url(spectrogram(v, sr))}
@@ -236,16 +230,17 @@ class Capabilities:
         from speechtok.metrics.image import psnr
 
         tok = self._need("image").image_tokenizer
+        layout = tok.layout
         img = decode_upload_image(data, name)
-        notes = [] if img.size == (tok.config.resolution,) * 2 else [
-            f"{img.size[0]}×{img.size[1]} → shorter side resized to {tok.config.resolution} "
+        notes = [] if img.size == (layout.resolution,) * 2 else [
+            f"{img.size[0]}×{img.size[1]} → shorter side resized to {layout.resolution} "
             "and centre-cropped"]
         start = time.perf_counter()
-        target = prepare_images([img], tok.config.resolution)  # (1, 3, R, R) in [0, 1]
+        target = prepare_images([img], layout.resolution)  # (1, 3, R, R) in [0, 1]
         codes = tok.encode(target)
         recon = tok.decode(codes).cpu()
         seconds = time.perf_counter() - start
-        grid = display_grid(codes[0].cpu(), tok.config.grid_size)
+        grid = display_grid(codes[0].cpu(), layout.grid)
         tokens = int(codes[0].numel())
         return {
             "input": png_url(target[0]),
@@ -254,12 +249,25 @@ class Capabilities:
             "codes": grid.tolist(),
             "grid_size": list(grid.shape),
             "tokens": tokens,
-            "bits": round(tokens * math.log2(tok.config.codebook_size), 1),
+            "bits": round(tokens * math.log2(layout.codebook_size), 1),
             "psnr": round(float(psnr(recon, target)[0]), 2),
-            "resolution": tok.config.resolution,
+            "resolution": layout.resolution,
             "seconds": round(seconds, 2),
             "notes": notes,
         }
+
+
+def resyntheses(tok, wav: torch.Tensor, units: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each decoder's waveform of `units`: ours with Griffin-Lim and, when trained, the learned
+    decoder, in the voice of `wav` when the tokenizer has a speaker encoder; a pretrained
+    codec or a k-means tokenizer with its own decoder."""
+    if getattr(tok, "vocoder", False) is False:  # not ours: the tokenizer's one decoder
+        return {"decoder": tok.decode(units[None])[0].cpu()}
+    speaker = tok.speaker_embedding(wav[None]) if tok.speaker_encoder is not None else None
+    out = {"griffin_lim": tok.decode(units[None], None, speaker, vocoder="griffin_lim")[0]}
+    if tok.vocoder is not None:
+        out["learned"] = tok.decode(units[None], None, speaker, vocoder="learned")[0]
+    return {k: v.cpu() for k, v in out.items()}
 
 
 def display_grid(codes: torch.Tensor, side: int) -> torch.Tensor:

@@ -18,6 +18,8 @@ from torch import nn
 
 from ..hub.loading import QuietLocalLoading
 from ..quantization import QuantizerOutput, build_quantizer
+from ..tokenizer.interface import MediaTokenizer
+from ..tokenizer.layout import CodeLayout
 from .configuration import ImageTokenizerConfig
 from .hierarchy import TwoLevelLatents
 from .io import prepare_images
@@ -31,6 +33,7 @@ class ImageTokenizerOutput:
 
 
 class ImageTokenizer(
+    MediaTokenizer,
     QuietLocalLoading,
     nn.Module,
     PyTorchModelHubMixin,
@@ -57,6 +60,14 @@ class ImageTokenizer(
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    modality = "image"
+
+    @property
+    def layout(self) -> CodeLayout:
+        c = self.config
+        return CodeLayout("image", c.codebook_size, c.code_depth, resolution=c.resolution,
+                          grid=c.grid_size, segments=tuple(c.segments) if c.segments else None)
 
     @property
     def grid_size(self) -> int:

@@ -23,6 +23,8 @@ from torch import nn
 
 from ..hub.loading import QuietLocalLoading
 from ..quantization import QuantizerOutput, build_quantizer
+from ..tokenizer.interface import MediaTokenizer
+from ..tokenizer.layout import CodeLayout
 from .configuration import SpeechTokenizerConfig
 from .io import prepare_waveform
 from .modules import SpeakerEncoder, SpectrogramDecoder, SpeechEncoder
@@ -41,6 +43,7 @@ class SpeechTokenizerOutput:
 
 
 class SpeechTokenizer(
+    MediaTokenizer,
     QuietLocalLoading,
     nn.Module,
     PyTorchModelHubMixin,
@@ -113,6 +116,14 @@ class SpeechTokenizer(
         return model
 
     # ---- properties -------------------------------------------------------------------
+    modality = "speech"
+
+    @property
+    def layout(self) -> CodeLayout:
+        c = self.config
+        return CodeLayout("speech", c.codebook_size, c.code_depth, sample_rate=c.sample_rate,
+                          frame_rate=c.frame_rate)
+
     @property
     def sample_rate(self) -> int:
         return self.config.sample_rate

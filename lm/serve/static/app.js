@@ -218,7 +218,8 @@ $("form-speech-tokenizer").addEventListener("submit", async (ev) => {
   $("units-text").textContent = result.units.join(" ");
   const side = $("resynthesis");
   side.replaceChildren();
-  const names = { griffin_lim: "Resynthesis: Griffin-Lim", learned: "Resynthesis: learned decoder" };
+  const names = { griffin_lim: "Resynthesis: Griffin-Lim", learned: "Resynthesis: learned decoder",
+                  decoder: "Resynthesis: the tokenizer's decoder" };
   for (const [kind, r] of Object.entries(result.resynthesis)) {
     const fig = document.createElement("figure");
     fig.id = "resynthesis-" + kind;

@@ -1,0 +1,56 @@
+"""The one interface every tokenizer the LM can use implements: our speech VQ-VAE and image
+VQGAN, a k-means over a self-supervised model's layer (GSLM's speech2unit), and the pretrained
+codecs and image VQs of transformers (speechtok.tokenizer.hf).
+
+    tok.modality         "speech" or "image" (how media are read: speechtok.tokenizer.media)
+    tok.layout           CodeLayout: codebook size, depth, frame rate or grid
+    tok.encode(media)    speech (batch, samples) at layout.sample_rate → (batch, [depth,] frames)
+                         images (batch, 3, H, W) in [0, 1] → (batch, [depth,] h, w)
+    tok.decode(codes)    the inverse; speech also takes run lengths of deduplicated units
+                         (`durations`) and, where the tokenizer has one, a speaker vector
+    tok.save_pretrained(folder)    a folder `load_tokenizer` reads back
+
+`layout.flatten` / `layout.unflatten` turn one item's codes into the LM's flat order and back.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .layout import CodeLayout
+
+
+class MediaTokenizer:
+    """Base of the tokenizers (a mixin: ours are also `nn.Module`s with the Hub mixin)."""
+
+    modality: str = ""
+
+    @property
+    def layout(self) -> CodeLayout:
+        raise NotImplementedError
+
+    @property
+    def source(self) -> str | None:
+        """Where the weights come from when not from the tokenizer's own folder (a Hub name
+        or a local path), for model cards; None for a self-contained folder."""
+        return None
+
+    def encode(self, media: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, codes: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        raise NotImplementedError
+
+    def check_codes(self, codes) -> torch.Tensor:
+        """Integer codes in [0, codebook_size), else a ValueError naming the first bad id."""
+        codes = torch.as_tensor(codes)
+        if codes.dtype.is_floating_point:
+            raise ValueError(f"codes must be integer ids, got dtype {codes.dtype}")
+        if codes.numel() == 0:
+            raise ValueError("no codes to decode")
+        size = self.layout.codebook_size
+        bad = (codes < 0) | (codes >= size)
+        if bad.any():
+            raise ValueError(f"{self.modality} code {int(codes[bad][0])} is out of range "
+                             f"[0, {size})")
+        return codes.long()

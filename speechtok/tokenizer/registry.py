@@ -1,0 +1,58 @@
+"""Tokenizers by name: a saved folder's `kind` (in its config.json), or `hf:NAME_OR_PATH` for a
+pretrained model of transformers, to the class that loads it. A new tokenizer is one module
+with a class implementing `MediaTokenizer` (with `from_pretrained(folder)`) plus one entry
+here."""
+
+from __future__ import annotations
+
+import json
+from importlib import import_module
+from pathlib import Path
+
+HF_PREFIX = "hf:"
+
+# config.json "kind" → "module:class", imported on first use
+TOKENIZERS: dict[str, str] = {
+    "speech": "speechtok.speech.modeling:SpeechTokenizer",
+    "image": "speechtok.image.modeling:ImageTokenizer",
+    "kmeans": "speechtok.tokenizer.kmeans:KMeansTokenizer",
+    "hf": "speechtok.tokenizer.hf:PretrainedTokenizer",
+}
+
+
+def _class(kind: str):
+    module, name = TOKENIZERS[kind].split(":")
+    return getattr(import_module(module), name)
+
+
+def tokenizer_kind(path: str | Path) -> str:
+    """The `kind` of a saved tokenizer folder (a FileNotFoundError if it is not one)."""
+    if str(path).startswith(HF_PREFIX):
+        return "hf"
+    config = Path(path) / "config.json"
+    if not config.exists():
+        raise FileNotFoundError(f"{path} is not a saved tokenizer (no config.json)")
+    try:
+        kind = json.loads(config.read_text()).get("kind", "speech")
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise ValueError(f"{config}: not a JSON object ({err})") from None
+    if kind not in TOKENIZERS:
+        raise ValueError(f"{path}: unknown tokenizer kind {kind!r} in config.json; known: "
+                         f"{', '.join(TOKENIZERS)}")
+    return kind
+
+
+def load_tokenizer(spec: str | Path, device: str | None = None, **options):
+    """A tokenizer in eval mode: a saved folder (ours, a k-means one, or one `lm tokenize`
+    wrote for a pretrained model), or `hf:NAME_OR_PATH` for a transformers codec or image VQ
+    (`options`: num_codebooks, resolution; speechtok.tokenizer.hf)."""
+    kind = tokenizer_kind(spec)
+    if str(spec).startswith(HF_PREFIX):
+        tok = _class("hf").from_source(str(spec)[len(HF_PREFIX):], **options)
+    else:
+        if options:
+            raise ValueError(f"{spec}: options {sorted(options)} apply to hf: tokenizers only")
+        tok = _class(kind).from_pretrained(str(spec))
+    if device is not None:
+        tok = tok.to(device)
+    return tok.eval()
