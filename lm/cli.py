@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 
+from speechtok.tokenizer.registry import add_tokenizer_arguments
 from speechtok.training.config import add_config_arguments, add_run_arguments
 
 EPILOG = """examples:
@@ -53,17 +54,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="the modality of --data; default: the tokenizer's")
     t.add_argument("--data", required=True, help="folder of media (with split subfolders and "
                    "metadata.jsonl captions/texts) or a saved `datasets` dataset")
-    t.add_argument("--tokenizer", required=True,
-                   help="a saved tokenizer folder, or hf:NAME_OR_PATH (a Hub name in the local "
-                   "cache, or a folder written by transformers' save_pretrained)")
-    t.add_argument("--num-codebooks", type=int, default=None,
-                   help="hf: codecs: codebooks a frame to keep, coarse first (default: all)")
-    t.add_argument("--resolution", type=int, default=None,
-                   help="hf: image VQs: square side images are resized and cropped to "
-                   "(default: the model's)")
-    t.add_argument("--sample-rate", type=int, default=None,
-                   help="hf: codecs whose config has no sampling rate: the rate it was "
-                   "trained at (audio is resampled to it)")
+    add_tokenizer_arguments(t)
     t.add_argument("--out", required=True, help="output folder of code datasets")
     t.add_argument("--num-workers", type=int, default=-1,
                    help="loader processes decoding media per launched process (default -1: "
@@ -379,6 +370,7 @@ def push_bundle(folder: str, repo: str, private: bool = False, revision: str | N
 def cmd_tokenize(args) -> None:
     from accelerate import PartialState
 
+    from speechtok.tokenizer.registry import tokenizer_options
     from speechtok.training.accelerator import cpu_processes
     from speechtok.training.batches import auto_workers
 
@@ -386,11 +378,8 @@ def cmd_tokenize(args) -> None:
 
     state = PartialState(cpu=cpu_processes())
     device = args.device or str(state.device)
-    options = {k: v for k, v in (("num_codebooks", args.num_codebooks),
-                                 ("resolution", args.resolution),
-                                 ("sample_rate", args.sample_rate)) if v is not None}
     counts = pretokenize(args.kind, args.data, args.tokenizer, args.out,
-                         tokenizer_options=options,
+                         tokenizer_options=tokenizer_options(args),
                          rank=state.process_index, world=state.num_processes,
                          num_workers=auto_workers(args.num_workers), device=device,
                          batch_size=args.batch_size, chunk_rows=args.chunk_rows)

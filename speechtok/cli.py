@@ -9,6 +9,7 @@ from pathlib import Path
 
 from speechtok.hub import push
 from speechtok.jsonl import jsonl_rows
+from speechtok.tokenizer.registry import add_tokenizer_arguments, tokenizer_options
 
 EPILOG = """examples:
   speechtok train speech --data corpus/ --out runs/tok --steps 2000 --codebook_size 256
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         _train_parser(kinds, kind, classes())
     e = sub.add_parser("encode", help="audio files → units, or images → code grids (JSON "
                        "lines)")
-    e.add_argument("--tokenizer", required=True, help="saved tokenizer folder")
+    add_tokenizer_arguments(e)
     e.add_argument("files", nargs="+", help="audio files (speech tokenizer) or image files "
                    "(image tokenizer)")
     e.add_argument("--out", help="write JSON lines here instead of stdout")
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("decode", help="units → wav, or code grids → png (JSON lines from "
                        "`encode`)")
-    d.add_argument("--tokenizer", required=True, help="saved tokenizer folder")
+    add_tokenizer_arguments(d)
     d.add_argument("units", help="JSON lines file from `speechtok encode`, or '-' for stdin")
     d.add_argument("--out", required=True,
                    help="output wav (speech) or png (image); with several lines, "
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default=None)
 
     v = sub.add_parser("eval", help="print held-out metrics as JSON")
-    v.add_argument("--tokenizer", required=True, help="saved tokenizer folder")
+    add_tokenizer_arguments(v)
     v.add_argument("--data", required=True, help="folder of audio / images, or saved dataset")
     v.add_argument("--split", default=None,
                    help="subfolder to evaluate (default: test/ if present, else the folder)")
@@ -196,30 +197,22 @@ def cmd_train(args, extra: list[str]) -> None:
 
 
 def cmd_encode(args) -> None:
-    from speechtok.auto import load_tokenizer
     from speechtok.speech import dedup
-    from speechtok.speech.io import load_audio
+    from speechtok.tokenizer import load_tokenizer, media_for
 
-    tok = load_tokenizer(args.tokenizer, _device(args.device))
-    is_image = tok.config.kind == "image"
-    if is_image and args.dedup:
-        raise ValueError("--dedup applies to speech units, not image codes")
+    tok = load_tokenizer(args.tokenizer, _device(args.device), **tokenizer_options(args))
+    layout, media = tok.layout, media_for(tok.modality)
+    if args.dedup and not layout.deduplicated:
+        raise ValueError("--dedup applies to speech units with one code a frame; this "
+                         f"tokenizer gives {tok.modality} codes of depth {layout.depth}")
     out = open(args.out, "w") if args.out else sys.stdout
     try:
         for f in args.files:
-            row = {"file": f}
-            if is_image:
-                from speechtok.image.io import load_image
-
-                row["codes"] = tok.encode(load_image(f))[0].cpu().tolist()
-                out.write(json.dumps(row) + "\n")
-                continue
-            units = tok.encode(load_audio(f, tok.sample_rate)[None])[0].cpu()
+            codes = media.encode(tok, [media.read(f, layout)])[0]
+            row = {"file": f, media.codes_key: codes.tolist()}
             if args.dedup:
-                u, runs = dedup(units)
+                u, runs = dedup(codes[None])
                 row.update(units=u[0].tolist(), durations=runs[0].tolist())
-            else:
-                row["units"] = units.tolist()
             out.write(json.dumps(row) + "\n")
     finally:
         if args.out:
@@ -229,69 +222,52 @@ def cmd_encode(args) -> None:
 def cmd_decode(args) -> None:
     import torch
 
-    from speechtok.auto import load_tokenizer
-    from speechtok.speech.io import load_audio, save_audio
+    from speechtok.tokenizer import load_tokenizer, media_for
 
     text = sys.stdin.read() if args.units == "-" else Path(args.units).read_text()
     rows = [row for _, row in jsonl_rows(args.units, text)]
     if not rows:
         raise ValueError(f"{args.units}: no units to decode")
-    tok = load_tokenizer(args.tokenizer, _device(args.device))
-    out = Path(args.out)
-    if tok.config.kind == "image":
-        from speechtok.image.io import to_pil
-
-        if args.voice:
-            raise ValueError("--voice is for speech tokenizers; this one is an image tokenizer")
-        for i, row in enumerate(rows):
-            codes = row.get("codes") if isinstance(row, dict) else row
-            if codes is None:
-                raise ValueError(f"{args.units}: line {i + 1} has no 'codes' (is it from a "
-                                 "speech tokenizer?)")
-            path = out if len(rows) == 1 else out.with_name(f"{out.stem}-{i}{out.suffix}")
-            to_pil(tok.decode(torch.tensor(codes)[None])[0]).save(path)
-            print(path)
-        return
-    speaker = None
+    tok = load_tokenizer(args.tokenizer, _device(args.device), **tokenizer_options(args))
+    layout, media = tok.layout, media_for(tok.modality)
+    extra = {}
     if args.voice:
-        speaker = tok.speaker_embedding(load_audio(args.voice, tok.sample_rate)[None])
+        if getattr(tok, "speaker_encoder", None) is None:
+            raise ValueError("--voice needs a speech tokenizer with a speaker encoder; this "
+                             f"{tok.modality} tokenizer has none")
+        extra["speaker"] = tok.speaker_embedding(media.read(args.voice, layout)[None])
+    out = Path(args.out)
     for i, row in enumerate(rows):
-        if isinstance(row, dict) and "units" not in row:
-            raise ValueError(f"{args.units}: line {i + 1} has no 'units' (is it from an image "
-                             "tokenizer?)")
-        units = torch.tensor(row["units"] if isinstance(row, dict) else row)
+        codes = row.get(media.codes_key) if isinstance(row, dict) else row
+        if codes is None:
+            raise ValueError(f"{args.units}: line {i + 1} has no {media.codes_key!r} (is it from "
+                             f"another kind of tokenizer than this {tok.modality} one?)")
         durations = row.get("durations") if isinstance(row, dict) else None
-        wav = tok.decode(units[None], None if durations is None else torch.tensor([durations]),
-                         speaker)
+        if durations is not None:
+            extra["durations"] = torch.tensor([durations])
+        decoded = tok.decode(torch.tensor(codes)[None], **extra)
         path = out if len(rows) == 1 else out.with_name(f"{out.stem}-{i}{out.suffix}")
-        save_audio(path, wav[0], tok.sample_rate)
+        media.save(path, decoded[0], layout)
         print(path)
 
 
 def cmd_eval(args) -> None:
-    from speechtok.auto import load_tokenizer
+    from speechtok.tokenizer import load_tokenizer, media_for
 
-    tok = load_tokenizer(args.tokenizer, _device(args.device))
-    if tok.config.kind == "image":
-        from speechtok.image.data import open_image_eval_source
-        from speechtok.image.evaluate import evaluate_image
-
-        source = open_image_eval_source(args.data, tok.config.resolution, args.split)
-        metrics = evaluate_image(tok, source, args.max_items, progress=True)
-    else:
-        from speechtok.speech.data import open_eval_source
-        from speechtok.speech.evaluate import evaluate_speech
-
-        source = open_eval_source(args.data, tok.sample_rate, args.split)
-        metrics = evaluate_speech(tok, source, args.max_items, progress=True)
-        metrics.update(speech_robustness_and_quality(tok, source, args))
+    tok = load_tokenizer(args.tokenizer, _device(args.device), **tokenizer_options(args))
+    media = media_for(tok.modality)
+    metrics = media.evaluate(tok, args.data, args.split, args.max_items)
+    if hasattr(tok, "vocoder"):  # ours: robustness and resynthesis with each decoder
+        metrics.update(speech_robustness_and_quality(tok, args))
     print(json.dumps(metrics, indent=2))
 
 
-def speech_robustness_and_quality(tok, source, args) -> dict:
+def speech_robustness_and_quality(tok, args) -> dict:
     """`speechtok eval`'s unit agreement under degradation and resynthesis quality."""
+    from speechtok.speech.data import open_eval_source
     from speechtok.speech.evaluate import evaluate_resynthesis, evaluate_unit_agreement
 
+    source = open_eval_source(args.data, tok.sample_rate, args.split)
     out: dict = {}
     if args.agreement:
         out.update(evaluate_unit_agreement(tok, source, args.agreement, progress=True))

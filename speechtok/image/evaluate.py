@@ -24,7 +24,7 @@ def evaluate_image(model, source: ImageSource, max_items: int | None = None,
     n = len(source) if max_items is None else min(len(source), max_items)
     psnrs, ssims, codes = [], [], []
     for start in tqdm(range(0, n, batch_size), disable=not progress, desc="evaluate"):
-        x = source.load(range(start, min(n, start + batch_size))).to(model.device)
+        x = source.load(range(start, min(n, start + batch_size)))
         grid = model.encode(x)
         y = model.decode(grid)
         psnrs.append(psnr(y, x).cpu())
@@ -33,8 +33,8 @@ def evaluate_image(model, source: ImageSource, max_items: int | None = None,
         codes.append(first.flatten().cpu())
     model.train(was_training)
     all_codes = torch.cat(codes).numpy()
-    K = model.config.codebook_size
-    depth = model.config.code_depth
+    layout = model.layout
+    K, depth, positions = layout.codebook_size, layout.depth, layout.positions_per_item
     return {
         "items": n,
         "psnr": float(torch.cat(psnrs).mean()),
@@ -42,8 +42,8 @@ def evaluate_image(model, source: ImageSource, max_items: int | None = None,
         "codebook_usage": codebook_usage(all_codes, K),
         "perplexity": perplexity(all_codes, K),
         "entropy_bits": entropy_bits(all_codes, K),
-        "tokens_per_image": model.config.tokens_per_image * depth,
-        "bits_per_image": model.config.tokens_per_image * depth * math.log2(K),
+        "tokens_per_image": positions * depth,
+        "bits_per_image": positions * depth * math.log2(K),
     }
 
 

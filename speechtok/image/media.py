@@ -36,6 +36,15 @@ class ImageMedia:
         """The codes of each image (`(h, w)`, `(depth, h, w)` or a hierarchy's flat codes)."""
         return list(tokenizer.encode(torch.stack(media)).cpu())
 
+    def evaluate(self, tokenizer, data: str | Path, split: str | None,
+                 max_items: int | None) -> dict[str, float]:
+        """`speechtok eval`'s figures: PSNR, SSIM and code usage (speechtok.image.evaluate)."""
+        from .data import open_image_eval_source
+        from .evaluate import evaluate_image
+
+        source = open_image_eval_source(data, tokenizer.layout.resolution, split)
+        return evaluate_image(tokenizer, source, max_items, progress=True)
+
     def save(self, path: str | Path, media: torch.Tensor, layout) -> None:
         from .io import to_pil
 

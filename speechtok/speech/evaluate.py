@@ -81,6 +81,42 @@ def evaluate_speech(model, source: AudioSource, max_items: int | None = None,
 
 
 @torch.no_grad()
+def evaluate_units(tok, source: AudioSource, max_items: int | None = None,
+                   progress: bool = False) -> dict[str, float]:
+    """What any speech tokenizer's codes say about the words (through its `encode` and
+    `layout` only: k-means units, a pretrained codec): codebook usage, perplexity and bitrate
+    of the first codebook, and, where `source` has phone alignments, phone purity, cluster
+    purity and PNMI (Hsu et al. 2021, HuBERT §IV-D)."""
+    layout = tok.layout
+    n = len(source) if max_items is None else min(len(source), max_items)
+    codes, labelled_codes, labels, frames = [], [], [], 0
+    for i in tqdm(range(n), disable=not progress, desc="evaluate"):
+        unit = tok.encode(source.load(i)[None])[0].cpu()
+        unit = (unit[0] if unit.dim() == 2 else unit).flatten()  # first codebook
+        codes.append(unit)
+        frames += len(unit)
+        phones = source.items[i].meta.get("phones")
+        if phones:
+            labels.append(frame_phone_labels(phones, len(unit), layout.frame_rate))
+            labelled_codes.append(unit)
+    all_codes = torch.cat(codes).numpy()
+    K = layout.codebook_size
+    rate = bitrate(layout.frame_rate, K, all_codes)
+    metrics = {"items": n, "seconds": frames / layout.frame_rate,
+               "codebook_usage": codebook_usage(all_codes, K),
+               "perplexity": perplexity(all_codes, K),
+               "bitrate_nominal": layout.bitrate,  # every codebook
+               "bitrate_empirical_first_codebook": rate.empirical}
+    if labels:
+        flat_labels = [p for row in labels for p in row]
+        labelled = torch.cat(labelled_codes).numpy()
+        metrics.update(phone_purity=phone_purity(labelled, flat_labels),
+                       cluster_purity=cluster_purity(labelled, flat_labels),
+                       pnmi=pnmi(labelled, flat_labels), phone_labelled_items=len(labels))
+    return metrics
+
+
+@torch.no_grad()
 def evaluate_unit_agreement(model, source: AudioSource, max_items: int | None = None,
                             progress: bool = False) -> dict[str, float]:
     """Share of frames whose unit stays the same when the utterance is degraded (10 dB noise,

@@ -36,6 +36,19 @@ class SpeechMedia:
         """The codes of each waveform, `(frames,)` or `(depth, frames)`, on the CPU."""
         return [tokenizer.encode(wav[None])[0].cpu() for wav in media]
 
+    def evaluate(self, tokenizer, data: str | Path, split: str | None,
+                 max_items: int | None) -> dict[str, float]:
+        """`speechtok eval`'s figures: ours with its decoder's (speechtok.speech.evaluate),
+        any other speech tokenizer through its units alone."""
+        from .data import open_eval_source
+        from .evaluate import evaluate_speech, evaluate_units
+        from .modeling import SpeechTokenizer
+
+        source = open_eval_source(data, tokenizer.layout.sample_rate, split)
+        if isinstance(tokenizer, SpeechTokenizer):
+            return evaluate_speech(tokenizer, source, max_items, progress=True)
+        return evaluate_units(tokenizer, source, max_items, progress=True)
+
     def save(self, path: str | Path, media: torch.Tensor, layout) -> None:
         from .io import save_audio
 

@@ -56,3 +56,28 @@ def load_tokenizer(spec: str | Path, device: str | None = None, **options):
     if device is not None:
         tok = tok.to(device)
     return tok.eval()
+
+
+def add_tokenizer_arguments(parser) -> None:
+    """`--tokenizer` and the options of `hf:` tokenizers, for every CLI that loads one."""
+    parser.add_argument("--tokenizer", required=True,
+                        help="a saved tokenizer folder (ours, or k-means units from `speechtok "
+                        "train kmeans`), or hf:NAME_OR_PATH for a pretrained codec or image VQ "
+                        "of transformers (a Hub name in the local cache, or a folder written "
+                        "by save_pretrained): Mimi, EnCodec, DAC, X-codec, X-codec 2, "
+                        "Chameleon, Emu3, Janus")
+    parser.add_argument("--num-codebooks", type=int, default=None,
+                        help="hf: codecs: codebooks a frame to keep, coarse first "
+                        "(default: all)")
+    parser.add_argument("--resolution", type=int, default=None,
+                        help="hf: image VQs: the square side images are resized and cropped to "
+                        "(default: the model's)")
+    parser.add_argument("--sample-rate", type=int, default=None,
+                        help="hf: codecs whose config names no sampling rate: the rate it was "
+                        "trained at (audio is resampled to it)")
+
+
+def tokenizer_options(args) -> dict:
+    """The `hf:` options given on the command line (see `add_tokenizer_arguments`)."""
+    return {k: v for k in ("num_codebooks", "resolution", "sample_rate")
+            if (v := getattr(args, k, None)) is not None}
