@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from speechtok.hub.loading import quiet_transformers
 from speechtok.speech.io import prepare_waveform
 from speechtok.tokenizer import interleave, load_tokenizer
 
@@ -59,15 +60,8 @@ class Bundle:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.vocab = MultimodalVocab.from_pretrained(path)
-        from transformers.utils import logging as hf_logging
-
-        bar = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # no "Loading weights" bar on every load
-        try:
+        with quiet_transformers():  # no "Loading weights" bar on every load
             self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
-        finally:
-            if bar:
-                hf_logging.enable_progress_bar()
         self.model.to(self.device).eval()
         saved = path / GENERATION_FILE
         saved = json.loads(saved.read_text()) if saved.exists() else {}

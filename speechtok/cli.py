@@ -131,11 +131,23 @@ def _vocoder_configs() -> list[type]:
 TRAIN_CONFIGS["vocoder"] = _vocoder_configs
 
 
+def _kmeans_configs() -> list[type]:
+    from speechtok.tokenizer.kmeans_train import KMeansConfig, KMeansTrainConfig
+
+    return [KMeansConfig, KMeansTrainConfig]
+
+
+TRAIN_CONFIGS["kmeans"] = _kmeans_configs
+DATA_HELP["kmeans"] = DATA_HELP["speech"] + " (the units are fitted on it)"
+
+
 def _train_parser(kinds, kind: str, classes: list[type]) -> None:
     from speechtok.training.config import add_config_arguments, add_run_arguments
 
     vocoder = kind == "vocoder"
-    what = "learned decoder (Vocos) for a speech tokenizer" if vocoder else f"{kind} tokenizer"
+    what = {"vocoder": "learned decoder (Vocos) for a speech tokenizer, or the unit vocoder of "
+            "a k-means one", "kmeans": "k-means speech tokenizer on a self-supervised model's "
+            "layer (GSLM's speech2unit)"}.get(kind, f"{kind} tokenizer")
     t = kinds.add_parser(
         kind, help=f"train a {what}", allow_abbrev=False,
         usage=f"speechtok train {kind} {'--tokenizer T ' if vocoder else ''}--data DATA "
@@ -157,6 +169,10 @@ def _train_parser(kinds, kind: str, classes: list[type]) -> None:
                    help="output folder (default TOKENIZER/vocoder)" if vocoder
                    else "output folder (hub-shaped tokenizer)")
     add_run_arguments(t, "tokenizer")
+    if kind == "kmeans":
+        t.add_argument("--device", default=None,
+                       help="where features and centroids are computed (default: cuda if "
+                       "available)")
     add_config_arguments(t, classes)
 
 
@@ -184,6 +200,12 @@ def cmd_train(args, extra: list[str]) -> None:
         # the tokenizer's folder holds the decoder (unless --out put it elsewhere): upload both
         inside = not args.out or Path(args.out) == Path(args.tokenizer) / VOCODER_FOLDER
         args.out = args.tokenizer if inside else args.out
+    elif args.modality == "kmeans":
+        from speechtok.tokenizer.kmeans_train import train_kmeans
+
+        if args.resume:
+            raise ValueError("k-means fits in one run: --resume does not apply")
+        train_kmeans(args.data, args.out, model_cfg, train_cfg, args.device)
     elif args.modality == "image":
         from speechtok.image.train import train_image
 

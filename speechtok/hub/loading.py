@@ -4,6 +4,7 @@ which would corrupt the JSON that `speechtok encode/eval` print)."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 
 class QuietLocalLoading:
@@ -23,3 +24,17 @@ class QuietLocalLoading:
             return model
         return super()._from_pretrained(model_id=model_id, map_location=map_location,
                                         strict=strict, **kwargs)
+
+
+@contextmanager
+def quiet_transformers():
+    """No "Loading weights" progress bar from transformers while loading a local model."""
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()

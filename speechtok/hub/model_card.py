@@ -10,11 +10,10 @@ from pathlib import Path
 BODY = """
 # {title}
 
-A {description} trained with speechtok-lm (stage 1).
+A {description}.
 
 ```python
-from speechtok import {cls}
-tok = {cls}.from_pretrained("{repo}")
+{load}
 {usage}
 ```
 
@@ -30,24 +29,52 @@ tok = {cls}.from_pretrained("{repo}")
 """
 
 
+def _speech(config: dict) -> tuple[str, str, str, str, list[str]]:
+    return ("Speech tokenizer", "SpeechTokenizer",
+            f"speech VQ-VAE tokenizer: {config['sample_rate']} Hz audio ↔ "
+            f"{config['codebook_size']} discrete units, trained with speechtok-lm (stage 1)",
+            "units = tok.encode(wav, sample_rate=16000)  # (batch, frames)\n"
+            "wav = tok.decode(units)  # (batch, samples) at tok.sample_rate",
+            ["speech-tokenizer", "audio", "vq-vae"])
+
+
+def _image(config: dict) -> tuple[str, str, str, str, list[str]]:
+    g = config["resolution"] // config["downsample_factor"]
+    return ("Image tokenizer", "ImageTokenizer",
+            f"VQGAN image tokenizer: {config['resolution']}×{config['resolution']} RGB "
+            f"images ↔ {g}×{g} grids of {config['codebook_size']} codes, trained with "
+            "speechtok-lm (stage 1)",
+            "grid = tok.encode(images)  # PIL images or (batch, 3, H, W) in [0, 1]\n"
+            "images = tok.decode(grid)  # (batch, 3, H, W) in [0, 1]",
+            ["image-tokenizer", "vqgan", "vq-vae"])
+
+
+def _kmeans(config: dict) -> tuple[str, str, str, str, list[str]]:
+    return ("Speech units (k-means)", "load_tokenizer",
+            f"k-means speech tokenizer (GSLM's speech2unit): layer {config['layer']} of "
+            f"{config['features']} ↔ {config['clusters']} units, fitted with speechtok-lm",
+            "units = tok.encode(wav)  # (batch, frames) at 16 kHz\n"
+            "wav = tok.decode(units)  # needs a unit vocoder (speechtok train vocoder)",
+            ["speech-tokenizer", "audio", "k-means", "gslm"])
+
+
+def _pretrained(config: dict) -> tuple[str, str, str, str, list[str]]:
+    return ("Pretrained tokenizer", "load_tokenizer",
+            f"{config['modality']} tokenizer that points at the pretrained model "
+            f"`{config['source']}` ({config['model_type']}, loaded by transformers; its "
+            "weights are not in this folder)",
+            "codes = tok.encode(media)\nmedia = tok.decode(codes)",
+            [f"{config['modality']}-tokenizer", config["model_type"]])
+
+
+# config.json "kind" → what the card says (title, class, description, usage, tags)
+DESCRIBERS = {"speech": _speech, "image": _image, "kmeans": _kmeans, "hf": _pretrained}
+
+
 def _describe(config: dict) -> tuple[str, str, str, str, list[str]]:
-    """(title, class, description, usage, tags) of a tokenizer config."""
     kind = config.get("kind", "speech")
-    if kind == "speech":
-        return ("Speech tokenizer", "SpeechTokenizer",
-                f"speech VQ-VAE tokenizer: {config['sample_rate']} Hz audio ↔ "
-                f"{config['codebook_size']} discrete units",
-                "units = tok.encode(wav, sample_rate=16000)  # (batch, frames)\n"
-                "wav = tok.decode(units)  # (batch, samples) at tok.sample_rate",
-                ["speech-tokenizer", "audio", "vq-vae"])
-    if kind == "image":
-        g = config["resolution"] // config["downsample_factor"]
-        return ("Image tokenizer", "ImageTokenizer",
-                f"VQGAN image tokenizer: {config['resolution']}×{config['resolution']} RGB "
-                f"images ↔ {g}×{g} grids of {config['codebook_size']} codes",
-                "grid = tok.encode(images)  # PIL images or (batch, 3, H, W) in [0, 1]\n"
-                "images = tok.decode(grid)  # (batch, 3, H, W) in [0, 1]",
-                ["image-tokenizer", "vqgan", "vq-vae"])
+    if kind in DESCRIBERS:
+        return DESCRIBERS[kind](config)
     return "Tokenizer", "load_tokenizer", kind, "", [kind]
 
 
@@ -65,7 +92,10 @@ def write_model_card(folder: str | Path, config: dict, metrics: dict | None = No
     table = ("| metric | value |\n|---|---|\n"
              + "\n".join(f"| {k} | {v:.4g} |" for k, v in numeric.items())) if numeric \
         else "Not evaluated yet."
-    body = BODY.format(title=title, description=description, cls=cls, repo=repo, usage=usage,
+    load = (f'from speechtok.tokenizer import load_tokenizer\ntok = load_tokenizer("{repo}")'
+            if cls == "load_tokenizer" else
+            f'from speechtok import {cls}\ntok = {cls}.from_pretrained("{repo}")')
+    body = BODY.format(title=title, description=description, load=load, repo=repo, usage=usage,
                        config=json.dumps(config, indent=2), metrics_table=table)
     path = Path(folder) / "README.md"
     ModelCard(f"---\n{data.to_yaml()}\n---\n{body}").save(path)
