@@ -160,7 +160,8 @@ def _train_parser(kinds, kind: str, classes: list[type]) -> None:
             " The tokenizer stays frozen; the decoder is saved in TOKENIZER/vocoder/, where "
             "`decode` finds it (--out elsewhere keeps it apart)." if vocoder else ""))
     if vocoder:
-        t.add_argument("--tokenizer", required=True, help="saved speech tokenizer folder")
+        t.add_argument("--tokenizer", required=True,
+                       help="saved speech tokenizer folder (ours, or a k-means one)")
     t.add_argument("--data", required=True, help=DATA_HELP[kind] + "; train/ and valid/ "
                    "subfolders (or splits) are used when present" + (
                        "" if vocoder else "; or hub:NAME[:CONFIG], a Hub dataset streamed "
@@ -189,12 +190,9 @@ def cmd_train(args, extra: list[str]) -> None:
     model_cfg, train_cfg = build_configs(TRAIN_CONFIGS[args.modality](), args.config,
                                          {**parse_overrides(extra), **given_overrides(args)})
     if args.modality == "vocoder":
-        from speechtok.auto import tokenizer_kind
         from speechtok.speech.vocoder import VOCODER_FOLDER
         from speechtok.speech.vocoder_train import train_vocoder
 
-        if tokenizer_kind(args.tokenizer) != "speech":
-            raise ValueError(f"{args.tokenizer} is not a speech tokenizer")
         train_vocoder(args.tokenizer, args.data, args.out, model_cfg, train_cfg,
                       resume=args.resume)
         # the tokenizer's folder holds the decoder (unless --out put it elsewhere): upload both

@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from speechtok.fields import option
+from speechtok.hub.model_card import write_tokenizer_card
 from speechtok.quantization.kmeans import kmeans, nearest_code
 from speechtok.training.config import dump_config
 
@@ -156,5 +157,6 @@ def train_kmeans(data: str | Path, out: str | Path, cfg: KMeansConfig,
     out = Path(out)
     tok.save_pretrained(out)
     dump_config(out / "train_config.yaml", cfg, train_cfg)
+    write_tokenizer_card(out)
     (out / "train_history.json").write_text(json.dumps(history, indent=1))
     return tok.eval()
