@@ -81,6 +81,15 @@ def card_metadata(datasets: list[str], metrics: dict[str, float], name: str, lay
                          metrics=list(metrics) or None, model_name=name, eval_results=results)
 
 
+def _points_at(config: dict) -> str:
+    """For a tokenizer folder that points at pretrained weights (speechtok.tokenizer.hf):
+    where they are, since they are not in this repo."""
+    if config.get("kind") != "hf":
+        return ""
+    return (f"; a pointer to the pretrained `{config['source']}` ({config['model_type']}, "
+            "loaded by transformers: its weights are not in this repo)")
+
+
 def _describe(folder: Path, layout: dict) -> tuple[str, list[str]]:
     """One line per modality (its token range and tokenizer) and the vocabulary table rows."""
     text_n = layout["text_size"]
@@ -93,14 +102,16 @@ def _describe(folder: Path, layout: dict) -> tuple[str, list[str]]:
         sr = speech.get("sample_rate")
         what = f"speech units `<a_0>`…`<a_{a_n - 1}>`" + (f" from a {sr} Hz speech tokenizer "
                                                          "(`speech_tokenizer/`)" if sr else "")
+        what += _points_at(speech)
         rows.append(f"| {what} | {a_off}–{a_off + a_n - 1} |")
         parts.append(f"{a_n} speech units")
     if i_n:
         res, f = image.get("resolution"), image.get("downsample_factor")
-        grid = f"{res // f}×{res // f} codes per {res}×{res} image" if res and f else ""
+        side = res // f if res and f else image.get("grid")
+        grid = f"{side}×{side} codes per {res}×{res} image" if res and side else ""
         rows.append(f"| image codes `<i_0>`…`<i_{i_n - 1}>`" + (f" ({grid}, `image_tokenizer/`)"
                                                               if grid else "")
-                    + f" | {i_off}–{i_off + i_n - 1} |")
+                    + _points_at(image) + f" | {i_off}–{i_off + i_n - 1} |")
         parts.append(f"{i_n} image codes" + (f" ({grid})" if grid else ""))
     return ", ".join(parts), rows
 
