@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import speechlike
-from hf_tiny import save_tiny_hubert
 from helpers import TINY_LM
+from hf_tiny import save_tiny_hubert
 from transformers import HubertModel
 
 from lm.pipelines import SpeechContinuation

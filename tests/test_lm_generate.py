@@ -140,7 +140,8 @@ def test_text_to_image_seeds_shapes_and_defaults(bundle):
     r = pipe.image_tokenizer.config.resolution
     out = pipe(["the letter a", "the digit 7"], num_images=3, seed=1, temperature=1.0,
                guidance_scale=2.0)
-    assert out.images.shape == (6, 3, r, r) and out.grids.shape == (6, pipe.layout.grid, pipe.layout.grid)
+    g = pipe.layout.grid
+    assert out.images.shape == (6, 3, r, r) and out.grids.shape == (6, g, g)
     assert out.captions == ["the letter a"] * 3 + ["the digit 7"] * 3
     assert 0 <= out.images.min() and out.images.max() <= 1
     again = pipe(["the letter a", "the digit 7"], num_images=3, seed=1, temperature=1.0,

@@ -12,8 +12,8 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import speechlike, write_captioned_images
-from hf_tiny import IMAGE_VQS, SPEECH_CODECS, save_tiny
 from helpers import TINY_LM
+from hf_tiny import IMAGE_VQS, SPEECH_CODECS, save_tiny
 
 from lm.cli import main as lm_main
 from lm.pipelines import SpeechContinuation, TextToImage
