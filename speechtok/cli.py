@@ -277,7 +277,9 @@ def cmd_eval(args) -> None:
     tok = load_tokenizer(args.tokenizer, _device(args.device), **tokenizer_options(args))
     media = media_for(tok.modality)
     metrics = media.evaluate(tok, args.data, args.split, args.max_items)
-    if hasattr(tok, "vocoder"):  # ours: robustness and resynthesis with each decoder
+    from speechtok.speech import SpeechTokenizer
+
+    if isinstance(tok, SpeechTokenizer):  # ours: robustness, resynthesis with each decoder
         metrics.update(speech_robustness_and_quality(tok, args))
     print(json.dumps(metrics, indent=2))
 

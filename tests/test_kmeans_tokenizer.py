@@ -33,7 +33,8 @@ def kmeans_dir(tmp_path, audio_folder):
     return out
 
 
-def test_units_are_the_nearest_centroids_of_the_layer(kmeans_dir, tmp_path):
+def test_units_are_the_nearest_centroids_of_the_layer(kmeans_dir, tmp_path, audio_folder,
+                                                     capsys):
     tok = load_tokenizer(kmeans_dir)
     config = json.loads((kmeans_dir / "config.json").read_text())
     assert (config["kind"], config["layer"], config["clusters"]) == ("kmeans", 2, 8)
@@ -50,6 +51,11 @@ def test_units_are_the_nearest_centroids_of_the_layer(kmeans_dir, tmp_path):
     assert tok.layout.frame_rate == 50 and tok.layout.deduplicated
     with pytest.raises(ValueError, match="no unit vocoder"):
         tok.decode(units)
+    capsys.readouterr()
+    assert speechtok_main(["eval", "--tokenizer", str(kmeans_dir), "--data",
+                           str(audio_folder)]) == 0  # the units' figures, no decoder needed
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["items"] == 8 and 0 < metrics["codebook_usage"] <= 1
 
 
 def test_mini_batch_update_moves_centroids_to_the_running_mean():

@@ -261,7 +261,9 @@ def resyntheses(tok, wav: torch.Tensor, units: torch.Tensor) -> dict[str, torch.
     """Each decoder's waveform of `units`: ours with Griffin-Lim and, when trained, the learned
     decoder, in the voice of `wav` when the tokenizer has a speaker encoder; a pretrained
     codec or a k-means tokenizer with its own decoder."""
-    if getattr(tok, "vocoder", False) is False:  # not ours: the tokenizer's one decoder
+    from speechtok.speech import SpeechTokenizer
+
+    if not isinstance(tok, SpeechTokenizer):  # a codec, k-means units: their one decoder
         return {"decoder": tok.decode(units[None])[0].cpu()}
     speaker = tok.speaker_embedding(wav[None]) if tok.speaker_encoder is not None else None
     out = {"griffin_lim": tok.decode(units[None], None, speaker, vocoder="griffin_lim")[0]}
