@@ -3,8 +3,8 @@
     lm tokenize --tokenizer hf:kyutai/mimi --num-codebooks 8 --data corpus/ --out codes/
 
 The weights come from a local folder written by `save_pretrained`, or a Hub repo already in
-the local cache (nothing is downloaded while training runs offline; `HF_HUB_OFFLINE=1` makes
-that explicit). The family (speechtok.tokenizer.hf_families) comes from the `model_type` of the
+the local cache (`hf download NAME` puts it there): nothing is downloaded at run time.
+The family (speechtok.tokenizer.hf_families) comes from the `model_type` of the
 model's config.json. `save_pretrained(folder)` writes a small folder that points at those
 weights ({"kind": "hf", "source", options}): what `lm tokenize` keeps beside the codes and
 `lm train` copies into a bundle, so `lm generate`, `lm serve` and `lm push` find the tokenizer.
@@ -27,7 +27,7 @@ def _model_type(source: str) -> str:
     from transformers.utils import cached_file
 
     try:
-        path = cached_file(source, "config.json")
+        path = cached_file(source, "config.json", local_files_only=True)
     except OSError as err:
         raise ValueError(f"hf:{source}: no config.json in that folder or in the local Hub cache "
                          f"({err})") from None
@@ -81,7 +81,8 @@ class PretrainedTokenizer(MediaTokenizer, nn.Module):
                              f"toolkit adapts (known: {', '.join(FAMILIES)})")
         model_class = getattr(transformers, FAMILIES[model_type].model_class)
         with quiet_transformers():
-            model = model_class.from_pretrained(source, trust_remote_code=False)
+            model = model_class.from_pretrained(source, trust_remote_code=False,
+                                                 local_files_only=True)
         return cls(source, model, model_type, num_codebooks, resolution, sample_rate)
 
     @classmethod

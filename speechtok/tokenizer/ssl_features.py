@@ -28,7 +28,8 @@ def load_ssl_model(source: str | Path) -> nn.Module:
     source = source[len(HF_PREFIX):] if source.startswith(HF_PREFIX) else source
     try:
         with quiet_transformers():
-            model = AutoModel.from_pretrained(source, trust_remote_code=False)
+            model = AutoModel.from_pretrained(source, trust_remote_code=False,
+                                              local_files_only=True)
     except (OSError, ValueError) as err:
         raise ValueError(f"cannot load the SSL model {source!r}: {err}") from None
     for attr in ("feature_extractor", "encoder"):
@@ -46,8 +47,8 @@ def normalizes_input(source: str | Path) -> bool:
     source = str(source)
     source = source[len(HF_PREFIX):] if source.startswith(HF_PREFIX) else source
     try:
-        return bool(getattr(AutoFeatureExtractor.from_pretrained(source), "do_normalize",
-                            False))
+        extractor = AutoFeatureExtractor.from_pretrained(source, local_files_only=True)
+        return bool(getattr(extractor, "do_normalize", False))
     except (OSError, ValueError):  # no preprocessor_config.json: raw waveform
         return False
 
