@@ -21,9 +21,8 @@ so any number of processes yields the same rows in the same order as one.
 Rows: speech `{"name", "text", "units": [int, ...]}` (50 Hz units, not deduplicated: dedup is a
 format choice); images `{"name", "text", "alt_texts", "codes": [int, ...]}` (the grid in
 raster order; `alt_texts` other captions of the image, often empty) plus `grid_size`. Several
-codes a position (`code_depth` in the metadata) are stored depth-first
-(speechtok.tokenizer.layout);
-a hierarchy's grids (`code_segments`) one after the other, coarse first.
+codes a position (`code_depth` in the metadata) are stored depth-first, a hierarchy's grids
+(`code_segments`) one after the other, coarse first (speechtok.tokenizer.layout).
 """
 
 from __future__ import annotations
