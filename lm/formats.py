@@ -34,7 +34,7 @@ from .vocab import MultimodalVocab
 
 def _audio(vocab: MultimodalVocab, units, dedup: bool) -> list[int]:
     units = torch.as_tensor(units).flatten()
-    if dedup and len(units) and vocab.audio_depth == 1:
+    if dedup and len(units) and vocab.audio_dedup:
         units = torch.unique_consecutive(units)
     return [vocab.boa_id, *vocab.audio_ids(units).tolist(), vocab.eoa_id]
 

@@ -199,7 +199,11 @@ class SpeechContinuation:
         self.speech_tokenizer = bundle.tokenizer("speech")
         # several codebooks a frame are acoustic codes: every frame kept, no durations
         self.layout = self.speech_tokenizer.layout
-        self.depth = self.layout.depth
+        self.depth, self.dedup = self.layout.depth, self.layout.deduplicated
+        if self.dedup != bundle.vocab.audio_dedup:
+            raise ValueError(f"the speech tokenizer's units are {'' if self.dedup else 'not '}"
+                             "deduplicated but the LM was trained "
+                             f"{'with' if bundle.vocab.audio_dedup else 'without'} runs collapsed")
         if self.depth != bundle.vocab.audio_depth:
             raise ValueError(f"the speech tokenizer gives {self.depth} codes a frame but the "
                              f"LM's vocabulary holds {bundle.vocab.audio_depth}")
@@ -261,7 +265,7 @@ class SpeechContinuation:
                                         top_p=top_p)
         prompts = [self.prompt_units(w, sample_rate, prompt_seconds) for w in wavs]
         prompts = [p for p in prompts for _ in range(num_samples)]
-        means = self.means if self.depth == 1 else torch.ones(layout.codebook_size)
+        means = self.means if self.dedup else torch.ones(layout.codebook_size)
         if means is None:  # an older bundle: the prompts' own run lengths
             means = mean_run_lengths([p[0].repeat_interleave(p[1]) for p in prompts],
                                      layout.codebook_size)
@@ -284,7 +288,7 @@ class SpeechContinuation:
                                        settings)
         for (values, runs, speaker), tokens in zip(prompts, new, strict=True):
             units = v.units_from_ids(tokens[tokens != v.eoa_id])
-            if self.depth > 1:  # whole frames only, one frame a position
+            if not self.dedup:  # whole frames only, every frame kept
                 keep = min(len(units) // self.depth, budget)
                 units, dur = units[:keep * self.depth], torch.ones(keep, dtype=torch.long)
             else:
@@ -300,7 +304,7 @@ class SpeechContinuation:
                               stacklevel=2)
                 out.waveforms.append(torch.zeros(0))
                 continue
-            if self.depth > 1:
+            if not self.dedup:
                 wav = tok.decode(layout.unflatten(all_units)[None], None, speaker)
             else:
                 wav = tok.decode(all_units[None], all_dur[None], speaker)

@@ -201,6 +201,7 @@ def pretokenize(kind: str | None, data: str | Path, tokenizer_dir: str | Path, o
         saved_at = source["tokenizer"] if folder_spec else str((out / "tokenizer").resolve())
         meta = {"kind": kind, "tokenizer": saved_at, "world": world,
                 "codebook_size": layout.codebook_size, "code_depth": layout.depth,
+                "deduplicated": layout.deduplicated,
                 "layout": layout.to_dict()}
         if layout.grid:
             meta["grid_size"] = layout.grid

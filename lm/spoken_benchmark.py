@@ -138,14 +138,14 @@ def score_pairs(bundle, pairs: list[Pair], normalise: str = "mean", batch_size: 
     if normalise not in NORMALISATIONS:
         raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}")
     tok = bundle.tokenizer("speech")
-    if tok.config.code_depth != 1:
+    if tok.layout.depth != 1:
         raise ValueError("pairwise likelihood tests need one unit a frame (a depth-1 speech "
                          "tokenizer)")
     units = []
     for pair in tqdm(pairs, disable=not progress, desc="encoding pairs"):
         for path in (pair.good, pair.bad):
-            wav = load_audio(path, tok.sample_rate)
-            units.append(tok.encode(wav[None], tok.sample_rate)[0].cpu())
+            wav = load_audio(path, tok.layout.sample_rate)
+            units.append(tok.encode(wav[None])[0].cpu())
     scores = unit_log_likelihoods(bundle.model, bundle.vocab, units, batch_size)
     values = [s / n if normalise == "mean" else s for s, n in scores]
     good, bad = values[0::2], values[1::2]

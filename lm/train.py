@@ -116,7 +116,8 @@ def build_vocab(cfg: LMTrainConfig, speech, images, speech_meta, image_meta) -> 
     return MultimodalVocab.build(text_tok, speech_meta.get("codebook_size", 0),
                                  image_meta.get("codebook_size", 0),
                                  speech_meta.get("code_depth", 1), image_meta.get("code_depth", 1),
-                                 image_meta.get("code_segments"))
+                                 image_meta.get("code_segments"),
+                                 speech_meta.get("deduplicated"))
 
 
 @torch.no_grad()
@@ -273,7 +274,7 @@ def write_bundle(out: Path, model, vocab: MultimodalVocab, cfg: LMTrainConfig, s
     model.save_pretrained(out)
     vocab.save_pretrained(out)
     # run lengths for generated units (deduplicated ones only: residual codes keep every frame)
-    if speech is not None and vocab.audio_size and vocab.audio_depth == 1:
+    if speech is not None and vocab.audio_size and vocab.audio_dedup:
         save_durations(out / DURATIONS_FILE, mean_run_lengths(speech["units"], vocab.audio_size))
     for name, meta in (("speech_tokenizer", speech_meta), ("image_tokenizer", image_meta)):
         src = meta.get("tokenizer")

@@ -71,6 +71,8 @@ class MultimodalVocab:
         # codes per position (older layouts have none: 1); *_size is the whole range, D·K
         self.audio_depth = int(layout.get("audio_depth", 1))
         self.image_depth = int(layout.get("image_depth", 1))
+        # speech runs collapse to one unit (GSLM); acoustic codes keep every frame
+        self.audio_dedup = bool(layout.get("audio_dedup", self.audio_depth == 1))
         # a hierarchy of grids (tokens of each, coarse first), or None
         self.image_segments = layout.get("image_segments")
         # levels of ids in the image range: depth-first codes, or the grids of a hierarchy
@@ -80,12 +82,13 @@ class MultimodalVocab:
     # ---- construction ---------------------------------------------------------------------
     @classmethod
     def build(cls, text_tokenizer, audio_size: int, image_size: int, audio_depth: int = 1,
-              image_depth: int = 1, image_segments: list[int] | None = None
-              ) -> MultimodalVocab:
+              image_depth: int = 1, image_segments: list[int] | None = None,
+              audio_dedup: bool | None = None) -> MultimodalVocab:
         """Extend `text_tokenizer` (a transformers tokenizer, or a path to one) with the
         specials it lacks, then `audio_size` unit tokens per level of `audio_depth` and
         `image_size` code tokens per level of `image_depth`, or per grid of a hierarchy whose
-        grids hold `image_segments` codes each (module docstring)."""
+        grids hold `image_segments` codes each (module docstring). `audio_dedup`: whether
+        speech runs collapse (default: with one code a frame)."""
         if image_segments is not None:
             image_segments = [int(n) for n in image_segments]
             if image_depth != 1 or len(image_segments) < 2 or min(image_segments) < 1:
@@ -122,6 +125,8 @@ class MultimodalVocab:
             layout.update(audio_depth=audio_depth, image_depth=image_depth)
         if image_segments:
             layout["image_segments"] = image_segments
+        if audio_dedup is not None and audio_dedup != (audio_depth == 1):
+            layout["audio_dedup"] = bool(audio_dedup)
         vocab = cls(tok, layout)
         vocab._check_ranges()
         return vocab

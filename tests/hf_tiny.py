@@ -33,6 +33,14 @@ def _speech(name: str):
                                    "num_attention_heads": 2, "intermediate_size": 32,
                                    "conv_dim": [32] * 7, "num_conv_pos_embeddings": 16,
                                    "num_conv_pos_embedding_groups": 4}))
+    if name == "xcodec2":
+        return T.Xcodec2Model(T.Xcodec2Config(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+            num_key_value_heads=2, head_dim=16, encoder_hidden_size=8, quantization_dim=64,
+            quantization_levels=[4, 4, 4],
+            semantic_model_config={"hidden_size": 32, "num_hidden_layers": 1,
+                                   "num_attention_heads": 2, "intermediate_size": 32,
+                                   "output_hidden_size": 32, "conv_depthwise_kernel_size": 3}))
     raise KeyError(name)
 
 
@@ -55,7 +63,7 @@ def _image(name: str):
     raise KeyError(name)
 
 
-SPEECH_CODECS = ("mimi", "encodec", "dac", "xcodec")
+SPEECH_CODECS = ("mimi", "encodec", "dac", "xcodec", "xcodec2")
 IMAGE_VQS = ("chameleon", "janus", "emu3")
 
 

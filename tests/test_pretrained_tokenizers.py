@@ -15,6 +15,7 @@ from conftest import speechlike, write_captioned_images
 from helpers import TINY_LM
 from hf_tiny import IMAGE_VQS, SPEECH_CODECS, save_tiny
 
+from lm import formats
 from lm.cli import main as lm_main
 from lm.pipelines import SpeechContinuation, TextToImage
 from lm.serve.capabilities import Capabilities
@@ -43,15 +44,20 @@ def _wav_bytes(seconds: float, sr: int = 16000) -> bytes:
 def test_speech_codec_end_to_end(family, audio_folder, tmp_path):
     folder = save_tiny(family, tmp_path / family)
     codes = tmp_path / "codes"
-    assert lm_main(["tokenize", "--tokenizer", f"hf:{folder}", "--num-codebooks", "2",
+    depth = 1 if family == "xcodec2" else 2  # X-codec 2 has one (FSQ) codebook
+    assert lm_main(["tokenize", "--tokenizer", f"hf:{folder}", "--num-codebooks", str(depth),
                     "--data", str(audio_folder), "--out", str(codes)]) == 0
     meta = json.loads((codes / "pretokenized.json").read_text())
-    assert (meta["kind"], meta["code_depth"], meta["codebook_size"]) == ("speech", 2, 64)
+    size = 64 if family != "xcodec2" else 4 ** 3
+    assert (meta["kind"], meta["code_depth"], meta["codebook_size"]) == ("speech", depth, size)
     tok = load_tokenizer(meta["tokenizer"])  # the pointer folder beside the codes
-    assert tok.source == str(folder.resolve()) and tok.layout.depth == 2
+    assert tok.source == str(folder.resolve()) and tok.layout.depth == depth
 
     bundle = _train(tmp_path, speech_codes=str(codes), tasks={"speech": 1.0})
-    assert MultimodalVocab.from_pretrained(bundle).audio_depth == 2
+    vocab = MultimodalVocab.from_pretrained(bundle)
+    assert vocab.audio_depth == depth and not vocab.audio_dedup  # codec frames: every one kept
+    repeated = formats.speech_only(vocab, torch.tensor([[3, 3, 3], [1, 1, 1]][:depth]))
+    assert len(repeated) == 4 + 3 * depth
     card = (bundle / "README.md").read_text()
     assert f"pretrained `{folder.resolve()}`" in card and family in card
 
@@ -61,12 +67,12 @@ def test_speech_codec_end_to_end(family, audio_folder, tmp_path):
                max_seconds=0.3, seed=0)
     hop = round(rate / tok.layout.frame_rate)
     assert out.sample_rate == rate and out.waveforms[0].shape[-1] % hop == 0
-    assert len(out.units[0]) % 2 == 0  # whole frames of two codebooks
+    assert len(out.units[0]) % depth == 0  # whole frames
 
     app = Capabilities(bundle, device="cpu")
     assert app.info()["speech"] and not app.info()["image"]
     result = app.speech_tokenizer(_wav_bytes(0.6, rate))
-    assert result["depth"] == 2 and list(result["resynthesis"]) == ["decoder"]
+    assert result["depth"] == depth and list(result["resynthesis"]) == ["decoder"]
     continued = app.continue_speech(_wav_bytes(0.6, rate), prompt_seconds=0.5, max_seconds=0.3)
     assert continued["prompt_s"] == pytest.approx(0.5, abs=0.01)
 
@@ -136,3 +142,5 @@ def test_code_layout_flatten_round_trips(depth):
     grid = torch.randint(0, 16, (depth, 4, 4) if depth > 1 else (4, 4))
     assert torch.equal(image.unflatten(image.flatten(grid)), grid)
     assert speech.deduplicated == (depth == 1) and speech.tokens_per_second == 50 * depth
+    assert not CodeLayout("speech", 16, 1, sample_rate=16000, frame_rate=50,
+                          deduplicate=False).deduplicated

@@ -99,7 +99,8 @@ class PretrainedTokenizer(MediaTokenizer, nn.Module):
         source = str(local.resolve()) if local.is_dir() else self.source_name
         config = {"kind": "hf", "source": source, "model_type": self.model_type,
                   "modality": self.modality, **self.layout.to_dict()}
-        config.pop("codebook_size")
+        for key in ("codebook_size", "deduplicate"):
+            config.pop(key, None)
         if self.modality == "speech":
             config["num_codebooks"] = self.num_codebooks
         (folder / "config.json").write_text(json.dumps(config, indent=1))
@@ -117,7 +118,7 @@ class PretrainedTokenizer(MediaTokenizer, nn.Module):
         size = self.family.codebook_size(self.model.config)
         if self.modality == "speech":
             return CodeLayout("speech", size, self.num_codebooks, sample_rate=self.rate,
-                              frame_rate=self.rate / self.hop)
+                              frame_rate=self.rate / self.hop, deduplicate=False)
         return CodeLayout("image", size, 1, resolution=self.resolution, grid=self.grid)
 
     @property

@@ -107,6 +107,35 @@ class Xcodec(SpeechCodec):
         return model.encode(wav, bandwidth=bandwidth).audio_codes[:, :codebooks]
 
 
+class Xcodec2(SpeechCodec):
+    """X-codec 2 (Ye et al. 2025, Llasa): one FSQ codebook of 4^8 codes at 50 Hz from acoustic
+    and w2v-BERT semantic features; the semantic input is the feature extractor's log-mel,
+    computed here with transformers' Xcodec2FeatureExtractor at the model's rate and hop."""
+
+    model_class = "Xcodec2Model"
+
+    def total_codebooks(self, config) -> int:
+        return 1
+
+    def codebook_size(self, config) -> int:
+        return math.prod(config.quantization_levels)
+
+    def hop(self, model) -> int:
+        return int(model.config.hop_length)
+
+    def encode(self, model, wav, codebooks):
+        from transformers import Xcodec2FeatureExtractor
+
+        rate = model.config.sampling_rate
+        extract = Xcodec2FeatureExtractor(sampling_rate=rate, hop_length=self.hop(model))
+        inputs = extract([w.cpu().numpy() for w in wav[:, 0]], sampling_rate=rate,
+                         return_tensors="pt")
+        device = wav.device
+        out = model.encode(inputs["input_values"].to(device), inputs["input_features"].to(device),
+                           input_features_mask=inputs["input_features_mask"].to(device))
+        return out.audio_codes.long()
+
+
 class ImageVQ:
     """A VQGAN image tokenizer: pixels `(batch, 3, R, R)` in [-1, 1] ↔ a code grid `(batch,
     R/f, R/f)`, f = 2^(len(channel_multiplier) − 1)."""
@@ -173,4 +202,5 @@ class Emu3VQ(ImageVQ):
 
 # config.json "model_type" → family
 FAMILIES = {"mimi": Mimi(), "encodec": Encodec(), "dac": Dac(), "xcodec": Xcodec(),
+            "xcodec2": Xcodec2(),
             "chameleon_vqgan": ChameleonVQ(), "janus_vqgan": JanusVQ(), "emu3_vqgan": Emu3VQ()}

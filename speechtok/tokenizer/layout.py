@@ -51,6 +51,7 @@ class CodeLayout:
     resolution: int | None = None
     grid: int | None = None
     segments: tuple[int, ...] | None = None
+    deduplicate: bool | None = None  # None: speech of one code a frame (see `deduplicated`)
 
     def __post_init__(self):
         if self.codebook_size < 2 or self.depth < 1:
@@ -64,7 +65,10 @@ class CodeLayout:
     @property
     def deduplicated(self) -> bool:
         """Runs of one unit collapse to one (GSLM's pseudo-text units, Lakhotia et al. 2021);
-        several codebooks a frame are acoustic codes and keep every frame (AudioLM)."""
+        several codebooks a frame are acoustic codes and keep every frame (AudioLM), as do a
+        codec's frames of one codebook (X-codec 2, as Llasa models them)."""
+        if self.deduplicate is not None:
+            return self.modality == "speech" and self.deduplicate
         return self.modality == "speech" and self.depth == 1
 
     @property
