@@ -30,33 +30,27 @@ def stage(name: str):
 
 def split_overrides(tokens: list[str]) -> dict[str, dict[str, str]]:
     """`--speech.steps 10 --image.lr=1e-3` → {"speech": {"steps": "10"}, "image": {...}}."""
-    out: dict[str, dict[str, str]] = {"speech": {}, "vocoder": {}, "image": {}, "lm": {}}
+    out: dict[str, dict[str, str]] = {name: {} for name in CONFIG_FILES}
     for key, value in parse_overrides(tokens).items():
         prefix, _, name = key.partition(".")
         if prefix not in out or not name:
             raise SystemExit(f"override --{key}: say which model, e.g. --speech.{key}, "
-                             f"--vocoder.{key}, --image.{key} or --lm.{key}")
+                             f"--vocoder.{key}, --image.{key}, --kmeans.{key} or --lm.{key}")
         out[prefix][name] = value
     return out
 
 
 def train_tokenizer(kind: str, data: Path, tok_dir: Path, config: Path,
                     overrides: dict[str, str]) -> Path:
+    """Train the tokenizer `kind` (a name of speechtok.training.trainers: speech, image,
+    kmeans) into `tok_dir`; skipped when it is saved, resumed when a run was killed."""
+    from speechtok.training.trainers import trainer, trainer_configs
+
     if (tok_dir / "model.safetensors").exists():
         print(f"{kind} tokenizer exists: {tok_dir}")
         return tok_dir
-    if kind == "speech":
-        from speechtok.speech import SpeechTokenizerConfig
-        from speechtok.speech.train import SpeechTrainConfig, train_speech
-
-        classes, train = [SpeechTokenizerConfig, SpeechTrainConfig], train_speech
-    else:
-        from speechtok.image import ImageTokenizerConfig
-        from speechtok.image.train import ImageTrainConfig, train_image
-
-        classes, train = [ImageTokenizerConfig, ImageTrainConfig], train_image
-    model_cfg, train_cfg = build_configs(classes, config, overrides)
-    train(data, tok_dir, model_cfg, train_cfg, resume=True)
+    model_cfg, train_cfg = build_configs(trainer_configs(kind), config, overrides)
+    trainer(kind)(data, tok_dir, model_cfg, train_cfg, resume=kind != "kmeans")
     return tok_dir
 
 
@@ -71,7 +65,7 @@ def train_vocoder_once(tok_dir: Path, data: Path, config: Path | None,
         print(f"learned decoder exists: {tok_dir / VOCODER_FOLDER}")
         return
     voc_cfg, train_cfg = build_configs([VocoderConfig, VocoderTrainConfig], config, overrides)
-    train_vocoder(tok_dir, data, None, voc_cfg, train_cfg, resume=True)
+    train_vocoder(data, None, voc_cfg, train_cfg, resume=True, tokenizer=tok_dir)
 
 
 def current_commit() -> str | None:
@@ -150,19 +144,21 @@ def pretokenize_once(kind: str, data: Path, tok_dir: Path, codes: Path) -> Path:
 
 
 
-CONFIG_FILES = {"speech": "speech_tokenizer.yaml", "image": "image_tokenizer.yaml",
-                "lm": "lm.yaml"}
+CONFIG_FILES = {"speech": "speech_tokenizer.yaml", "vocoder": "vocoder.yaml",
+                "image": "image_tokenizer.yaml", "kmeans": "kmeans.yaml", "lm": "lm.yaml"}
 OVERRIDES_HELP = ("Any field of a model's YAML config can be overridden by model prefix: "
                   "--{models}.steps 100 (speech: SpeechTokenizerConfig + SpeechTrainConfig, "
                   "vocoder: VocoderConfig + VocoderTrainConfig, image: ImageTokenizerConfig + "
-                  "ImageTrainConfig, lm: LMConfig + LMTrainConfig). Stages whose output exists "
+                  "ImageTrainConfig, kmeans: KMeansConfig + KMeansTrainConfig, lm: LMConfig + "
+                  "LMTrainConfig). Stages whose output exists "
                   "are skipped; delete a stage's folder under --out to redo it.")
 
-__all__ = ["cached_json", "current_commit", "resynthesise", "stage", "train_tokenizer",
-           "recipe_parser", "parse_args",
-           "model_configs", "pretokenize_once", "train_lm_once", "evaluate_speech_tokenizer",
-           "evaluate_image_tokenizer", "StageFailed", "Timer", "write_results",
-           "pocketsphinx_available", "flush_denormals", "resynthesis_scores", "train_vocoder_once"]
+__all__ = ["cached_json", "continue_prompts", "current_commit", "resynthesise", "stage",
+           "train_tokenizer", "recipe_parser", "parse_args", "model_configs",
+           "pretokenize_once", "train_lm_once", "evaluate_speech_tokenizer",
+           "evaluate_image_tokenizer", "evaluate_any_tokenizer", "StageFailed", "Timer",
+           "write_results", "pocketsphinx_available", "flush_denormals", "resynthesis_scores",
+           "train_vocoder_once"]
 
 
 def recipe_parser(doc: str, here: Path, models: tuple[str, ...],
@@ -209,23 +205,54 @@ def flush_denormals() -> None:
 def model_configs(kind: str, config: str | Path, overrides: dict[str, str]) -> list:
     """The resolved dataclasses of `kind` (validated now, so a bad override fails before any
     data is converted)."""
-    if kind == "speech":
-        from speechtok.speech import SpeechTokenizerConfig
-        from speechtok.speech.train import SpeechTrainConfig
+    from speechtok.training.trainers import trainer_configs
 
-        classes = [SpeechTokenizerConfig, SpeechTrainConfig]
-    elif kind == "image":
-        from speechtok.image import ImageTokenizerConfig
-        from speechtok.image.train import ImageTrainConfig
+    if kind != "lm":
+        return build_configs(trainer_configs(kind), config, overrides)
+    from lm.model import LMConfig
+    from lm.train import LMTrainConfig
 
-        classes = [ImageTokenizerConfig, ImageTrainConfig]
-    else:
-        from lm.model import LMConfig
-        from lm.train import LMTrainConfig
+    overrides = {"speech_codes": "(set by the recipe)", **overrides}
+    return build_configs([LMConfig, LMTrainConfig], config, overrides)
 
-        classes = [LMConfig, LMTrainConfig]
-        overrides = {"speech_codes": "(set by the recipe)", **overrides}
-    return build_configs(classes, config, overrides)
+
+def continue_prompts(bundle: Path, data: Path, codes: Path, out: Path, n: int,
+                     prompt_seconds: float, max_seconds: float, transcribe: bool) -> dict:
+    """GSLM's conditional generation: continue the first `prompt_seconds` of `n` utterances of
+    `data`/test (an audio folder with "duration" and "text" in its metadata), save prompt and
+    continuation as wav files in `out`, and the LM's NLL per unit on the test codes."""
+    from lm.evaluate import speech_unit_nll
+    from lm.pipelines import SpeechContinuation
+    from lm.pretokenize import load_codes
+    from speechtok.speech.io import load_audio, save_audio
+
+    pipe = SpeechContinuation.from_pretrained(bundle)
+    sr = pipe.speech_tokenizer.sample_rate
+    rows = [json.loads(line) for line in (data / "test" / "metadata.jsonl").read_text()
+            .splitlines()]
+    # prompts from utterances long enough that the prompt is a real cut, like GSLM's 3 s
+    rows = ([r for r in rows if r["duration"] > prompt_seconds] or rows)[:n]
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for k, row in enumerate(rows):
+        wav = load_audio(data / "test" / row["file"], sr)
+        result = pipe(wav, sr, prompt_seconds=prompt_seconds, max_seconds=max_seconds, seed=k)
+        stem = Path(row["file"]).stem
+        save_audio(out / f"{stem}_prompt.wav", wav[: int(prompt_seconds * sr)], sr)
+        save_audio(out / f"{stem}.wav", result.waveforms[0], sr)
+        files.append({"source": row["file"], "source_text": row["text"],
+                      "prompt": f"{stem}_prompt.wav", "output": f"{stem}.wav",
+                      "continuation_units": len(result.units[0])})
+    if transcribe:
+        from speechtok.metrics.wer import transcribe as asr
+
+        heard = asr([out / f[key] for f in files for key in ("prompt", "output")], jobs=2)
+        for i, f in enumerate(files):
+            f["heard_prompt"], f["heard_output"] = heard[2 * i], heard[2 * i + 1]
+    nll = speech_unit_nll(pipe.bundle.model, pipe.bundle.vocab,
+                          load_codes(codes, "test")["units"])
+    return {"prompt_seconds": prompt_seconds, "max_seconds": max_seconds, "prompts": files,
+            "test_nll": nll}
 
 
 class StageFailed(RuntimeError):
@@ -270,6 +297,20 @@ def evaluate_speech_tokenizer(tok_dir: Path, data: Path, max_items: int | None) 
     metrics = cached_json(tok_dir / "eval_test.json", lambda: evaluate_speech(
         tok, open_eval_source(data, tok.sample_rate, "test"), max_items, progress=True))
     write_model_card(tok_dir, tok.config.to_dict(), metrics)
+    print(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def evaluate_any_tokenizer(tok_dir: Path, data: Path, max_items: int | None) -> dict:
+    """The figures `speechtok eval` gives any tokenizer (k-means units: usage, perplexity,
+    PNMI where the test split has phones) on the test split (cached), and its model card."""
+    from speechtok.hub.model_card import write_model_card
+    from speechtok.tokenizer import load_tokenizer, media_for
+
+    tok = load_tokenizer(tok_dir)
+    metrics = cached_json(tok_dir / "eval_test.json", lambda: media_for(tok.modality).evaluate(
+        tok, data, "test", max_items))
+    write_model_card(tok_dir, json.loads((tok_dir / "config.json").read_text()), metrics)
     print(json.dumps(metrics, indent=1))
     return metrics
 
@@ -355,9 +396,11 @@ class RecipeRun:
                                       Path(getattr(self.args, f"{kind}_config")),
                                       self.overrides[kind])
         with self.stage(f"evaluating the {kind} tokenizer on {evaluated_on}"):
-            self.results[f"{kind}_tokenizer"] = (
-                evaluate_speech_tokenizer(tok_dir, data, max_items) if kind == "speech" else
-                evaluate_image_tokenizer(tok_dir, data, self.out / "image_reconstructions.png"))
+            evaluate = {"speech": lambda: evaluate_speech_tokenizer(tok_dir, data, max_items),
+                        "image": lambda: evaluate_image_tokenizer(
+                            tok_dir, data, self.out / "image_reconstructions.png")}.get(
+                kind, lambda: evaluate_any_tokenizer(tok_dir, data, max_items))
+            self.results[f"{kind}_tokenizer"] = evaluate()
         return tok_dir
 
     def lm(self, kind: str, data: Path, tok_dir: Path, what: str) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 from speechtok.hub import push
 from speechtok.jsonl import jsonl_rows
 from speechtok.tokenizer.registry import add_tokenizer_arguments, tokenizer_options
+from speechtok.training.trainers import TRAINERS, trainer, trainer_configs
 
 EPILOG = """examples:
   speechtok train speech --data corpus/ --out runs/tok --steps 2000 --codebook_size 256
@@ -40,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a speech or an image tokenizer. `speechtok train "
                        "speech --help` lists every config field.", allow_abbrev=False)
     kinds = t.add_subparsers(dest="modality", required=True)
-    for kind, classes in TRAIN_CONFIGS.items():
-        _train_parser(kinds, kind, classes())
+    for kind in TRAINERS:
+        _train_parser(kinds, kind, trainer_configs(kind))
     e = sub.add_parser("encode", help="audio files → units, or images → code grids (JSON "
                        "lines)")
     add_tokenizer_arguments(e)
@@ -94,21 +95,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _speech_configs() -> list[type]:
-    from speechtok.speech import SpeechTokenizerConfig
-    from speechtok.speech.train import SpeechTrainConfig
-
-    return [SpeechTokenizerConfig, SpeechTrainConfig]
-
-
-def _image_configs() -> list[type]:
-    from speechtok.image import ImageTokenizerConfig
-    from speechtok.image.train import ImageTrainConfig
-
-    return [ImageTokenizerConfig, ImageTrainConfig]
-
-
-TRAIN_CONFIGS = {"speech": _speech_configs, "image": _image_configs}
 DATA_HELP = {
     "speech": "folder of audio files (wav/flac/ogg, any rate, mono or stereo; a metadata.jsonl "
     "keyed by 'file_name' adds texts and phone alignments) or a saved `datasets` dataset with an "
@@ -121,23 +107,6 @@ DATA_HELP = {
 }
 
 
-def _vocoder_configs() -> list[type]:
-    from speechtok.speech.vocoder import VocoderConfig
-    from speechtok.speech.vocoder_train import VocoderTrainConfig
-
-    return [VocoderConfig, VocoderTrainConfig]
-
-
-TRAIN_CONFIGS["vocoder"] = _vocoder_configs
-
-
-def _kmeans_configs() -> list[type]:
-    from speechtok.tokenizer.kmeans_train import KMeansConfig, KMeansTrainConfig
-
-    return [KMeansConfig, KMeansTrainConfig]
-
-
-TRAIN_CONFIGS["kmeans"] = _kmeans_configs
 DATA_HELP["kmeans"] = DATA_HELP["speech"] + " (the units are fitted on it)"
 
 
@@ -187,31 +156,18 @@ def cmd_train(args, extra: list[str]) -> None:
     from speechtok.training.config import build_configs, given_overrides, parse_overrides
 
     # unknown `--key value` pairs go to build_configs, whose error names the nearest field
-    model_cfg, train_cfg = build_configs(TRAIN_CONFIGS[args.modality](), args.config,
+    model_cfg, train_cfg = build_configs(trainer_configs(args.modality), args.config,
                                          {**parse_overrides(extra), **given_overrides(args)})
+    # the options a trainer's own subcommand defines: the vocoder's tokenizer, k-means' device
+    options = {k: getattr(args, k) for k in ("tokenizer", "device") if hasattr(args, k)}
+    trainer(args.modality)(args.data, args.out, model_cfg, train_cfg, resume=args.resume,
+                           **options)
     if args.modality == "vocoder":
         from speechtok.speech.vocoder import VOCODER_FOLDER
-        from speechtok.speech.vocoder_train import train_vocoder
 
-        train_vocoder(args.tokenizer, args.data, args.out, model_cfg, train_cfg,
-                      resume=args.resume)
         # the tokenizer's folder holds the decoder (unless --out put it elsewhere): upload both
         inside = not args.out or Path(args.out) == Path(args.tokenizer) / VOCODER_FOLDER
         args.out = args.tokenizer if inside else args.out
-    elif args.modality == "kmeans":
-        from speechtok.tokenizer.kmeans_train import train_kmeans
-
-        if args.resume:
-            raise ValueError("k-means fits in one run: --resume does not apply")
-        train_kmeans(args.data, args.out, model_cfg, train_cfg, args.device)
-    elif args.modality == "image":
-        from speechtok.image.train import train_image
-
-        train_image(args.data, args.out, model_cfg, train_cfg, resume=args.resume)
-    else:
-        from speechtok.speech.train import train_speech
-
-        train_speech(args.data, args.out, model_cfg, train_cfg, resume=args.resume)
     if args.push_to_hub:
         push(args.out, args.push_to_hub, args.private, args.revision)
 
@@ -307,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["train"] and argv[1:2] and argv[1] in TRAIN_CONFIGS:
-        argv = normalise_config_flags(argv, TRAIN_CONFIGS[argv[1]]())
+    if argv[:1] == ["train"] and argv[1:2] and argv[1] in TRAINERS:
+        argv = normalise_config_flags(argv, trainer_configs(argv[1]))
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "train":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -9,12 +9,13 @@ import pytest
 
 from lm.cli import main as lm_main
 from lm.cli import train_configs
-from speechtok.cli import TRAIN_CONFIGS, build_parser
+from speechtok.cli import build_parser
 from speechtok.cli import main as tok_main
 from speechtok.fields import help_of
 from speechtok.training.config import given_overrides
+from speechtok.training.trainers import TRAINERS, trainer_configs
 
-CONFIGS = [*TRAIN_CONFIGS["speech"](), *TRAIN_CONFIGS["image"](), *train_configs()]
+CONFIGS = [c for name in TRAINERS for c in trainer_configs(name)] + train_configs()
 
 
 @pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)

@@ -30,7 +30,7 @@ from speechtok.training.config import build_configs
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 RECIPE_NAMES = ("librispeech", "ljspeech", "librispeech_text", "coco_captions", "mnist",
-                "own_voice", "photos")
+                "own_voice", "photos", "gslm")
 
 # ---- every config file ------------------------------------------------------------------------
 
@@ -43,11 +43,13 @@ def _config_classes(path: Path) -> list[type]:
     from speechtok.speech.train import SpeechTrainConfig
     from speechtok.speech.vocoder import VocoderConfig
     from speechtok.speech.vocoder_train import VocoderTrainConfig
+    from speechtok.training.trainers import trainer_configs
 
     return {"speech_tokenizer.yaml": [SpeechTokenizerConfig, SpeechTrainConfig],
             "vocoder.yaml": [VocoderConfig, VocoderTrainConfig],
             "image_tokenizer.yaml": [ImageTokenizerConfig, ImageTrainConfig],
-            "lm.yaml": [LMConfig, LMTrainConfig]}[path.name]
+            "lm.yaml": [LMConfig, LMTrainConfig],
+            "kmeans.yaml": trainer_configs("kmeans")}[path.name]
 
 
 MODEL_CONFIGS = sorted(p for p in RECIPES.rglob("*.yaml") if p.parent.name != "accelerate")
@@ -132,6 +134,29 @@ def test_librispeech_recipe(tmp_path):
     assert results["continuation"]["test_nll"]["units"] > 0
     assert (out / "continuations" / results["continuation"]["prompts"][0]["output"]).exists()
     assert (out / "bundle" / "speech_tokenizer" / "model.safetensors").exists()
+
+
+def test_gslm_recipe(tmp_path):
+    """HuBERT + k-means units (a tiny random HuBERT), the unit vocoder, the unit LM."""
+    from hf_tiny import save_tiny_hubert
+
+    data, out = fake_librispeech(tmp_path), tmp_path / "run"
+    hubert = save_tiny_hubert(tmp_path / "hubert")
+    assert load_recipe("gslm").main(
+        ["--data", str(data), "--out", str(out), "--prompts", "1", "--prompt-seconds", "0.5",
+         "--max-seconds", "0.5", "--no-transcribe", "--kmeans.features", f"hf:{hubert}",
+         "--kmeans.layer", "2", "--kmeans.clusters", "8", "--kmeans.init_frames", "100",
+         "--kmeans.batch_frames", "100", "--vocoder.steps", "2", "--vocoder.dim", "16",
+         "--vocoder.intermediate_dim", "32", "--vocoder.blocks", "2",
+         "--vocoder.batch_size", "2", "--vocoder.segment_seconds", "0.4",
+         "--vocoder.eval_every", "2", "--vocoder.eval_max_items", "1", *RECIPE_TINY_LM]) == 0
+    results = recipe_results(out)
+    assert results["kmeans_tokenizer"]["codebook_usage"] >= 2 / 8
+    assert results["continuation"]["test_nll"]["units"] > 0
+    assert (out / "continuations" / results["continuation"]["prompts"][0]["output"]).exists()
+    bundled = out / "bundle" / "speech_tokenizer"  # the k-means folder with its vocoder
+    assert (bundled / "features" / "config.json").exists()
+    assert (bundled / "vocoder" / "model.safetensors").exists()
 
 
 def test_librispeech_text_recipe(tmp_path):

@@ -35,7 +35,6 @@ Time:     not run here; the configs are sized for a GPU, not for this machine's 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -44,43 +43,6 @@ from recipes import common, layouts
 HERE = Path(__file__).resolve().parent
 
 MODELS = ("speech", "lm")
-
-
-def continue_prompts(bundle: Path, data: Path, codes: Path, out: Path, n: int,
-                     prompt_seconds: float, max_seconds: float, transcribe: bool) -> dict:
-    """GSLM's conditional generation: continue the first seconds of held-out utterances."""
-    from lm.evaluate import speech_unit_nll
-    from lm.pipelines import SpeechContinuation
-    from lm.pretokenize import load_codes
-    from speechtok.speech.io import load_audio, save_audio
-
-    pipe = SpeechContinuation.from_pretrained(bundle)
-    sr = pipe.speech_tokenizer.sample_rate
-    rows = [json.loads(line) for line in (data / "test" / "metadata.jsonl").read_text()
-            .splitlines()]
-    # prompts from utterances long enough that the prompt is a real cut, like GSLM's 3 s
-    rows = ([r for r in rows if r["duration"] > prompt_seconds] or rows)[:n]
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
-    for k, row in enumerate(rows):
-        wav = load_audio(data / "test" / row["file"], sr)
-        result = pipe(wav, sr, prompt_seconds=prompt_seconds, max_seconds=max_seconds, seed=k)
-        stem = Path(row["file"]).stem
-        save_audio(out / f"{stem}_prompt.wav", wav[: int(prompt_seconds * sr)], sr)
-        save_audio(out / f"{stem}.wav", result.waveforms[0], sr)
-        files.append({"source": row["file"], "source_text": row["text"],
-                      "prompt": f"{stem}_prompt.wav", "output": f"{stem}.wav",
-                      "continuation_units": len(result.units[0])})
-    if transcribe:
-        from speechtok.metrics.wer import transcribe as asr
-
-        heard = asr([out / f[key] for f in files for key in ("prompt", "output")], jobs=2)
-        for i, f in enumerate(files):
-            f["heard_prompt"], f["heard_output"] = heard[2 * i], heard[2 * i + 1]
-    nll = speech_unit_nll(pipe.bundle.model, pipe.bundle.vocab,
-                          load_codes(codes, "test")["units"])
-    return {"prompt_seconds": prompt_seconds, "max_seconds": max_seconds, "prompts": files,
-            "test_nll": nll}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     codes = run.lm("speech", data, tok_dir, "unit LM")
     with run.stage("continuing test prompts"):
         run.results["continuation"] = common.cached_json(
-            out / "continuations" / "continuations.json", lambda: continue_prompts(
+            out / "continuations" / "continuations.json", lambda: common.continue_prompts(
                 out / "bundle", data, codes, out / "continuations", args.prompts,
                 args.prompt_seconds, args.max_seconds,
                 common.pocketsphinx_available(args.transcribe)))

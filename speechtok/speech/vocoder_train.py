@@ -149,8 +149,8 @@ def evaluate_vocoder(task, vocoder, source: AudioSource, max_items: int,
     return {k: v / n for k, v in sums.items()}
 
 
-def train_vocoder(tokenizer: str | Path, data: str | Path, out: str | Path | None,
-                  voc_cfg: VocoderConfig, cfg: VocoderTrainConfig, resume: bool = False
+def train_vocoder(data: str | Path, out: str | Path | None, voc_cfg: VocoderConfig,
+                  cfg: VocoderTrainConfig, resume: bool = False, *, tokenizer: str | Path
                   ) -> Vocoder:
     """Train a vocoder for the saved tokenizer at `tokenizer` on the audio of `data` (ours: a
     Vocoder of its decoder's log-mel; k-means units: a UnitVocoder); save it to `out` (default

@@ -112,8 +112,11 @@ def inertia(model, source, centroids: torch.Tensor, cfg: KMeansConfig, normalize
 
 @torch.no_grad()
 def train_kmeans(data: str | Path, out: str | Path, cfg: KMeansConfig,
-                 train_cfg: KMeansTrainConfig, device: str | None = None) -> KMeansTokenizer:
+                 train_cfg: KMeansTrainConfig, resume: bool = False, device: str | None = None
+                 ) -> KMeansTokenizer:
     """Fit the centroids on `data`'s training split, save the tokenizer folder to `out`."""
+    if resume:
+        raise ValueError("k-means fits in one run: --resume does not apply")
     from speechtok.speech.data import open_splits
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
