@@ -283,3 +283,25 @@ def test_a_registered_quantizer_is_selectable_by_name_in_a_tokenizer():
     with pytest.raises(ValueError, match="quantizer must be one of vq, rvq, fsq"):
         QuantizerConfig(quantizer="marked_vq")
     assert [n for n, e in QUANTIZERS.items() if e.residual] == ["rvq", "rfsq"]
+    register_quantizer("not_a_quantizer")(lambda cfg, dim: torch.nn.Linear(dim, dim))
+    try:
+        with pytest.raises(TypeError, match="not a speechtok.quantization.BaseQuantizer"):
+            SpeechTokenizer(tiny_config(quantizer="not_a_quantizer"))
+    finally:
+        QUANTIZERS.pop("not_a_quantizer")
+
+
+@pytest.mark.parametrize("name", ["vq", "rvq", "fsq", "rfsq", "lfq", "bsq", "gumbel"])
+def test_every_registered_quantizer_is_a_base_quantizer(name):
+    from conftest import tiny_config
+
+    from speechtok.quantization import BaseQuantizer, build_quantizer
+
+    cfg = tiny_config(quantizer=name, codebook_size=16, fsq_levels=(4, 4), rvq_depth=2)
+    q = build_quantizer(cfg, 8).eval()
+    x = torch.randn(2, 5, 8)
+    codes = q.encode(x)
+    assert isinstance(q, BaseQuantizer) and (q.depth > 1) == QUANTIZERS[name].residual
+    assert codes.shape == ((2, q.depth, 5) if q.depth > 1 else (2, 5))
+    assert q.decode(codes).shape == x.shape
+    assert torch.equal(q.forward(x).codes, codes)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import BaseQuantizer
 from .output import QuantizerOutput, check_codes, code_metrics
 
 
@@ -50,7 +51,7 @@ def entropy_terms(z: torch.Tensor, scale: float, temperature: float
     return per_sample, codebook
 
 
-class LookupFreeQuantizer(nn.Module):
+class LookupFreeQuantizer(BaseQuantizer):
     """LFQ (MagViT-v2, Yu et al. 2024) of (batch, length, dim) latents into 2^bits codes; with
     `spherical=True`, BSQ (Zhao et al. 2024).
 

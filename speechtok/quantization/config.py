@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from torch import nn
-
 from ..fields import option
+from .base import BaseQuantizer
 from .registry import QUANTIZERS
 
 
@@ -78,7 +77,15 @@ class QuantizerConfig:
         return self.rvq_depth if QUANTIZERS[self.quantizer].residual else 1
 
 
-def build_quantizer(cfg: QuantizerConfig, dim: int) -> nn.Module:
+def build_quantizer(cfg: QuantizerConfig, dim: int) -> BaseQuantizer:
     """The quantizer `cfg` names (speechtok.quantization.registry), over latents of `dim`
     channels."""
-    return QUANTIZERS[cfg.quantizer].build(cfg, dim)
+    entry = QUANTIZERS[cfg.quantizer]
+    quantizer = entry.build(cfg, dim)
+    if not isinstance(quantizer, BaseQuantizer):
+        raise TypeError(f"the builder of quantizer {cfg.quantizer!r} returned a "
+                        f"{type(quantizer).__name__}, not a speechtok.quantization.BaseQuantizer")
+    if (quantizer.depth > 1) != entry.residual:
+        raise TypeError(f"quantizer {cfg.quantizer!r} gives {quantizer.depth} codes a position "
+                        f"but was registered with residual={entry.residual}")
+    return quantizer

@@ -7,10 +7,11 @@ import math
 import torch
 from torch import nn
 
+from .base import BaseQuantizer
 from .output import QuantizerOutput, check_codes, code_metrics
 
 
-class FSQ(nn.Module):
+class FSQ(BaseQuantizer):
     """Finite Scalar Quantization (Mentzer et al. 2023): no codebook, no auxiliary loss.
 
     Each of ``len(levels)`` channels is bounded by tanh to ``levels[i]`` values and rounded with

@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import BaseQuantizer
 from .output import QuantizerOutput, check_codes, code_metrics
 
 
-class GumbelQuantizer(nn.Module):
+class GumbelQuantizer(BaseQuantizer):
     """Relaxed categorical codes of (batch, length, dim) latents (DALL-E's dVAE; Jang et al.
     2017 and Maddison et al. 2017 for the relaxation).
 

@@ -4,18 +4,19 @@ SoundStream's quantizer dropout."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import BaseQuantizer
 from .fsq import FSQ
 from .output import QuantizerOutput, code_metrics
 from .vq import VectorQuantizer
 
 
-class _Residual(nn.Module, ABC):
+class _Residual(BaseQuantizer):
     """The residual loop shared by both kinds: stage i quantizes `residual`, the output is the
     sum of the stages' quantized values with one straight-through over the sum.
 

@@ -10,11 +10,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from .base import BaseQuantizer
 from .kmeans import kmeans, nearest_code, sample_rows
 from .output import QuantizerOutput, check_codes, code_metrics, world_size
 
 
-class VectorQuantizer(nn.Module):
+class VectorQuantizer(BaseQuantizer):
     """Nearest-neighbour vector quantizer (VQ-VAE, van den Oord et al. 2017) of (B, N, dim).
 
     codebook_dim != dim looks codes up in a low-dimensional space reached by a linear projection
