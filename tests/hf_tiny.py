@@ -63,6 +63,27 @@ def _image(name: str):
     raise KeyError(name)
 
 
+def save_tiny_multimodal(name: str, folder: Path) -> Path:
+    """A tiny random Chameleon or Janus (LM + image VQ in one checkpoint), saved to `folder`."""
+    import transformers as T
+
+    torch.manual_seed(0)
+    vq = _image(name).config.to_dict()
+    text = dict(vocab_size=200, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                num_attention_heads=2, num_key_value_heads=2)
+    if name == "chameleon":
+        mapping = {"<image>": 199, **{f"IMGIMG{chr(65 + i)}Z": 100 + i for i in range(64)}}
+        model = T.ChameleonForConditionalGeneration(T.ChameleonConfig(
+            **text, vq_config=vq, vocabulary_map=mapping))
+    else:
+        model = T.JanusForConditionalGeneration(T.JanusConfig(
+            text_config=text, vq_config=vq,
+            vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                               num_attention_heads=2, image_size=32, patch_size=16)))
+    model.eval().save_pretrained(folder)
+    return folder
+
+
 SPEECH_CODECS = ("mimi", "encodec", "dac", "xcodec", "xcodec2")
 IMAGE_VQS = ("chameleon", "janus", "emu3")
 

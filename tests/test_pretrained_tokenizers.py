@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 from conftest import speechlike, write_captioned_images
 from helpers import TINY_LM
-from hf_tiny import IMAGE_VQS, SPEECH_CODECS, save_tiny
+from hf_tiny import IMAGE_VQS, SPEECH_CODECS, save_tiny, save_tiny_multimodal
 
 from lm import formats
 from lm.cli import main as lm_main
@@ -99,6 +99,23 @@ def test_image_vq_end_to_end(family, tmp_path):
     assert 0 <= float(out.images.min()) and float(out.images.max()) <= 1
     app = Capabilities(bundle, device="cpu")
     assert app.text_to_image("colour number 2", num_images=1)["width"] == 32
+
+
+@pytest.mark.parametrize("name", ["chameleon", "janus"])
+def test_the_image_vq_inside_a_multimodal_checkpoint(name, tmp_path):
+    """hf:facebook/chameleon-7b style: only the VQ's tensors are read, and they encode as the
+    full model's own VQ does."""
+    import transformers
+
+    folder = save_tiny_multimodal(name, tmp_path / name)
+    tok = load_tokenizer(f"hf:{folder}", resolution=32)
+    assert tok.model_type == f"{name}_vqgan" and tok.layout.grid == 16
+    full = getattr(transformers, f"{name.capitalize()}ForConditionalGeneration"
+                   ).from_pretrained(folder).eval()
+    images = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = full.model.vqmodel.encode(images * 2 - 1).image_tokens.view(2, 16, 16)
+    assert torch.equal(tok.encode(images), expected)
 
 
 def test_hf_options_are_checked(tmp_path):

@@ -22,6 +22,42 @@ from .hf_families import FAMILIES
 from .interface import MediaTokenizer
 from .layout import CodeLayout
 
+# a multimodal LM's repo whose image VQ is the tokenizer: its model type → the VQ's
+FULL_MODELS = {"chameleon": "chameleon_vqgan", "janus": "janus_vqgan", "emu3": "emu3_vqgan"}
+
+
+def _vq_of_full_model(source: str, model_type: str) -> nn.Module:
+    """The image VQ inside a Chameleon / Janus / Emu3 checkpoint, built from its `vq_config`
+    with only the `*.vqmodel.*` tensors read from the safetensors shards (not the LM's)."""
+    import transformers
+    from safetensors import safe_open
+    from transformers import AutoConfig
+    from transformers.utils import cached_file
+
+    config = AutoConfig.from_pretrained(source, local_files_only=True, trust_remote_code=False)
+    vq = getattr(transformers, FAMILIES[FULL_MODELS[model_type]].model_class)(config.vq_config)
+    index = cached_file(source, "model.safetensors.index.json", local_files_only=True,
+                        _raise_exceptions_for_missing_entries=False)
+    if index:
+        shards = sorted({f for k, f in json.loads(Path(index).read_text())["weight_map"].items()
+                         if ".vqmodel." in k})
+    else:
+        shards = ["model.safetensors"]
+    state = {}
+    for shard in shards:
+        path = cached_file(source, shard, local_files_only=True)
+        with safe_open(path, "pt") as f:
+            for key in f.keys():
+                if ".vqmodel." in key:
+                    state[key.split(".vqmodel.", 1)[1]] = f.get_tensor(key)
+    expected = set(vq.state_dict())
+    if set(state) != expected:
+        missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+        raise ValueError(f"hf:{source}: its image VQ's weights do not match {type(vq).__name__}"
+                         f" (missing {missing[:3]}, unexpected {extra[:3]})")
+    vq.load_state_dict(state)
+    return vq.eval()
+
 
 def _model_type(source: str) -> str:
     from transformers.utils import cached_file
@@ -76,9 +112,13 @@ class PretrainedTokenizer(MediaTokenizer, nn.Module):
         from ..hub.loading import quiet_transformers
 
         model_type = _model_type(source)
+        if model_type in FULL_MODELS:  # the VQ inside a multimodal LM's checkpoint
+            model = _vq_of_full_model(source, model_type)
+            return cls(source, model, FULL_MODELS[model_type], num_codebooks, resolution,
+                       sample_rate)
         if model_type not in FAMILIES:
             raise ValueError(f"hf:{source}: model type {model_type!r} is not a tokenizer this "
-                             f"toolkit adapts (known: {', '.join(FAMILIES)})")
+                             f"toolkit adapts (known: {', '.join([*FAMILIES, *FULL_MODELS])})")
         model_class = getattr(transformers, FAMILIES[model_type].model_class)
         with quiet_transformers():
             model = model_class.from_pretrained(source, trust_remote_code=False,
