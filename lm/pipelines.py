@@ -104,6 +104,8 @@ class TextToImage:
         self.bundle = bundle
         self.image_tokenizer = bundle.tokenizer("image")
         self.layout = layout = self.image_tokenizer.layout
+        # LM tokens an image: depth-first per cell, or a hierarchy's grids one after the other
+        self.image_tokens = layout.positions_per_item * layout.depth
         v = bundle.vocab
         segments = list(layout.segments) if layout.segments else None
         if layout.depth != v.image_depth or segments != v.image_segments:
@@ -119,8 +121,23 @@ class TextToImage:
         """Text ids of `caption`; an error names characters the text tokenizer cannot encode."""
         if not isinstance(caption, str):
             raise TypeError(f"a caption must be a string, got {type(caption).__name__}")
+        try:
+            caption.encode("utf-8")
+        except UnicodeEncodeError as err:  # a lone surrogate ("\ud800") from JSON
+            raise ValueError(f"the caption holds {caption[err.start]!r} at character "
+                             f"{err.start}, which is not text (a lone UTF-16 surrogate)") from None
+        # <bos> caption <boi> image <eoi>: the caption gets what the image leaves of the context
+        room = self.bundle.max_positions() - self.image_tokens - 3
+        if len(caption) > 16 * max(room, 1):  # no tokenizer run over a novel-length caption
+            raise ValueError(f"the caption has {len(caption):,} characters; the LM's context "
+                             f"leaves {room} tokens for it beside the image's "
+                             f"{self.image_tokens} codes")
         v = self.bundle.vocab
         ids = v.encode_text(caption)
+        if len(ids) > room:
+            raise ValueError(f"the caption is {len(ids):,} tokens; the LM's context of "
+                             f"{self.bundle.max_positions()} positions leaves {room} for it "
+                             f"beside the image's {self.image_tokens} codes")
         tok = v.tokenizer
         specials = set(v.special_ids.values())
         bad = [i for i in ids if i == tok.unk_token_id or i in specials
@@ -152,8 +169,7 @@ class TextToImage:
         settings = {**settings, "decoding": decoding}
         if decoding == "maskgit":
             settings["steps"] = steps
-        # tokens an image: depth-first per cell, or a hierarchy's grids one after the other
-        hw = self.layout.positions_per_item * self.layout.depth
+        hw = self.image_tokens
         prompts = [[v.bos_id, *self.caption_ids(c), v.boi_id] for c in captions]
         rows = [p for p in prompts for _ in range(num_images)]
         grids = []

@@ -11,11 +11,16 @@ fonts: everything it loads comes from this server) and a JSON API the page calls
     POST /api/speech_tokenizer audio file bytes → units, bitrate, resynthesis
     POST /api/image_tokenizer  image file bytes → code grid, reconstruction, PSNR
 
-Every error is a JSON `{"error": message}` (400 for bad input, 413 for an upload over the size
-limit, 503 when the queue is full, 500 for a bug, whose traceback goes to the server's log and
-not to the page). Model work runs one request at a time in a worker thread, in arrival order:
-the models are shared and a CPU has no spare cores for two, so four requests at once queue up
-and all finish.
+Every error is a JSON `{"error": message}` (400 for bad input, 413 for an upload or a JSON body
+over its limit, 503 when the queue is full, 500 for a bug, whose traceback goes to the server's
+log and not to the page). Model work runs one request at a time in a worker thread, in arrival
+order: the models are shared and a CPU has no spare cores for two, so four requests at once
+queue up and all finish.
+
+Memory does not follow what clients send: the queue is checked before a body is read, a JSON
+body is read up to `MAX_JSON_BYTES` and no further, and an upload streams into a spooled
+temporary file (in memory up to `SPOOL_BYTES`, then on disk) with the size limit enforced as
+the bytes arrive.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -38,6 +44,8 @@ from .capabilities import Capabilities
 from .media import InputError
 
 STATIC = Path(__file__).parent / "static"
+MAX_JSON_BYTES = 64 * 1024  # a caption and a few numbers; the LM's context is far shorter
+SPOOL_BYTES = 1 << 20  # uploads past 1 MB go to a temporary file, not to memory
 log = logging.getLogger("lm.serve")
 
 
@@ -46,7 +54,8 @@ class QueueFull(RuntimeError):
 
 
 class UploadTooLarge(Exception):
-    """The body passed `--max-upload-mb`: answered 413. args[0]: its size in bytes."""
+    """The body passed its limit: answered 413. args: its size in bytes, the limit in bytes,
+    what sets the limit."""
 
 
 class JobQueue:
@@ -58,10 +67,14 @@ class JobQueue:
         self.max_waiting = max_waiting
         self.waiting = 0
 
-    async def run(self, fn, *args, **kwargs) -> dict:
+    def check(self) -> None:
+        """QueueFull when no more requests are taken (called before a body is read, too)."""
         if self.waiting >= self.max_waiting:
             raise QueueFull(f"the demo is busy: {self.waiting} requests are queued or running, "
                             "try again in a minute")
+
+    async def run(self, fn, *args, **kwargs) -> dict:
+        self.check()
         self.waiting += 1
         arrived = time.perf_counter()
         started = []
@@ -78,6 +91,10 @@ class JobQueue:
         return result
 
 
+def _mb(size: int) -> str:
+    return f"{size / 2**20:g} MB" if size >= 2**20 else f"{size / 1024:g} KB"
+
+
 def _error(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -92,41 +109,69 @@ def build_app(bundle: str | Path, device: str | None = None, max_upload_seconds:
     queue = JobQueue()
     max_bytes = int(max_upload_mb * 2**20)
 
-    async def read_upload(request: Request) -> bytes:
-        """The body, or UploadTooLarge once it passes the limit. The rest of a large body is
-        read and dropped, not kept: a client (a browser among them) that is still sending
-        when the answer comes sees a reset connection instead of the message."""
-        chunks, size = [], 0
+    async def read_body(request: Request, limit: int, into) -> int:
+        """Stream the body into the binary file `into`; UploadTooLarge once it passes `limit`
+        bytes. The rest of a large body is read and dropped, not kept: a client (a browser
+        among them) that is still sending when the answer comes sees a reset connection
+        instead of the message."""
+        size = 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size <= max_bytes:
-                chunks.append(chunk)
-            elif chunks:
-                chunks = []  # over the limit: stop keeping it
+            if size <= limit:
+                into.write(chunk)
+        return size
+
+    async def read_upload(request: Request):
+        """The upload as a spooled temporary file (the job closes it), or UploadTooLarge."""
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+        size = await read_body(request, max_bytes, spool)
         if size > max_bytes:
-            raise UploadTooLarge(size)
-        return b"".join(chunks)
+            spool.close()
+            raise UploadTooLarge(size, max_bytes, "`lm serve --max-upload-mb`")
+        spool.seek(0)
+        return spool
+
+    async def read_json(request: Request) -> dict:
+        import io
+
+        buffer = io.BytesIO()
+        size = await read_body(request, MAX_JSON_BYTES, buffer)
+        if size > MAX_JSON_BYTES:
+            raise UploadTooLarge(size, MAX_JSON_BYTES, "the API's JSON body limit")
+        try:
+            body = json.loads(buffer.getvalue() or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise InputError(f"the request body is not JSON: {err}") from None
+        if not isinstance(body, dict):
+            raise InputError("the request body must be a JSON object")
+        return body
 
     def endpoint(handler):
         """Run `handler(request) → (fn, kwargs)`'s model job in the queue; errors → JSON."""
 
         @functools.wraps(handler)
         async def wrapped(request: Request):
+            kwargs = {}
             try:
+                queue.check()  # before the body is read: a full queue costs no upload
                 fn, kwargs = await handler(request)
                 return JSONResponse(await queue.run(fn, **kwargs))
             except InputError as err:
                 return _error(str(err), 400)
             except UploadTooLarge as err:
-                return _error(f"the upload is {err.args[0] / 2**20:,.0f} MB, over this demo's "
-                              f"limit of {max_upload_mb:g} MB (`lm serve --max-upload-mb`)",
-                              413)
+                size, limit, what = err.args
+                return _error(f"the request body is {size:,} bytes, over the limit of "
+                              f"{_mb(limit)} ({what})", 413)
             except QueueFull as err:
                 return _error(str(err), 503)
             except Exception as err:  # a bug: the log gets the traceback, the page a message
                 log.error("request %s failed:\n%s", request.url.path, traceback.format_exc())
                 return _error(f"internal error ({type(err).__name__}: {err}); the server's "
                               "log has the details", 500)
+            finally:
+                data = kwargs.get("data")
+                if hasattr(data, "close"):
+                    data.close()  # the spooled upload: its temporary file goes now
 
         return wrapped
 
@@ -136,12 +181,7 @@ def build_app(bundle: str | Path, device: str | None = None, max_upload_seconds:
 
     @endpoint
     async def text_to_image(request: Request):
-        try:
-            body = json.loads(await request.body() or b"{}")
-        except json.JSONDecodeError as err:
-            raise InputError(f"the request body is not JSON: {err}") from None
-        if not isinstance(body, dict):
-            raise InputError("the request body must be a JSON object")
+        body = await read_json(request)
         allowed = ("caption", "num_images", "guidance", "temperature", "top_k", "seed",
                    "decoding", "steps")
         unknown = sorted(set(body) - set(allowed))

@@ -110,7 +110,9 @@ class Capabilities:
     def text_to_image(self, caption: str, num_images=4, guidance=None, temperature=None,
                       top_k=None, seed=0, decoding="causal", steps=8) -> dict:
         pipe = self._need("image")
-        caption = " ".join(str(caption or "").split())
+        if caption is not None and not isinstance(caption, str):
+            raise InputError(f"the caption must be text, got {type(caption).__name__}")
+        caption = " ".join((caption or "").split())
         if not caption:
             raise InputError("Write a caption first: it is empty.")
         num = _number(num_images, "number of images", 1, MAX_IMAGES, integer=True) or 1

@@ -19,18 +19,29 @@ class InputError(ValueError):
     """Bad input from the page: its message is shown to the user as it is."""
 
 
-def decode_upload_audio(data: bytes, name: str, sample_rate: int, max_seconds: float
+def upload_file(data) -> io.IOBase:
+    """An upload as a binary file positioned at its start: `bytes`, or the spooled temporary
+    file the server streamed the body into (lm.serve.app); empty is an error."""
+    f = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+    f.seek(0, io.SEEK_END)
+    size = f.tell()
+    f.seek(0)
+    return f if size else None
+
+
+def decode_upload_audio(data, name: str, sample_rate: int, max_seconds: float
                         ) -> tuple[torch.Tensor, float, list[str]]:
     """Uploaded audio bytes → (mono `(samples,)` at `sample_rate`, the file's whole length in
     seconds, notes for the user on what was done to it).
 
     Only the first `max_seconds` are decoded (soundfile reads frames lazily), so a 1-hour
     upload costs what `max_seconds` of it costs; the caller says where it was cut."""
-    if not data:
+    source = upload_file(data)
+    if source is None:
         raise InputError(f"{name}: the file is empty")
     notes = []
     try:
-        with sf.SoundFile(io.BytesIO(data)) as f:
+        with sf.SoundFile(source) as f:
             sr, total = f.samplerate, f.frames
             keep = min(total, int(max_seconds * sr))
             decoded = f.read(keep, dtype="float32", always_2d=True)  # (samples, channels)
@@ -51,15 +62,16 @@ def decode_upload_audio(data: bytes, name: str, sample_rate: int, max_seconds: f
     return wav, total / sr, notes
 
 
-def decode_upload_image(data: bytes, name: str):
+def decode_upload_image(data, name: str):
     """Uploaded image bytes → a fully read PIL image, in any mode (`prepare_images` converts
     it: RGB, alpha over white); a corrupt file or a decompression bomb is an InputError."""
     from speechtok.image.io import open_pil
 
-    if not data:
+    source = upload_file(data)
+    if source is None:
         raise InputError(f"{name}: the file is empty")
     try:
-        return open_pil(io.BytesIO(data), name)
+        return open_pil(source, name)
     except ValueError as err:
         raise InputError(str(err)) from None
 

@@ -51,11 +51,32 @@ def _to_rgb(x: torch.Tensor, what: str) -> torch.Tensor:
     raise ValueError(f"{what}: expected 1, 3 or 4 channels, got {c}")
 
 
+MAX_ASPECT = 100  # sides further apart than this are not a picture (a 1 × 1,000,000 PNG is 2 KB)
+
+
+def _check_shape(h: int, w: int, what: str) -> None:
+    """Refuse, before any resize, an image whose sides are empty or absurdly far apart."""
+    if min(h, w) < 1:
+        raise ValueError(f"{what}: empty image ({w}×{h})")
+    if max(h, w) > MAX_ASPECT * min(h, w):
+        raise ValueError(f"{what}: {w}×{h} pixels, an aspect ratio over {MAX_ASPECT}:1; crop it "
+                         "to the part to encode first")
+
+
 def _resize_center_crop(x: torch.Tensor, resolution: int | None) -> torch.Tensor:
     h, w = x.shape[-2:]
     if resolution is None or h == w == resolution:
         return x
+    _check_shape(h, w, "image")
     scale = resolution / min(h, w)
+    if max(h, w) > 4 * min(h, w):
+        # an elongated image: cut the long side to the centre that survives the crop (plus the
+        # resampling kernel's reach, 2 / scale pixels a side for bicubic) before resizing, so
+        # memory follows the output, not the long side times the scale
+        keep = min(h, w) + 2 * (math.ceil(4 / min(scale, 1.0)) + 2)
+        top, left = max(0, (h - keep) // 2), max(0, (w - keep) // 2)
+        x = x[..., top:top + min(h, keep), left:left + min(w, keep)]
+        h, w = x.shape[-2:]
     nh = max(resolution, math.ceil(h * scale - 1e-6))
     nw = max(resolution, math.ceil(w * scale - 1e-6))
     x = F.interpolate(x, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False)
@@ -118,6 +139,7 @@ def open_pil(source, name: str):
             # PIL only warns between 1× and 2× the limit; a photo that large is refused too
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as img:
+                _check_shape(img.size[1], img.size[0], name)  # before decoding any pixel
                 img.load()
                 return img.copy()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:

@@ -126,9 +126,10 @@ def _write_raw(src: str | os.PathLike, dst: Path) -> None:
     audio = audio.mean(axis=1)  # (T,) downmix
     if sr != SAMPLE_RATE:
         import torch
-        import torchaudio.functional as AF
 
-        audio = AF.resample(torch.from_numpy(audio), sr, SAMPLE_RATE).numpy()
+        from speechtok.speech.io import resample
+
+        audio = resample(torch.from_numpy(audio), sr, SAMPLE_RATE).numpy()
     pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype("<i2")
     pcm.tofile(dst)
 
