@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from speechtok.hub.loading import quiet_transformers
 from speechtok.speech.io import prepare_waveform
 from speechtok.tokenizer import interleave, load_tokenizer
 
 from .durations import DURATIONS_FILE, expand_durations, load_durations, mean_run_lengths
 from .generate import Sampling, generate_ids, seeded
+from .loading import load_lm, read_json
 from .maskgit import maskgit_generate
 from .vocab import LAYOUT_FILE, TEXT, MultimodalVocab
 
@@ -49,7 +49,6 @@ class Bundle:
     """A bundle folder's LM, vocab and tokenizers (the tokenizers load on first use)."""
 
     def __init__(self, path: str | Path, device: str | torch.device | None = None):
-        from transformers import AutoModelForCausalLM
 
         path = Path(path)
         for name in ("config.json", LAYOUT_FILE):
@@ -60,11 +59,10 @@ class Bundle:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.vocab = MultimodalVocab.from_pretrained(path)
-        with quiet_transformers():  # no "Loading weights" bar on every load
-            self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+        self.model = load_lm(path, dtype)
         self.model.to(self.device).eval()
         saved = path / GENERATION_FILE
-        saved = json.loads(saved.read_text()) if saved.exists() else {}
+        saved = read_json(saved) if saved.exists() else {}
         self.defaults = {k: {**v, **saved.get(k, {})} for k, v in DEFAULTS.items()}
         self._tokenizers: dict[str, torch.nn.Module] = {}
 

@@ -147,8 +147,20 @@ class MultimodalVocab:
         path = Path(path)
         if not (path / LAYOUT_FILE).exists():
             raise FileNotFoundError(f"{path} has no {LAYOUT_FILE}: not a multimodal vocab")
-        layout = json.loads((path / LAYOUT_FILE).read_text())
-        vocab = cls(AutoTokenizer.from_pretrained(str(path)), layout)
+        from .loading import check_tokenizer_files, read_json
+
+        layout = read_json(path / LAYOUT_FILE)
+        check_tokenizer_files(path)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{path}: cannot load its text tokenizer "
+                             f"({str(err).strip().splitlines()[0] if str(err).strip() else err!r})"
+                             ) from None
+        try:
+            vocab = cls(tokenizer, layout)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{path / LAYOUT_FILE}: not a multimodal layout ({err!r})") from None
         vocab._check_ranges()
         return vocab
 

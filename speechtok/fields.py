@@ -35,3 +35,26 @@ def override(cls: type, name: str, default: Any) -> Any:
         if f.name == name:
             return option(default, help_of(f))
     raise AttributeError(f"{cls.__name__} has no field {name!r}")
+
+
+# the largest value any integer size of a model config may take: every layer, channel count
+# and grid side of these models is far below it, and a config edited to 10⁶ layers or a 10⁶-pixel
+# resolution is refused before anything is allocated. Fields that legitimately go higher (a
+# sample rate, a codebook of 2²⁰ codes, step counts) name their own bound in `caps`.
+SIZE_LIMIT = 65_536
+
+
+def check_sizes(config, caps: dict[str, int] | None = None) -> None:
+    """A ValueError naming the first integer field (or integer in a tuple field) of the
+    dataclass `config` above its cap (`caps[name]`, else SIZE_LIMIT)."""
+    from dataclasses import fields
+
+    caps = caps or {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        cap = caps.get(f.name, SIZE_LIMIT)
+        for v in values:
+            if isinstance(v, int) and not isinstance(v, bool) and v > cap:
+                raise ValueError(f"{f.name} = {v:,} is over its limit of {cap:,}: is the config "
+                                 "damaged or edited by hand?")

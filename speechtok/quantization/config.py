@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..fields import option
+from ..fields import check_sizes, option
 from .base import BaseQuantizer
 from .registry import QUANTIZERS
 
@@ -54,7 +54,12 @@ class QuantizerConfig:
     gumbel_hard: bool = option(False, "gumbel: one-hot samples with a straight-through "
                                "gradient")
 
+    # integer fields whose sane range goes past fields.SIZE_LIMIT
+    SIZE_CAPS = {"codebook_size": 2 ** 20, "dead_code_steps": 10 ** 9, "sample_rate": 768_000,
+                 "resolution": 8192, "rvq_depth": 64}
+
     def __post_init__(self):
+        check_sizes(self, self.SIZE_CAPS)  # before any of it is used to allocate
         self.fsq_levels = tuple(int(v) for v in self.fsq_levels)
         if self.quantizer not in QUANTIZERS:
             raise ValueError(f"quantizer must be one of {', '.join(QUANTIZERS)}, got "
