@@ -126,6 +126,9 @@ class TextToImage:
                              f"{err.start}, which is not text (a lone UTF-16 surrogate)") from None
         # <bos> caption <boi> image <eoi>: the caption gets what the image leaves of the context
         room = self.bundle.max_positions() - self.image_tokens - 3
+        if room < 1:
+            raise ValueError(f"the LM's context of {self.bundle.max_positions()} positions "
+                             f"cannot hold a caption and an image of {self.image_tokens} codes")
         if len(caption) > 16 * max(room, 1):  # no tokenizer run over a novel-length caption
             raise ValueError(f"the caption has {len(caption):,} characters; the LM's context "
                              f"leaves {room} tokens for it beside the image's "

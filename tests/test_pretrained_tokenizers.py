@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -30,7 +31,8 @@ def _train(tmp_path, speech_codes=None, image_codes=None, tasks=None):
                         text_vocab_size=280, block_size=256, samples_per_step=4, steps=2,
                         eval_every=2, save_every=2, warmup_steps=1, eval_batches=1,
                         task_weights=tasks)
-    train_lm(tmp_path / "bundle", TINY_LM, cfg)
+    # 512 positions: a 16 × 16 grid and its caption fit
+    train_lm(tmp_path / "bundle", replace(TINY_LM, max_positions=512), cfg)
     return tmp_path / "bundle"
 
 
