@@ -187,7 +187,7 @@ def train_lm(out: str | Path, model_cfg: LMConfig, cfg: LMTrainConfig, resume: b
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     loop = TrainLoop(acc, cfg, out, "lm", model, opt, sched, sharded=sharded)
     if resume:
-        loop.resume()
+        loop.resume(model_cfg, cfg)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         dump_config(out / "train_config.yaml", model_cfg, cfg)
@@ -280,7 +280,8 @@ def write_bundle(out: Path, model, vocab: MultimodalVocab, cfg: LMTrainConfig, s
         src = meta.get("tokenizer")
         if src and Path(src).is_dir() and Path(src).resolve() != (out / name).resolve():
             shutil.rmtree(out / name, ignore_errors=True)
-            shutil.copytree(src, out / name, ignore=shutil.ignore_patterns("checkpoints"))
+            shutil.copytree(src, out / name, ignore=shutil.ignore_patterns("checkpoints",
+                                                                            ".run.lock"))
         elif src and not (out / name).is_dir():
             warnings.warn(f"the {name} the codes came from ({src}) is gone: the bundle has no "
                           f"{name}/, so it cannot generate that modality", stacklevel=2)

@@ -189,3 +189,50 @@ def test_a_full_queue_refuses_before_reading_the_body(client):
         assert r.status_code == 503
     finally:
         queue.waiting = 0
+
+
+# ---- runs: a changed config on --resume, two runs on one --out -----------------------------
+def _train(data, out, *extra) -> int:
+    from helpers import FAST, TINY_ARGS
+
+    return speechtok_main(["train", "speech", "--data", str(data), "--out", str(out),
+                           *TINY_ARGS, *FAST, *extra])
+
+
+def test_resume_refuses_a_changed_config(audio_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(audio_folder, out, "--steps", "4", "--stop_after_steps", "2") == 0
+    saved = (out / "train_config.yaml").read_text()
+    capsys.readouterr()
+    assert _train(audio_folder, out, "--steps", "4", "--resume", "--lr", "0.5",
+                  "--seed", "3") == 2
+    err = capsys.readouterr().err.strip()
+    assert "lr 0.002 → 0.5" in err and "seed 0 → 3" in err and len(err.splitlines()) == 1
+    assert (out / "train_config.yaml").read_text() == saved  # not rewritten
+    # what a resumed run may change: how long it runs and how often it saves
+    assert _train(audio_folder, out, "--steps", "6", "--save_every", "3", "--resume") == 0
+    assert json.loads((out / "train_history.json").read_text())[-1]["step"] == 6
+
+
+def test_a_second_run_on_the_same_out_is_refused(audio_folder, tmp_path, capsys):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    out.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / ".run.lock").write_text(json.dumps({"host": socket.gethostname(),
+                                                   "pid": sleeper.pid}))
+        assert _train(audio_folder, out, "--steps", "2") == 2
+        err = capsys.readouterr().err
+        assert f"in use by another training run (process {sleeper.pid})" in err
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # the run that held it is gone: its lock is taken over, and released at the end
+    assert _train(audio_folder, out, "--steps", "2") == 0
+    assert "taking over the lock" in capsys.readouterr().out
+    assert not (out / ".run.lock").exists() and os.path.exists(out / "model.safetensors")

@@ -286,7 +286,7 @@ def refresh_bundle_tokenizers(out: Path) -> None:
     for name in ("speech_tokenizer", "image_tokenizer"):
         if (bundle / name).is_dir():
             shutil.copytree(out / name, bundle / name, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("checkpoints"))
+                            ignore=shutil.ignore_patterns("checkpoints", ".run.lock"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,8 @@ from pathlib import Path
 # Training state and scratch never go up: optimiser checkpoints (also inside a bundle's nested
 # tokenizers), TensorBoard logs, half-written `*.tmp` siblings of atomic saves.
 IGNORE_PATTERNS = ["checkpoints/*", "*/checkpoints/*", "logs/*", "*/logs/*", "*.tmp", "*.tmp/*",
-                   "*.partial", "*~", "__pycache__/*", "*/__pycache__/*", ".ipynb_checkpoints/*"]
+                   "*.partial", "*~", "__pycache__/*", "*/__pycache__/*", ".ipynb_checkpoints/*",
+                   ".run.lock", "*/.run.lock"]
 
 
 def _redact(text: str, token: str | None) -> str:

@@ -134,7 +134,7 @@ def train_image(data: str | Path, out: str | Path, model_cfg: ImageTokenizerConf
     extra = {"discriminator": (disc, opt_d)} if disc is not None else None
     loop = TrainLoop(acc, cfg, out, "image", model, opt, sched, extra)
     if resume:
-        loop.resume()
+        loop.resume(model_cfg, cfg)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         dump_config(out / "train_config.yaml", model_cfg, cfg)

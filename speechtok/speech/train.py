@@ -222,7 +222,7 @@ def train_speech(data: str | Path, out: str | Path, model_cfg: SpeechTokenizerCo
                                           betas=(0.8, 0.99))
             extra = {"content_heads": (content.heads, heads_opt)}
     loop = TrainLoop(acc, cfg, out, "speech", model, opt, sched, extra)
-    if not (resume and loop.resume()):
+    if not (resume and loop.resume(model_cfg, cfg)):
         if cfg.init_from:
             start_from(model, cfg.init_from)
         else:

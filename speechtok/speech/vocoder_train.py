@@ -176,7 +176,7 @@ def train_vocoder(data: str | Path, out: str | Path | None, voc_cfg: VocoderConf
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     loop = TrainLoop(acc, cfg, out, "vocoder", model, opt, sched)
     if resume:
-        loop.resume()
+        loop.resume(voc_cfg, cfg)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         dump_config(out / "train_config.yaml", voc_cfg, cfg)

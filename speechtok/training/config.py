@@ -112,6 +112,32 @@ def _any_field_named(classes: list[type], mapping: dict) -> bool:
     return any(k in names for k in mapping)
 
 
+# what a resumed run may change: how long it runs, how often it evaluates, saves and logs,
+# how it loads data; anything else would make the rest of the run another experiment
+RESUMABLE_FIELDS = ("steps", "eval_every", "save_every", "log_every", "num_workers",
+                    "max_minutes", "stop_after_steps", "cache_mb", "eval_max_items",
+                    "eval_batches", "tensorboard")
+
+
+def check_resumed_config(saved: str | Path, *configs: Any) -> None:
+    """A ValueError naming every field of `configs` that differs from the run's saved config
+    (`saved`, its train_config.yaml) other than RESUMABLE_FIELDS; nothing when none was saved."""
+    saved = Path(saved)
+    if not configs or not saved.exists():
+        return
+    before = yaml.safe_load(saved.read_text()) or {}
+    changed = []
+    for config in configs:
+        old = before.get(type(config).__name__) or {}
+        now = json.loads(json.dumps(dataclasses.asdict(config)))
+        changed += [f"{k} {old[k]!r} → {v!r}" for k, v in now.items()
+                    if k in old and k not in RESUMABLE_FIELDS and old[k] != v]
+    if changed:
+        raise ValueError(f"--resume with a changed config ({'; '.join(changed)}): a resumed run "
+                         f"may change only {', '.join(RESUMABLE_FIELDS)}; give the saved "
+                         f"values (in {saved}) or start a new run in another --out")
+
+
 def dump_config(path: str | Path, *configs: Any) -> None:
     """Write the resolved configs as YAML (one section per dataclass) into the run directory."""
     doc = {type(c).__name__: json.loads(json.dumps(dataclasses.asdict(c))) for c in configs}

@@ -21,8 +21,10 @@ from tqdm.auto import tqdm
 
 from .batches import StepBatchLoader
 from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from .config import check_resumed_config
 from .loss_curve import LossCurve
 from .options import TrainLoopConfig
+from .run_lock import acquire_run_lock, release_run_lock
 
 HISTORY_FILE = "train_history.json"
 
@@ -41,14 +43,19 @@ class TrainLoop:
         self.ckpt_dir = self.out / "checkpoints" / "last"
         self.start_step, self.done, self.history = 0, 0, []
         self.curve = LossCurve(cfg.log_every)
+        # one run writes to `out` at a time (a second one would interleave checkpoints)
+        self.lock = acquire_run_lock(self.out) if acc.is_main_process else None
 
-    def resume(self) -> bool:
+    def resume(self, *configs) -> bool:
         """Restore the last checkpoint if there is one (model, optimisers, schedule, RNG, history,
-        curve); say so either way. True when training continues from a checkpoint."""
+        curve); say so either way. True when training continues from a checkpoint. `configs`
+        (the run's resolved configs) must match the run's saved train_config.yaml but for the
+        fields a resumed run may change (config.RESUMABLE_FIELDS)."""
         found = find_checkpoint(self.ckpt_dir)
         if found is None:
             self.acc.print(f"--resume: no checkpoint in {self.ckpt_dir}, starting fresh")
             return False
+        check_resumed_config(self.out / "train_config.yaml", *configs)
         state = load_checkpoint(found, self.model, self.optimizer, self.scheduler, self.extra,
                                 sharded=self.sharded)
         self.start_step = self.done = state["step"]
@@ -133,6 +140,8 @@ class TrainLoop:
         save_model(self.out)
         (self.out / HISTORY_FILE).write_text(json.dumps(self.history, indent=1))
         self.curve.save(self.out)
+        if self.lock is not None:
+            release_run_lock(self.lock)
 
 
 def apply_gradients(acc, model, optimizer, scheduler, max_grad_norm: float) -> None:
