@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 
+from speechtok.fields import bounded
 from speechtok.tokenizer.registry import add_tokenizer_arguments
 from speechtok.training.config import add_config_arguments, add_run_arguments
 
@@ -56,10 +57,10 @@ def _parser() -> argparse.ArgumentParser:
                    "metadata.jsonl captions/texts) or a saved `datasets` dataset")
     add_tokenizer_arguments(t)
     t.add_argument("--out", required=True, help="output folder of code datasets")
-    t.add_argument("--num-workers", type=int, default=-1,
+    t.add_argument("--num-workers", type=bounded(int, -1, 256), default=-1,
                    help="loader processes decoding media per launched process (default -1: "
                    "2 where the process has 4 or more cores, else 0)")
-    t.add_argument("--batch-size", type=int, default=64,
+    t.add_argument("--batch-size", type=bounded(int, 1, 65_536), default=64,
                    help="images per encoder forward (speech: one utterance per forward, so "
                    "its codes equal encoding the file alone)")
     t.add_argument("--chunk-rows", type=int, default=2000,
@@ -162,7 +163,10 @@ def cmd_benchmark(args) -> None:
     for name, result in results.items():
         print(summary_line(name, result))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        from speechtok.atomic import atomic_open
+
+        with atomic_open(args.json) as f:
+            f.write(json.dumps(results, indent=1))
     else:
         print(json.dumps(without_rows(results), indent=1))
 
@@ -183,13 +187,15 @@ def _serve_parser(sub) -> None:
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: %(default)s, this machine only; "
                    "0.0.0.0: every interface, e.g. in a container)")
-    s.add_argument("--port", type=int, default=7860, help="port to listen on (default: "
-                   "%(default)s)")
+    s.add_argument("--port", type=bounded(int, 1, 65_535), default=7860,
+                   help="port to listen on (default: %(default)s)")
     s.add_argument("--device", default=None, help="default: CUDA when present, else CPU")
-    s.add_argument("--max-upload-seconds", metavar="N", type=float, default=60.0,
+    s.add_argument("--max-upload-seconds", metavar="N", type=bounded(float, 0.1, 3600),
+                   default=60.0,
                    help="longer audio uploads are cut to their first N seconds, with a note "
                    "(default: %(default)g)")
-    s.add_argument("--max-upload-mb", metavar="MB", type=float, default=1024.0,
+    s.add_argument("--max-upload-mb", metavar="MB", type=bounded(float, 0.001, 65_536),
+                   default=1024.0,
                    help="larger uploads are refused with a message; their bytes past the "
                    "limit are read and dropped, never kept (default: %(default)g)")
     s.add_argument("--export-space", metavar="DIR", default=None,
@@ -235,11 +241,12 @@ def check_port_free(host: str, port: int) -> None:
 def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="bundle folder written by `lm train`")
     p.add_argument("--out", required=True, help="output file")
-    p.add_argument("--temperature", type=float, default=None,
+    p.add_argument("--temperature", type=bounded(float, 0, 100), default=None,
                    help="0 = greedy (default: the bundle's measured best setting)")
-    p.add_argument("--top-k", type=int, default=None, help="0 = off")
-    p.add_argument("--top-p", type=float, default=None, help="1 = off")
-    p.add_argument("--seed", type=int, default=None, help="same seed, same output")
+    p.add_argument("--top-k", type=bounded(int, 0, 10_000_000), default=None, help="0 = off")
+    p.add_argument("--top-p", type=bounded(float, 0, 1), default=None, help="1 = off")
+    p.add_argument("--seed", type=bounded(int, 0, 2**63 - 1), default=None,
+                   help="same seed, same output")
     p.add_argument("--device", default=None, help="default: CUDA when present, else CPU")
 
 
@@ -250,11 +257,11 @@ def _generate_parser(sub) -> None:
                          description="prompt wav → units → LM continuation → wav (prompt + "
                          "continuation, resynthesised in the prompt's voice).")
     s.add_argument("--prompt", required=True, help="audio file (any rate, mono or stereo)")
-    s.add_argument("--prompt-seconds", type=float, default=3.0,
+    s.add_argument("--prompt-seconds", type=bounded(float, 0, 3600), default=3.0,
                    help="use the prompt's first N seconds (GSLM uses 3; 0 = all)")
-    s.add_argument("--max-seconds", type=float, default=10.0,
+    s.add_argument("--max-seconds", type=bounded(float, 0.01, 600), default=10.0,
                    help="longest continuation; it ends earlier when the LM emits <eoa>")
-    s.add_argument("--min-seconds", type=float, default=0.0,
+    s.add_argument("--min-seconds", type=bounded(float, 0, 600), default=0.0,
                    help="forbid <eoa> for about this long (a whole utterance as the prompt "
                    "ends in silence, and the LM then tends to end at once)")
     s.add_argument("--continuation-only", action="store_true",
@@ -267,14 +274,14 @@ def _generate_parser(sub) -> None:
                          "numbered files with --separate.")
     i.add_argument("--caption", required=True, action="append",
                    help="caption text; repeat for several captions")
-    i.add_argument("--num", type=int, default=1, help="images per caption")
-    i.add_argument("--guidance", type=float, default=None,
+    i.add_argument("--num", type=bounded(int, 1, 256), default=1, help="images per caption")
+    i.add_argument("--guidance", type=bounded(float, 0, 100), default=None,
                    help="classifier-free guidance scale; 1 = none (default: the bundle's)")
     i.add_argument("--decoding", choices=["causal", "maskgit"], default="causal",
                    help="causal: one code per forward in raster order; maskgit: all codes in "
                    "--steps parallel forwards with confidence-based re-masking (needs an LM "
                    "trained with the maskgit_image task)")
-    i.add_argument("--steps", type=int, default=8,
+    i.add_argument("--steps", type=bounded(int, 1, 1024), default=8,
                    help="maskgit: number of parallel decoding steps, T")
     layout = i.add_mutually_exclusive_group()
     layout.add_argument("--separate", action="store_true",
@@ -308,7 +315,7 @@ def cmd_generate(args) -> None:
                           "prompt_units": len(result.prompt_units[0]),
                           "continuation_units": len(result.units[0]), **result.settings}))
         return
-    from speechtok.image.io import image_grid, to_pil
+    from speechtok.image.io import image_grid, save_image, to_pil
 
     pipe = TextToImage(bundle)
     result = pipe(args.caption, num_images=args.num, guidance_scale=args.guidance,
@@ -318,13 +325,13 @@ def cmd_generate(args) -> None:
         files = [out.with_name(f"{out.stem}_{k}{out.suffix or '.png'}")
                  for k in range(len(result.images))]
         for f, img in zip(files, result.images, strict=True):
-            to_pil(img).save(f)
+            save_image(to_pil(img), f)
     elif len(result.images) == 1 and not args.grid:  # the image itself: no frame, no padding
         files = [out]
-        to_pil(result.images[0]).save(out)
+        save_image(to_pil(result.images[0]), out)
     else:
         files = [out]
-        image_grid(list(result.images.split(args.num))).save(out)
+        save_image(image_grid(list(result.images.split(args.num))), out)
     print(json.dumps({"out": [str(f) for f in files], "images": len(result.images),
                       **result.settings}))
 

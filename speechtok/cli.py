@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from speechtok.atomic import atomic_open
 from speechtok.hub import push
 from speechtok.jsonl import jsonl_rows
 from speechtok.tokenizer.registry import add_tokenizer_arguments, tokenizer_options
@@ -181,22 +182,67 @@ def cmd_encode(args) -> None:
     if args.dedup and not layout.deduplicated:
         raise ValueError("--dedup applies to speech units with one code a frame; this "
                          f"tokenizer gives {tok.modality} codes of depth {layout.depth}")
-    out = open(args.out, "w") if args.out else sys.stdout
-    try:
-        for f in args.files:
-            codes = media.encode(tok, [media.read(f, layout)])[0]
-            row = {"file": f, media.codes_key: codes.tolist()}
-            if args.dedup:
-                u, runs = dedup(codes[None])
-                row.update(units=u[0].tolist(), durations=runs[0].tolist())
-            out.write(json.dumps(row) + "\n")
-    finally:
-        if args.out:
-            out.close()
+    rows = []  # every file first: a bad one stops the command before --out is touched
+    for f in args.files:
+        codes = media.encode(tok, [media.read(f, layout)])[0]
+        row = {"file": f, media.codes_key: codes.tolist()}
+        if args.dedup:
+            u, runs = dedup(codes[None])
+            row.update(units=u[0].tolist(), durations=runs[0].tolist())
+        rows.append(json.dumps(row) + "\n")
+    if not args.out:
+        sys.stdout.writelines(rows)
+        return
+    with atomic_open(args.out) as out:
+        out.writelines(rows)
+
+
+MAX_DECODE_SECONDS = 3600.0  # one hour of speech a line: decode more in several lines
+
+
+def row_codes(row, where: str, key: str, layout):
+    """(codes, durations or None) of one JSON line of `speechtok encode`'s output, checked: whole
+    numbers in [0, codebook_size), run lengths ≥ 1 (one per unit), at most MAX_DECODE_SECONDS
+    of speech. Anything else is a ValueError naming `where` and the field."""
+    import numpy as np
+    import torch
+
+    codes = row.get(key) if isinstance(row, dict) else row
+    if codes is None:
+        raise ValueError(f"{where} has no {key!r} (is it from another kind of tokenizer than "
+                         f"this {layout.modality} one?)")
+
+    def whole_numbers(value, name: str) -> np.ndarray:
+        try:
+            array = np.asarray(value)
+        except ValueError:  # ragged nesting
+            array = np.asarray([], dtype=object)
+        if array.dtype.kind not in "iu" or array.ndim == 0 or array.size == 0:
+            raise ValueError(f"{where}: {name!r} must be a non-empty list of whole numbers, got "
+                             f"{str(value)[:60]}")
+        return array
+
+    array = whole_numbers(codes, key)
+    if array.min() < 0 or array.max() >= layout.codebook_size:
+        bad = array[(array < 0) | (array >= layout.codebook_size)].flat[0]
+        raise ValueError(f"{where}: {key.rstrip('s')} id {bad} is out of range "
+                         f"[0, {layout.codebook_size})")
+    durations = row.get("durations") if isinstance(row, dict) else None
+    if durations is not None:
+        durations = whole_numbers(durations, "durations")
+        if durations.shape != array.shape[-1:] or durations.min() < 1:
+            raise ValueError(f"{where}: 'durations' must hold one run length ≥ 1 per unit "
+                             f"({array.shape[-1]})")
+    if layout.frame_rate:
+        frames = int(durations.sum()) if durations is not None else array.shape[-1]
+        if frames / layout.frame_rate > MAX_DECODE_SECONDS:
+            raise ValueError(f"{where}: {frames / layout.frame_rate:,.0f} s of speech, over the "
+                             f"limit of {MAX_DECODE_SECONDS:,.0f} s a line")
+    return torch.from_numpy(array.astype(np.int64)), (
+        None if durations is None else torch.from_numpy(durations.astype(np.int64)))
 
 
 def cmd_decode(args) -> None:
-    import torch
 
     from speechtok.tokenizer import load_tokenizer, media_for
 
@@ -213,15 +259,12 @@ def cmd_decode(args) -> None:
                              f"{tok.modality} tokenizer has none")
         extra["speaker"] = tok.speaker_embedding(media.read(args.voice, layout)[None])
     out = Path(args.out)
-    for i, row in enumerate(rows):
-        codes = row.get(media.codes_key) if isinstance(row, dict) else row
-        if codes is None:
-            raise ValueError(f"{args.units}: line {i + 1} has no {media.codes_key!r} (is it from "
-                             f"another kind of tokenizer than this {tok.modality} one?)")
-        durations = row.get("durations") if isinstance(row, dict) else None
+    checked = [row_codes(row, f"{args.units}: line {i + 1}", media.codes_key, layout)
+               for i, row in enumerate(rows)]  # every line first: nothing written for bad input
+    for i, (codes, durations) in enumerate(checked):
         if durations is not None:
-            extra["durations"] = torch.tensor([durations])
-        decoded = tok.decode(torch.tensor(codes)[None], **extra)
+            extra["durations"] = durations[None]
+        decoded = tok.decode(codes[None], **extra)
         path = out if len(rows) == 1 else out.with_name(f"{out.stem}-{i}{out.suffix}")
         media.save(path, decoded[0], layout)
         print(path)

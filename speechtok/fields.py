@@ -58,3 +58,25 @@ def check_sizes(config, caps: dict[str, int] | None = None) -> None:
             if isinstance(v, int) and not isinstance(v, bool) and v > cap:
                 raise ValueError(f"{f.name} = {v:,} is over its limit of {cap:,}: is the config "
                                  "damaged or edited by hand?")
+
+
+def bounded(kind: type, low: float, high: float):
+    """An argparse `type=` that accepts a finite `kind` (int or float) in [low, high] and
+    otherwise says so in one line (`argument --temperature: must be a finite number from 0 to
+    100, got nan`)."""
+    import argparse
+    import math
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be {'a whole' if kind is int else 'a'} number, got {text!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number from {low:g} to {high:g}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its own messages
+    return parse

@@ -236,3 +236,52 @@ def test_a_second_run_on_the_same_out_is_refused(audio_folder, tmp_path, capsys)
     assert _train(audio_folder, out, "--steps", "2") == 0
     assert "taking over the lock" in capsys.readouterr().out
     assert not (out / ".run.lock").exists() and os.path.exists(out / "model.safetensors")
+
+
+# ---- outputs and the decoder's input ---------------------------------------------------------
+def test_a_failed_encode_leaves_the_old_output(tiny_tokenizer, audio_folder, tmp_path, capsys):
+    tiny_tokenizer.save_pretrained(tmp_path / "tok")
+    keep = tmp_path / "keep.jsonl"
+    keep.write_text("precious\n")
+    good = sorted(audio_folder.glob("*.wav"))[0]
+    (tmp_path / "bad_dir").mkdir()
+    code = speechtok_main(["encode", "--tokenizer", str(tmp_path / "tok"), str(good),
+                           str(tmp_path / "bad_dir"), "--out", str(keep)])
+    assert code == 2 and keep.read_text() == "precious\n"
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+DECODE_CASES = {
+    "a string": ({"units": "hello"}, "'units' must be a non-empty list of whole numbers"),
+    "null": ({"units": None}, "has no 'units'"),
+    "a huge id": ({"units": [1, 10 ** 30]}, "'units' must be a non-empty list of whole numbers"),
+    "out of range": ({"units": [1, 999]}, "unit id 999 is out of range [0, 16)"),
+    "a billion frames": ({"units": [1, 2, 3], "durations": [1, 10 ** 9, 2]},
+                         "over the limit of 3,600 s a line"),
+    "bad durations": ({"units": [1, 2], "durations": [1, 0]}, "one run length ≥ 1 per unit"),
+}
+
+
+@pytest.mark.parametrize("case", DECODE_CASES)
+def test_decode_input_is_checked(case, tiny_tokenizer, tmp_path, capsys):
+    tiny_tokenizer.save_pretrained(tmp_path / "tok")
+    row, message = DECODE_CASES[case]
+    (tmp_path / "u.jsonl").write_text(json.dumps(row) + "\n")
+    code = speechtok_main(["decode", "--tokenizer", str(tmp_path / "tok"),
+                           str(tmp_path / "u.jsonl"), "--out", str(tmp_path / "o.wav")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "o.wav").exists()
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--temperature", "nan", "must be a finite number from 0 to 100, got nan"),
+    ("--prompt-seconds", "-1", "must be a finite number from 0 to 3600, got -1"),
+    ("--max-seconds", "inf", "must be a finite number from 0.01 to 600, got inf"),
+    ("--top-k", "many", "must be a whole number, got 'many'"),
+])
+def test_generate_options_are_checked(flag, value, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        lm_main(["generate", "speech", "--model", "m", "--prompt", "p.wav", "--out", "o.wav",
+                 flag, value])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err

@@ -159,6 +159,14 @@ def load_image(path: str | Path):
     return open_pil(path, str(path))
 
 
+def save_image(image, path: str | Path) -> None:
+    """Save a PIL image (format from the suffix) so that it appears whole or not at all."""
+    from speechtok.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        image.save(tmp)
+
+
 def to_pil(x: torch.Tensor):
     """(3, H, W) float in [0, 1] → PIL RGB image."""
     from PIL import Image

@@ -46,7 +46,6 @@ class ImageMedia:
         return evaluate_image(tokenizer, source, max_items, progress=True)
 
     def save(self, path: str | Path, media: torch.Tensor, layout) -> None:
-        from .io import to_pil
+        from .io import save_image, to_pil
 
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        to_pil(media).save(path)
+        save_image(to_pil(media), path)

@@ -123,6 +123,8 @@ def prepare_waveform(
 
 def save_audio(path: str | Path, wav: torch.Tensor, sample_rate: int) -> None:
     """Write a mono waveform `(samples,)` as 16-bit PCM wav, clipped to [-1, 1]."""
+    from speechtok.atomic import atomic_path
+
     wav = wav.detach().float().cpu().clamp(-1, 1).numpy()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), wav, sample_rate, subtype="PCM_16")
+    with atomic_path(path) as tmp:  # a failed write leaves no half file, nor loses an old one
+        sf.write(str(tmp), wav, sample_rate, subtype="PCM_16")
