@@ -45,11 +45,12 @@ def make_inputs(folder: Path) -> dict[str, Path]:
     import soundfile as sf
     from PIL import Image
 
-    from speechtok.image import ImageTokenizer
-    from speechtok.speech import SpeechTokenizer
+    from speechtok.image import ImageTokenizer, ImageTokenizerConfig
+    from speechtok.speech import SpeechTokenizer, SpeechTokenizerConfig
 
-    SpeechTokenizer().save_pretrained(folder / "speech_tok")
-    ImageTokenizer().save_pretrained(folder / "image_tok")
+    # random weights at the default sizes: what costs memory is the input's handling
+    SpeechTokenizer(SpeechTokenizerConfig()).save_pretrained(folder / "speech_tok")
+    ImageTokenizer(ImageTokenizerConfig()).save_pretrained(folder / "image_tok")
     rng = np.random.default_rng(0)
     for rate in (16001, 44101):
         sf.write(folder / f"odd_{rate}.wav", 0.1 * rng.standard_normal(rate), rate)
@@ -59,13 +60,13 @@ def make_inputs(folder: Path) -> dict[str, Path]:
 
 def encode_cases(folder: Path) -> list[tuple[str, list[str]]]:
     enc = [PY, "-m", "speechtok.cli", "encode", "--device", "cpu", "--tokenizer"]
-    sizes = {p.name: p.stat().st_size // 1024 for p in folder.iterdir() if p.is_file()}
+    sizes = {p.name: f"{p.stat().st_size:,} B" for p in folder.iterdir() if p.is_file()}
     return [
-        (f"speechtok encode, {sizes['odd_16001.wav']} KB WAV at 16,001 Hz",
+        (f"speechtok encode, {sizes['odd_16001.wav']} WAV at 16,001 Hz",
          [*enc, str(folder / "speech_tok"), str(folder / "odd_16001.wav")]),
-        (f"speechtok encode, {sizes['odd_44101.wav']} KB WAV at 44,101 Hz",
+        (f"speechtok encode, {sizes['odd_44101.wav']} WAV at 44,101 Hz",
          [*enc, str(folder / "speech_tok"), str(folder / "odd_44101.wav")]),
-        (f"speechtok encode, {sizes['line.png']} KB 1-bit PNG of 1,000,000 × 1",
+        (f"speechtok encode, {sizes['line.png']} 1-bit PNG of 1,000,000 × 1",
          [*enc, str(folder / "image_tok"), str(folder / "line.png")]),
     ]
 

@@ -54,13 +54,17 @@ def _to_rgb(x: torch.Tensor, what: str) -> torch.Tensor:
 MAX_ASPECT = 100  # sides further apart than this are not a picture (a 1 × 1,000,000 PNG is 2 KB)
 
 
+class ImageShapeError(ValueError):
+    """An image whose sides are empty or absurdly far apart."""
+
+
 def _check_shape(h: int, w: int, what: str) -> None:
     """Refuse, before any resize, an image whose sides are empty or absurdly far apart."""
     if min(h, w) < 1:
-        raise ValueError(f"{what}: empty image ({w}×{h})")
+        raise ImageShapeError(f"{what}: empty image ({w}×{h})")
     if max(h, w) > MAX_ASPECT * min(h, w):
-        raise ValueError(f"{what}: {w}×{h} pixels, an aspect ratio over {MAX_ASPECT}:1; crop it "
-                         "to the part to encode first")
+        raise ImageShapeError(f"{what}: {w}×{h} pixels, an aspect ratio over {MAX_ASPECT}:1; "
+                              "crop it to the part to encode first")
 
 
 def _resize_center_crop(x: torch.Tensor, resolution: int | None) -> torch.Tensor:
@@ -142,6 +146,8 @@ def open_pil(source, name: str):
                 _check_shape(img.size[1], img.size[0], name)  # before decoding any pixel
                 img.load()
                 return img.copy()
+    except ImageShapeError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ValueError(f"{name}: image too large to decode safely ({err}). If you trust "
                          "the file, raise PIL.Image.MAX_IMAGE_PIXELS, or downscale it first"
