@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from speechtok.atomic import atomic_open
+from speechtok.fields import bounded
 from speechtok.hub import push
 from speechtok.jsonl import jsonl_rows
 from speechtok.tokenizer.registry import add_tokenizer_arguments, tokenizer_options
@@ -71,12 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--data", required=True, help="folder of audio / images, or saved dataset")
     v.add_argument("--split", default=None,
                    help="subfolder to evaluate (default: test/ if present, else the folder)")
-    v.add_argument("--max-items", type=int, default=None, help="evaluate at most N files")
-    v.add_argument("--resynthesis", type=int, default=20, metavar="N",
+    v.add_argument("--max-items", type=bounded(int, 1, 10**9), default=None,
+                   help="evaluate at most N files")
+    v.add_argument("--resynthesis", type=bounded(int, 0, 10**6), default=20, metavar="N",
                    help="speech: encode, decode (in each file's own voice) and score STOI, "
                    "ESTOI, wide-band PESQ and MCD on the first N files, with Griffin-Lim and, "
                    "when the tokenizer has one, the learned decoder (0 = skip; default 20)")
-    v.add_argument("--agreement", type=int, default=20, metavar="N",
+    v.add_argument("--agreement", type=bounded(int, 0, 10**6), default=20, metavar="N",
                    help="speech: share of frames whose unit survives 10 dB noise, reverberation "
                    "and the 8 kHz band, on the first N files (0 = skip; default 20)")
     v.add_argument("--save-resynthesis", metavar="DIR",

@@ -60,19 +60,21 @@ def load_tokenizer(spec: str | Path, device: str | None = None, **options):
 
 def add_tokenizer_arguments(parser) -> None:
     """`--tokenizer` and the options of `hf:` tokenizers, for every CLI that loads one."""
+    from speechtok.fields import bounded
+
     parser.add_argument("--tokenizer", required=True,
                         help="a saved tokenizer folder (ours, or k-means units from `speechtok "
                         "train kmeans`), or hf:NAME_OR_PATH for a pretrained codec or image VQ "
                         "of transformers (a Hub name in the local cache, or a folder written "
                         "by save_pretrained): Mimi, EnCodec, DAC, X-codec, X-codec 2, "
                         "Chameleon, Emu3, Janus")
-    parser.add_argument("--num-codebooks", type=int, default=None,
+    parser.add_argument("--num-codebooks", type=bounded(int, 1, 64), default=None,
                         help="hf: codecs: codebooks a frame to keep, coarse first "
                         "(default: all)")
-    parser.add_argument("--resolution", type=int, default=None,
+    parser.add_argument("--resolution", type=bounded(int, 8, 8192), default=None,
                         help="hf: image VQs: the square side images are resized and cropped to "
                         "(default: the model's)")
-    parser.add_argument("--sample-rate", type=int, default=None,
+    parser.add_argument("--sample-rate", type=bounded(int, 1000, 768_000), default=None,
                         help="hf: codecs whose config names no sampling rate: the rate it was "
                         "trained at (audio is resampled to it)")
 
