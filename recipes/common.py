@@ -154,8 +154,8 @@ OVERRIDES_HELP = ("Any field of a model's YAML config can be overridden by model
                   "are skipped; delete a stage's folder under --out to redo it.")
 
 __all__ = ["cached_json", "continue_prompts", "current_commit", "resynthesise", "stage",
-           "train_tokenizer", "recipe_parser", "parse_args", "model_configs",
-           "pretokenize_once", "train_lm_once", "evaluate_speech_tokenizer",
+           "train_tokenizer", "recipe_parser", "parse_args", "add_continuation_args",
+           "model_configs", "pretokenize_once", "train_lm_once", "evaluate_speech_tokenizer",
            "evaluate_image_tokenizer", "evaluate_any_tokenizer", "StageFailed", "Timer",
            "write_results", "pocketsphinx_available", "flush_denormals", "resynthesis_scores",
            "train_vocoder_once"]
@@ -176,6 +176,15 @@ def recipe_parser(doc: str, here: Path, models: tuple[str, ...],
         p.add_argument(f"--{kind}-config", default=str(here / CONFIG_FILES[kind]),
                        help=f"{kind} model config (YAML; default: {CONFIG_FILES[kind]} here)")
     return p
+
+
+def add_continuation_args(p: argparse.ArgumentParser) -> None:
+    """The options of GSLM's continuation stage (`RecipeRun.continuation`)."""
+    p.add_argument("--prompts", type=int, default=8, help="test prompts to continue")
+    p.add_argument("--prompt-seconds", type=float, default=3.0, help="GSLM uses 3 s")
+    p.add_argument("--max-seconds", type=float, default=6.0, help="longest continuation")
+    p.add_argument("--transcribe", action=argparse.BooleanOptionalAction, default=True,
+                   help="transcribe the continuations with pocketsphinx when installed")
 
 
 def parse_args(p: argparse.ArgumentParser, argv: list[str] | None, models: tuple[str, ...]
@@ -413,6 +422,16 @@ class RecipeRun:
                 self.out / "bundle", self.args.lm_config, self.overrides["lm"],
                 **{f"{kind}_codes": codes})
         return codes
+
+    def continuation(self, data: Path, codes: Path) -> None:
+        """One stage: continue test prompts with the bundle (`continue_prompts`, options from
+        `add_continuation_args`) into OUT/continuations."""
+        a, out = self.args, self.out
+        with self.stage("continuing test prompts"):
+            self.results["continuation"] = cached_json(
+                out / "continuations" / "continuations.json", lambda: continue_prompts(
+                    out / "bundle", data, codes, out / "continuations", a.prompts,
+                    a.prompt_seconds, a.max_seconds, pocketsphinx_available(a.transcribe)))
 
     def finish(self) -> int:
         """results.json with every stage's time; the exit status."""

@@ -279,6 +279,15 @@ def librispeech_examples(root: Path, subsets: list[str], max_samples: int | None
     return take(utterances(), max_samples)
 
 
+def write_librispeech_folder(args, data: Path, sample_rate: int) -> dict:
+    """The LibriSpeech subsets `add_librispeech_args` chose as an audio folder at `data`
+    (`write_audio_folder`; skipped when it was written with the same settings)."""
+    return write_audio_folder(
+        data, lambda: librispeech_splits(args), sample_rate,
+        {"source": str(args.data), "train": args.train_subsets, "valid": args.valid_subset,
+         "test": args.test_subset, "max_samples": args.max_samples})
+
+
 def librispeech_splits(args) -> dict[str, list[Example]]:
     """Train / valid / test Examples from any LibriSpeech source (`LIBRISPEECH_HELP`)."""
     source = open_source(args.data, args.hub_config)

@@ -34,7 +34,6 @@ Time:     not run here; the configs are sized for a GPU, not for this machine's 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -50,11 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     layouts.add_librispeech_args(p)
     p.add_argument("--eval-utterances", type=int, default=200,
                    help="test utterances for the tokenizer's figures (default 200)")
-    p.add_argument("--prompts", type=int, default=8, help="test prompts to continue")
-    p.add_argument("--prompt-seconds", type=float, default=3.0, help="GSLM uses 3 s")
-    p.add_argument("--max-seconds", type=float, default=6.0, help="longest continuation")
-    p.add_argument("--transcribe", action=argparse.BooleanOptionalAction, default=True,
-                   help="transcribe the continuations with pocketsphinx when installed")
+    common.add_continuation_args(p)
     run = common.RecipeRun(p, argv, MODELS, stages=6)
     args, out = run.args, run.out
     speech_cfg = common.model_configs("speech", args.speech_config, run.overrides["speech"])[0]
@@ -62,18 +57,10 @@ def main(argv: list[str] | None = None) -> int:
 
     with run.stage("LibriSpeech → audio folder"):
         data = out / "data"
-        run.results["data"] = layouts.write_audio_folder(
-            data, lambda: layouts.librispeech_splits(args), speech_cfg.sample_rate,
-            {"source": str(args.data), "train": args.train_subsets, "valid": args.valid_subset,
-             "test": args.test_subset, "max_samples": args.max_samples})
+        run.results["data"] = layouts.write_librispeech_folder(args, data, speech_cfg.sample_rate)
     tok_dir = run.tokenizer("speech", data, "the test split", args.eval_utterances)
     codes = run.lm("speech", data, tok_dir, "unit LM")
-    with run.stage("continuing test prompts"):
-        run.results["continuation"] = common.cached_json(
-            out / "continuations" / "continuations.json", lambda: common.continue_prompts(
-                out / "bundle", data, codes, out / "continuations", args.prompts,
-                args.prompt_seconds, args.max_seconds,
-                common.pocketsphinx_available(args.transcribe)))
+    run.continuation(data, codes)
     return run.finish()
 
 

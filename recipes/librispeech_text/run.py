@@ -154,10 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with run.stage("LibriSpeech → audio folder with transcripts"):
         data = out / "data"
-        run.results["data"] = layouts.write_audio_folder(
-            data, lambda: layouts.librispeech_splits(args), sample_rate,
-            {"source": str(args.data), "train": args.train_subsets, "valid": args.valid_subset,
-             "test": args.test_subset, "max_samples": args.max_samples})
+        run.results["data"] = layouts.write_librispeech_folder(args, data, sample_rate)
     if args.speech_tokenizer:
         run.stages -= 2  # no tokenizer to train or evaluate
         tok_dir = Path(args.speech_tokenizer)
