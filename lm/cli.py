@@ -371,6 +371,13 @@ def push_bundle(folder: str, repo: str, private: bool = False, revision: str | N
     if (folder_ / "model.safetensors").is_file() and not (folder_ / LAYOUT_FILE).exists():
         raise FileNotFoundError(f"{folder} is not an LM bundle (no {LAYOUT_FILE}); for a "
                                 "tokenizer use `speechtok push`")
+    for name in ("speech_tokenizer", "image_tokenizer"):  # pointers to pretrained weights
+        config = folder_ / name / "config.json"
+        source = json.loads(config.read_text()).get("source", "") if config.exists() else ""
+        if Path(source).is_absolute():
+            print(f"warning: {config} points at {source}, a folder on this machine: the "
+                  "uploaded bundle cannot load that tokenizer elsewhere (tokenize with a Hub "
+                  "name, hf:OWNER/NAME, to share it)", file=sys.stderr)
     return push(folder, repo, private, revision, write_card=write_bundle_card, **hub)
 
 

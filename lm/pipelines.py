@@ -2,7 +2,7 @@
 speech from a speech prompt. Both load a bundle written by `lm train` (the LM, its tokenizer,
 and the speech / image tokenizers its codes came from) and sample through `lm.generate`.
 
-    caption ─► text ids ─► <boi> + exactly h×w codes (CFG) ─► ImageTokenizer.decode ─► images
+    caption ─► text ids ─► <boi> + exactly h×w codes (CFG) ─► the image tokenizer's decode ─► images
     wav ─► first N s ─► units ─► dedup ─► <boa> units … <eoa> ─► run lengths ─► decode ─► wav
 
 Sampling defaults come from the bundle's `multimodal_generation.json` (the demo writes the
@@ -101,6 +101,9 @@ class TextToImage:
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
         self.image_tokenizer = bundle.tokenizer("image")
+        if not self.image_tokenizer.decodes:
+            raise ValueError("the bundle's image tokenizer cannot draw images (transformers "
+                             "ships no decoder for it): its codes can be modelled, not drawn")
         self.layout = layout = self.image_tokenizer.layout
         # LM tokens an image: depth-first per cell, or a hierarchy's grids one after the other
         self.image_tokens = layout.positions_per_item * layout.depth

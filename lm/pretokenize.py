@@ -9,7 +9,7 @@ Throughput: `DataLoader` worker processes read, decode, resample (audio) or resi
 Images are encoded `batch_size` at a time. Speech is encoded one utterance at a time, each in one
 pass over all its frames: padding utterances to a common length would change the codes of their
 last frames (the encoder's receptive field would see the padding), and the codes must equal
-`SpeechTokenizer.encode` of each file.
+the tokenizer's `encode` of each file.
 
 Sharding: process `rank` of `world` encodes the contiguous shard `rank` of every split into
 `OUT/<split>/shard-<rank>-of-<world>/`, written as chunks of `chunk_rows` rows
@@ -18,9 +18,10 @@ Sharding: process `rank` of `world` encodes the contiguous shard `rank` of every
 whole and goes on from the one it stopped in. `load_codes` concatenates the shards in rank order,
 so any number of processes yields the same rows in the same order as one.
 
-Rows: speech `{"name", "text", "units": [int, ...]}` (50 Hz units, not deduplicated: dedup is a
-format choice); images `{"name", "text", "alt_texts", "codes": [int, ...]}` (the grid in
-raster order; `alt_texts` other captions of the image, often empty) plus `grid_size`. Several
+Rows: speech `{"name", "text", "units": [int, ...]}` (at the tokenizer's frame rate, not
+deduplicated: dedup is a format choice); images `{"name", "text", "alt_texts", "codes":
+[int, ...]}` (the grid in raster order; `alt_texts` other captions of the image, often empty)
+plus `grid_size`. Several
 codes a position (`code_depth` in the metadata) are stored depth-first, a hierarchy's grids
 (`code_segments`) one after the other, coarse first (speechtok.tokenizer.layout).
 """
@@ -120,9 +121,9 @@ def _encode_shard(rows: list[dict], media, tok, folder: Path, chunk_rows: int,
                   batch_size: int, num_workers: int, source: dict, desc: str,
                   chunk_budget: list[int] | None) -> bool:
     """Encode one shard's rows into `folder`, skipping whole chunks; False if stopped early."""
+    _start_shard(folder, len(rows), chunk_rows, source)  # a finished one must match too
     if (folder / COMPLETE).exists():
         return True
-    _start_shard(folder, len(rows), chunk_rows, source)
     starts = range(0, len(rows), chunk_rows)
     todo = [i for i, _ in enumerate(starts) if not (folder / f"chunk-{i:05d}").exists()]
     done_rows = len(rows) - sum(len(rows[starts[i]: starts[i] + chunk_rows]) for i in todo)

@@ -313,10 +313,12 @@ def evaluate_speech_tokenizer(tok_dir: Path, data: Path, max_items: int | None) 
 def evaluate_any_tokenizer(tok_dir: Path, data: Path, max_items: int | None) -> dict:
     """The figures `speechtok eval` gives any tokenizer (k-means units: usage, perplexity,
     PNMI where the test split has phones) on the test split (cached), and its model card."""
+    import torch
+
     from speechtok.hub.model_card import write_model_card
     from speechtok.tokenizer import load_tokenizer, media_for
 
-    tok = load_tokenizer(tok_dir)
+    tok = load_tokenizer(tok_dir, "cuda" if torch.cuda.is_available() else "cpu")
     metrics = cached_json(tok_dir / "eval_test.json", lambda: media_for(tok.modality).evaluate(
         tok, data, "test", max_items))
     write_model_card(tok_dir, json.loads((tok_dir / "config.json").read_text()), metrics)

@@ -75,11 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--max-items", type=bounded(int, 1, 10**9), default=None,
                    help="evaluate at most N files")
     v.add_argument("--resynthesis", type=bounded(int, 0, 10**6), default=20, metavar="N",
-                   help="speech: encode, decode (in each file's own voice) and score STOI, "
+                   help="our speech tokenizers: encode, decode (in each file's own voice) and "
+                   "score STOI, "
                    "ESTOI, wide-band PESQ and MCD on the first N files, with Griffin-Lim and, "
                    "when the tokenizer has one, the learned decoder (0 = skip; default 20)")
     v.add_argument("--agreement", type=bounded(int, 0, 10**6), default=20, metavar="N",
-                   help="speech: share of frames whose unit survives 10 dB noise, reverberation "
+                   help="our speech tokenizers: share of frames whose unit survives 10 dB "
+                   "noise, reverberation "
                    "and the 8 kHz band, on the first N files (0 = skip; default 20)")
     v.add_argument("--save-resynthesis", metavar="DIR",
                    help="speech: also write the resynthesised files here")
@@ -264,9 +266,8 @@ def cmd_decode(args) -> None:
     checked = [row_codes(row, f"{args.units}: line {i + 1}", media.codes_key, layout)
                for i, row in enumerate(rows)]  # every line first: nothing written for bad input
     for i, (codes, durations) in enumerate(checked):
-        if durations is not None:
-            extra["durations"] = durations[None]
-        decoded = tok.decode(codes[None], **extra)
+        runs = {} if durations is None else {"durations": durations[None]}
+        decoded = tok.decode(codes[None], **extra, **runs)
         path = out if len(rows) == 1 else out.with_name(f"{out.stem}-{i}{out.suffix}")
         media.save(path, decoded[0], layout)
         print(path)

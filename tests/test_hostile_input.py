@@ -262,6 +262,16 @@ DECODE_CASES = {
 }
 
 
+def test_each_line_decodes_with_its_own_run_lengths(tiny_tokenizer, tmp_path, capsys):
+    tiny_tokenizer.save_pretrained(tmp_path / "tok")
+    (tmp_path / "u.jsonl").write_text(json.dumps({"units": [1, 2], "durations": [3, 4]}) + "\n"
+                                      + json.dumps({"units": [5, 6, 7]}) + "\n")
+    assert speechtok_main(["decode", "--tokenizer", str(tmp_path / "tok"),
+                           str(tmp_path / "u.jsonl"), "--out", str(tmp_path / "o.wav")]) == 0
+    lengths = [len(sf.read(tmp_path / f"o-{i}.wav")[0]) for i in (0, 1)]
+    assert lengths == [7 * 320, 3 * 320]
+
+
 @pytest.mark.parametrize("case", DECODE_CASES)
 def test_decode_input_is_checked(case, tiny_tokenizer, tmp_path, capsys):
     tiny_tokenizer.save_pretrained(tmp_path / "tok")

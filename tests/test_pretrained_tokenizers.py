@@ -91,11 +91,12 @@ def test_image_vq_end_to_end(family, tmp_path):
     assert (meta["kind"], meta["grid_size"], meta["codebook_size"]) == ("image", 16, 64)
 
     bundle = _train(tmp_path, image_codes=str(codes), tasks={"caption_image": 1.0})
-    pipe = TextToImage.from_pretrained(bundle, device="cpu")
     if family == "chameleon":  # transformers has Chameleon's VQ encoder only
-        with pytest.raises(ValueError, match="no decoder for Chameleon"):
-            pipe("colour number 1", seed=0)
+        with pytest.raises(ValueError, match="cannot draw images"):
+            TextToImage.from_pretrained(bundle, device="cpu")
+        assert "cannot draw images" in Capabilities(bundle, device="cpu").missing["image"]
         return
+    pipe = TextToImage.from_pretrained(bundle, device="cpu")
     out = pipe("colour number 1", num_images=2, seed=0)
     assert out.grids.shape == (2, 16, 16) and out.images.shape == (2, 3, 32, 32)
     assert 0 <= float(out.images.min()) and float(out.images.max()) <= 1
@@ -163,3 +164,25 @@ def test_code_layout_flatten_round_trips(depth):
     assert speech.deduplicated == (depth == 1) and speech.tokens_per_second == 50 * depth
     assert not CodeLayout("speech", 16, 1, sample_rate=16000, frame_rate=50,
                           deduplicate=False).deduplicated
+
+
+def test_codes_of_other_options_are_not_mixed_into_a_finished_out(tmp_path, audio_folder):
+    folder = save_tiny("dac", tmp_path / "dac")
+    codes = tmp_path / "codes"
+    base = ["tokenize", "--tokenizer", f"hf:{folder}", "--data", str(audio_folder), "--out",
+            str(codes)]
+    assert lm_main([*base, "--num-codebooks", "2"]) == 0
+    assert lm_main([*base, "--num-codebooks", "3"]) == 2  # a finished shard of 2 codebooks
+    assert json.loads((codes / "pretokenized.json").read_text())["code_depth"] == 2
+
+
+def test_a_codec_trains_no_vocoder_and_decodes_batches_by_their_lengths(tmp_path, audio_folder):
+    from speechtok.cli import main as tok_main
+
+    folder = save_tiny("xcodec2", tmp_path / "x2")
+    assert tok_main(["train", "vocoder", "--tokenizer", f"hf:{folder}", "--data",
+                     str(audio_folder), "--steps", "1"]) == 2
+    tok = load_tokenizer(f"hf:{folder}")
+    codes = torch.tensor([[5, 6, 7], [8, 9, 10]])
+    wav = tok.decode(codes, durations=torch.tensor([[1, 1, 1], [2, 2, 2]]))
+    assert wav.shape == (2, 6 * 320) and float(wav[0, 3 * 320:].abs().max()) == 0.0

@@ -305,3 +305,13 @@ def test_every_registered_quantizer_is_a_base_quantizer(name):
     assert codes.shape == ((2, q.depth, 5) if q.depth > 1 else (2, 5))
     assert q.decode(codes).shape == x.shape
     assert torch.equal(q.forward(x).codes, codes)
+
+
+def test_a_residual_quantizer_of_one_stage_builds():
+    from conftest import tiny_config
+
+    from speechtok.quantization import build_quantizer
+
+    for name in ("rvq", "rfsq"):
+        cfg = tiny_config(quantizer=name, rvq_depth=1, fsq_levels=(4, 4))
+        assert build_quantizer(cfg, 8).depth == cfg.code_depth == 1

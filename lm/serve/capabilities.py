@@ -202,6 +202,9 @@ class Capabilities:
         with torch.inference_mode():
             units = tok.encode(wav[None])[0].cpu()  # (frames,) or (depth, frames)
             decoded = resyntheses(tok, wav, units)
+        if not decoded:
+            notes.append("this tokenizer has no decoder yet (k-means units: train a unit "
+                         "vocoder with `speechtok train vocoder --tokenizer`)")
         seconds = time.perf_counter() - start
         depth = layout.depth
         first = units if depth == 1 else units[0]
@@ -266,6 +269,8 @@ def resyntheses(tok, wav: torch.Tensor, units: torch.Tensor) -> dict[str, torch.
     from speechtok.speech import SpeechTokenizer
 
     if not isinstance(tok, SpeechTokenizer):  # a codec, k-means units: their one decoder
+        if getattr(tok, "vocoder", True) is None:  # k-means units with no vocoder yet
+            return {}
         return {"decoder": tok.decode(units[None])[0].cpu()}
     speaker = tok.speaker_embedding(wav[None]) if tok.speaker_encoder is not None else None
     out = {"griffin_lim": tok.decode(units[None], None, speaker, vocoder="griffin_lim")[0]}

@@ -90,16 +90,19 @@ def speak_texts(bundle, texts: list[str], out: Path, max_seconds: float, seed: i
         prompt = [v.bos_id, *v.encode_text(text), v.boa_id]
         room = bundle.max_positions() - len(prompt)
         new = generate_ids(bundle.model, v, [prompt], stop_id=v.eoa_id,
-                           max_new_tokens=max(1, min(room, int(max_seconds * tok.frame_rate))),
+                           max_new_tokens=max(1, min(room,
+                                                     int(max_seconds * tok.layout.frame_rate))),
                            sampling=Sampling(1.0, seed=seed + k))[0]
         units = v.units_from_ids(new[new != v.eoa_id])
         name = f"tts_{k:03d}.wav"
-        if len(units):
-            wav = tok.decode(units[None].to(tok.device),
-                             expand_durations(units, means)[None].to(tok.device))[0]
+        if len(units) and tok.layout.deduplicated:
+            wav = tok.decode(units[None], expand_durations(units, means)[None])[0]
+        elif len(units):  # codec frames: every frame kept, whole frames only
+            depth = tok.layout.depth
+            wav = tok.decode(tok.layout.unflatten(units[: len(units) // depth * depth])[None])[0]
         else:  # the LM closed the span at once: an empty file says so
             wav = units.new_zeros(0).float()
-        save_audio(out / name, wav.cpu(), tok.sample_rate)
+        save_audio(out / name, wav.cpu(), tok.layout.sample_rate)
         names.append(name)
     return names
 

@@ -53,7 +53,7 @@ def _kmeans(config: dict) -> tuple[str, str, str, str, list[str]]:
     return ("Speech units (k-means)", "load_tokenizer",
             f"k-means speech tokenizer (GSLM's speech2unit): layer {config['layer']} of "
             f"{config['features']} ↔ {config['clusters']} units, fitted with speechtok-lm",
-            "units = tok.encode(wav)  # (batch, frames) at 16 kHz\n"
+            f"units = tok.encode(wav)  # (batch, frames) at {config['sample_rate']} Hz\n"
             "wav = tok.decode(units)  # needs a unit vocoder (speechtok train vocoder)",
             ["speech-tokenizer", "audio", "k-means", "gslm"])
 
@@ -92,7 +92,9 @@ def write_model_card(folder: str | Path, config: dict, metrics: dict | None = No
     table = ("| metric | value |\n|---|---|\n"
              + "\n".join(f"| {k} | {v:.4g} |" for k, v in numeric.items())) if numeric \
         else "Not evaluated yet."
-    load = (f'from speechtok.tokenizer import load_tokenizer\ntok = load_tokenizer("{repo}")'
+    load = ("from huggingface_hub import snapshot_download\n"
+            "from speechtok.tokenizer import load_tokenizer\n"
+            f'tok = load_tokenizer(snapshot_download("{repo}"))'
             if cls == "load_tokenizer" else
             f'from speechtok import {cls}\ntok = {cls}.from_pretrained("{repo}")')
     body = BODY.format(title=title, description=description, load=load, repo=repo, usage=usage,

@@ -15,6 +15,10 @@ from speechtok.metrics.image import psnr, ssim
 
 
 @torch.no_grad()
+def _device(model):
+    return next(model.parameters()).device
+
+
 def evaluate_image(model, source: ImageSource, max_items: int | None = None,
                    batch_size: int = 128, progress: bool = False) -> dict[str, float]:
     """Metrics of `model` over (up to `max_items` of) `source`, as a flat dict of floats.
@@ -24,11 +28,12 @@ def evaluate_image(model, source: ImageSource, max_items: int | None = None,
     n = len(source) if max_items is None else min(len(source), max_items)
     psnrs, ssims, codes = [], [], []
     for start in tqdm(range(0, n, batch_size), disable=not progress, desc="evaluate"):
-        x = source.load(range(start, min(n, start + batch_size)))
+        x = source.load(range(start, min(n, start + batch_size))).to(_device(model))
         grid = model.encode(x)
-        y = model.decode(grid)
-        psnrs.append(psnr(y, x).cpu())
-        ssims.append(ssim(y, x).cpu())
+        if getattr(model, "decodes", True):  # Chameleon's VQ: codes only
+            y = model.decode(grid)
+            psnrs.append(psnr(y, x).cpu())
+            ssims.append(ssim(y, x).cpu())
         first = grid[:, 0] if grid.dim() == 4 else grid  # RVQ: usage of the first codebook
         codes.append(first.flatten().cpu())
     model.train(was_training)
@@ -37,8 +42,8 @@ def evaluate_image(model, source: ImageSource, max_items: int | None = None,
     K, depth, positions = layout.codebook_size, layout.depth, layout.positions_per_item
     return {
         "items": n,
-        "psnr": float(torch.cat(psnrs).mean()),
-        "ssim": float(torch.cat(ssims).mean()),
+        **({"psnr": float(torch.cat(psnrs).mean()), "ssim": float(torch.cat(ssims).mean())}
+           if psnrs else {}),
         "codebook_usage": codebook_usage(all_codes, K),
         "perplexity": perplexity(all_codes, K),
         "entropy_bits": entropy_bits(all_codes, K),

@@ -90,7 +90,8 @@ def build_quantizer(cfg: QuantizerConfig, dim: int) -> BaseQuantizer:
     if not isinstance(quantizer, BaseQuantizer):
         raise TypeError(f"the builder of quantizer {cfg.quantizer!r} returned a "
                         f"{type(quantizer).__name__}, not a speechtok.quantization.BaseQuantizer")
-    if (quantizer.depth > 1) != entry.residual:
+    if quantizer.depth != cfg.code_depth:
         raise TypeError(f"quantizer {cfg.quantizer!r} gives {quantizer.depth} codes a position "
-                        f"but was registered with residual={entry.residual}")
+                        f"but its registration says {cfg.code_depth} (residual="
+                        f"{entry.residual})")
     return quantizer

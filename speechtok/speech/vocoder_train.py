@@ -103,6 +103,8 @@ class UnitInputs:
 
         fields = {**asdict(voc_cfg), "kind": "unit_vocoder", "sample_rate": self.sample_rate,
                   "hop": self.stride, "units": self.tok.layout.codebook_size}
+        if voc_cfg.n_fft == VocoderConfig.n_fft:  # the default: 4 × hop (75 % overlap)
+            fields["n_fft"] = 4 * self.stride
         return UnitVocoder(UnitVocoderConfig(**fields))
 
     def inputs(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,7 +117,12 @@ class UnitInputs:
 
 
 def vocoder_task(tok):
-    """What a vocoder for `tok` learns to invert (DecoderLogMel or UnitInputs)."""
+    """What a vocoder for `tok` learns to invert (DecoderLogMel or UnitInputs). Only a
+    tokenizer whose folder keeps a vocoder (`attach_vocoder`: ours, k-means units) takes one;
+    a pretrained codec has its own decoder."""
+    if not hasattr(tok, "attach_vocoder"):
+        raise ValueError(f"a {type(tok).__name__} decodes with its own decoder: vocoders are "
+                         "trained for our speech tokenizers and k-means units")
     return DecoderLogMel(tok) if isinstance(tok, SpeechTokenizer) else UnitInputs(tok)
 
 
@@ -155,8 +162,10 @@ def train_vocoder(data: str | Path, out: str | Path | None, voc_cfg: VocoderConf
     """Train a vocoder for the saved tokenizer at `tokenizer` on the audio of `data` (ours: a
     Vocoder of its decoder's log-mel; k-means units: a UnitVocoder); save it to `out` (default
     TOKENIZER/vocoder, where the tokenizer loads it from); return it."""
-    from speechtok.tokenizer import load_tokenizer
+    from speechtok.tokenizer import HF_PREFIX, load_tokenizer
 
+    if str(tokenizer).startswith(HF_PREFIX):
+        raise ValueError(f"{tokenizer}: a pretrained codec decodes with its own decoder")
     out = Path(out) if out else Path(tokenizer) / VOCODER_FOLDER
     acc, mp = start_run(cfg.mixed_precision, cfg.seed)
     tok = load_tokenizer(str(tokenizer), str(acc.device))

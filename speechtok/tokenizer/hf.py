@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .hf_families import FAMILIES
-from .interface import MediaTokenizer
+from .interface import MediaTokenizer, silence_padding
 from .layout import CodeLayout
 
 # a multimodal LM's repo whose image VQ is the tokenizer: its model type → the VQ's
@@ -89,7 +89,10 @@ class PretrainedTokenizer(MediaTokenizer, nn.Module):
                 raise ValueError(f"hf:{source} has {total} codebooks; --num-codebooks must be "
                                  f"between 1 and {total}, got {num_codebooks}")
             rate = getattr(config, "sampling_rate", None) or getattr(config, "sample_rate", None)
-            self.rate = int(sample_rate or rate or 0)
+            if rate and sample_rate and int(sample_rate) != int(rate):
+                raise ValueError(f"hf:{source} was trained at {rate} Hz; --sample-rate is for "
+                                 f"codecs whose config names no rate, got {sample_rate}")
+            self.rate = int(rate or sample_rate or 0)
             if not self.rate:
                 raise ValueError(f"hf:{source}: its config names no sampling rate; give "
                                  "--sample-rate")
@@ -146,6 +149,10 @@ class PretrainedTokenizer(MediaTokenizer, nn.Module):
         (folder / "config.json").write_text(json.dumps(config, indent=1))
 
     @property
+    def decodes(self) -> bool:
+        return self.modality == "speech" or self.family.decodes
+
+    @property
     def source(self) -> str:
         return self.source_name
 
@@ -176,7 +183,8 @@ class PretrainedTokenizer(MediaTokenizer, nn.Module):
             return self.family.encode(self.model, pixels.to(self.model.dtype))
         from speechtok.speech.io import prepare_waveform
 
-        wav = prepare_waveform(media, sample_rate or self.rate, self.rate).to(self.device)
+        wav = prepare_waveform(media, sample_rate or self.rate, self.rate).to(
+            self.device, self.model.dtype)
         codes = self.family.encode(self.model, wav[:, None], self.num_codebooks)
         return codes[:, 0] if self.num_codebooks == 1 else codes
 
@@ -184,19 +192,23 @@ class PretrainedTokenizer(MediaTokenizer, nn.Module):
     def decode(self, codes: torch.Tensor, durations: torch.Tensor | None = None,
                speaker: torch.Tensor | None = None) -> torch.Tensor:
         """The inverse of `encode`: waveforms `(batch, frames · hop)` or images `(batch, 3, H,
-        W)` in [0, 1]. `durations` (run lengths of deduplicated units) and `speaker` apply to
-        speech units of one codebook; codecs keep their own voice."""
+        W)` in [0, 1]. `durations` expands run lengths (one per code frame); `speaker` is not
+        used: a codec keeps the voice in its codes."""
         codes = self.check_codes(codes).to(self.device)
         if self.modality == "image":
             codes = codes[None] if codes.dim() == 2 else codes
             return ((self.family.decode(self.model, codes).float() + 1) / 2).clamp(0, 1)
-        if codes.dim() == 1:
-            codes = codes[None]
+        if codes.dim() == 1 or (codes.dim() == 2 and self.num_codebooks > 1):
+            codes = codes[None]  # one item: (frames,) or (codebooks, frames)
+        lengths = None
         if durations is not None:
             from speechtok.speech.units import undedup
 
-            codes = undedup(codes, torch.as_tensor(durations).reshape(codes.shape))
+            durations = torch.as_tensor(durations).reshape(codes.shape[0], codes.shape[-1])
+            lengths = durations.sum(-1) * self.hop
+            codes = undedup(codes, durations) if codes.dim() == 2 else torch.stack(
+                [undedup(c, durations) for c in codes.transpose(0, 1)], 1)
         if codes.dim() == 2:  # one codebook
             codes = codes[:, None]
         wav = self.family.decode(self.model, codes).float()
-        return wav[..., : codes.shape[-1] * self.hop]
+        return silence_padding(wav[..., : codes.shape[-1] * self.hop], lengths)

@@ -128,10 +128,11 @@ class Xcodec2(SpeechCodec):
 
         rate = model.config.sampling_rate
         extract = Xcodec2FeatureExtractor(sampling_rate=rate, hop_length=self.hop(model))
-        inputs = extract([w.cpu().numpy() for w in wav[:, 0]], sampling_rate=rate,
+        inputs = extract([w.float().cpu().numpy() for w in wav[:, 0]], sampling_rate=rate,
                          return_tensors="pt")
-        device = wav.device
-        out = model.encode(inputs["input_values"].to(device), inputs["input_features"].to(device),
+        device, dtype = wav.device, wav.dtype
+        out = model.encode(inputs["input_values"].to(device, dtype),
+                           inputs["input_features"].to(device, dtype),
                            input_features_mask=inputs["input_features_mask"].to(device))
         return out.audio_codes.long()
 

@@ -7,7 +7,9 @@ codecs and image VQs of transformers (speechtok.tokenizer.hf).
     tok.encode(media)    speech (batch, samples) at layout.sample_rate → (batch, [depth,] frames)
                          images (batch, 3, H, W) in [0, 1] → (batch, [depth,] h, w)
     tok.decode(codes)    the inverse; speech also takes run lengths of deduplicated units
-                         (`durations`) and, where the tokenizer has one, a speaker vector
+                         (`durations`) and, where the tokenizer has one, a speaker vector;
+                         `tok.decodes` is False where there is no decoder
+                         (a hierarchy of grids encodes to flat `(batch, coarse + fine)`)
     tok.save_pretrained(folder)    a folder `load_tokenizer` reads back
 
 `layout.flatten` / `layout.unflatten` turn one item's codes into the LM's flat order and back.
@@ -20,10 +22,20 @@ import torch
 from .layout import CodeLayout
 
 
+def silence_padding(wav: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Zero each row of a batch of waveforms `(batch, samples)` past its own length: rows of
+    run-length-expanded units are right-padded to the longest."""
+    if lengths is None:
+        return wav
+    keep = torch.arange(wav.shape[-1], device=wav.device)[None] < lengths.to(wav.device)[:, None]
+    return wav * keep
+
+
 class MediaTokenizer:
     """Base of the tokenizers (a mixin: ours are also `nn.Module`s with the Hub mixin)."""
 
     modality: str = ""
+    decodes: bool = True  # codes → media (transformers ships no decoder for Chameleon's VQ)
 
     @property
     def layout(self) -> CodeLayout:

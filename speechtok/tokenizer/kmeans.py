@@ -8,7 +8,8 @@ A folder (written by `speechtok train kmeans`, speechtok.tokenizer.kmeans_train)
     features/            the SSL model cut to the layers it needs (save_pretrained)
     vocoder/             a unit vocoder, once `speechtok train vocoder --tokenizer` trained one
 
-`encode` gives each 20 ms frame the index of the nearest centroid of its layer-L features;
+`encode` gives each frame (20 ms for HuBERT) the index of the nearest centroid of its layer-L
+features;
 `decode` needs the unit vocoder (speechtok.speech.unit_vocoder).
 """
 
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from ..quantization.kmeans import nearest_code
-from .interface import MediaTokenizer
+from .interface import MediaTokenizer, silence_padding
 from .layout import CodeLayout
 from .ssl_features import layer_features, load_ssl_model
 
@@ -85,9 +86,13 @@ class KMeansTokenizer(MediaTokenizer, nn.Module):
 
         units = self.check_codes(units)
         units = units[None] if units.dim() == 1 else units
+        lengths = None
         if durations is not None:
-            units = undedup(units, torch.as_tensor(durations).reshape(units.shape))
-        return self.vocoder.to(self.device)(units.to(self.device))
+            durations = torch.as_tensor(durations).reshape(units.shape)
+            lengths = durations.sum(-1) * self.config["hop"]
+            units = undedup(units, durations)
+        wav = self.vocoder.to(self.device)(units.to(self.device))
+        return silence_padding(wav, lengths)
 
     def attach_vocoder(self, vocoder) -> None:
         self.vocoder = vocoder
@@ -98,11 +103,12 @@ class KMeansTokenizer(MediaTokenizer, nn.Module):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.features.save_pretrained(folder / FEATURES_FOLDER)
-        save_file({"centroids": self.centroids.cpu().contiguous()},
-                  str(folder / "model.safetensors"))
         (folder / "config.json").write_text(json.dumps(self.config, indent=1))
         if self.vocoder is not None:
             self.vocoder.save_pretrained(folder / VOCODER_FOLDER)
+        # last: a folder with model.safetensors is whole (what `recipes` check to skip a fit)
+        save_file({"centroids": self.centroids.cpu().contiguous()},
+                  str(folder / "model.safetensors"))
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> KMeansTokenizer:

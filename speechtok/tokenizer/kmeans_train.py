@@ -100,11 +100,12 @@ def mini_batch_update(centroids: torch.Tensor, seen: torch.Tensor, x: torch.Tens
     return assign
 
 
-def inertia(model, source, centroids: torch.Tensor, cfg: KMeansConfig, normalize: bool
-            ) -> float:
-    """Mean squared distance of held-out frames to their nearest centroid."""
+def inertia(model, source, centroids: torch.Tensor, cfg: KMeansConfig, normalize: bool,
+            batch_frames: int) -> float:
+    """Mean squared distance of held-out frames to their nearest centroid, a batch at a time."""
     total, frames = 0.0, 0
-    for x in _batches(model, source, range(len(source)), cfg, normalize, 10**9, "valid"):
+    for x in _batches(model, source, range(len(source)), cfg, normalize, batch_frames,
+                      "valid"):
         total += float((x - centroids[nearest_code(x, centroids)]).pow(2).sum())
         frames += len(x)
     return total / max(frames, 1)
@@ -153,7 +154,8 @@ def train_kmeans(data: str | Path, out: str | Path, cfg: KMeansConfig,
             pick = torch.randint(0, len(last), (len(dead),), generator=g)
             centroids[dead], seen[dead] = last[pick.to(last.device)], 0
         history.append({"epoch": epoch + 1, "restarted": len(dead),
-                        "valid_inertia": inertia(model, valid, centroids, cfg, normalize)})
+                        "valid_inertia": inertia(model, valid, centroids, cfg, normalize,
+                                                 train_cfg.batch_frames)})
         print(json.dumps(history[-1]))
     config = {"kind": "kmeans", **asdict(cfg), "hop": frame_hop(model), "normalize": normalize}
     tok = KMeansTokenizer(config, keep_layers(model, cfg.layer).cpu(), centroids.cpu())

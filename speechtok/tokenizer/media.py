@@ -1,6 +1,6 @@
 """How each modality's media are read, batched for an encoder and written: a registry by
-modality name. A new modality is one class (items, read, read_bytes, encode, save, and the
-attributes name, codes_key, suffix, batched) in its own module plus one line here."""
+modality name. A new modality is one class (items, read, read_bytes, encode, save, evaluate,
+and the attributes name, codes_key, suffix, batched) in its own module plus one line here."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def tokenizer_kind(path: str | Path) -> str:
 def load_tokenizer(spec: str | Path, device: str | None = None, **options):
     """A tokenizer in eval mode: a saved folder (ours, a k-means one, or one `lm tokenize`
     wrote for a pretrained model), or `hf:NAME_OR_PATH` for a transformers codec or image VQ
-    (`options`: num_codebooks, resolution; speechtok.tokenizer.hf)."""
+    (`options`: num_codebooks, resolution, sample_rate; speechtok.tokenizer.hf)."""
     kind = tokenizer_kind(spec)
     if str(spec).startswith(HF_PREFIX):
         tok = _class("hf").from_source(str(spec)[len(HF_PREFIX):], **options)

@@ -2,8 +2,9 @@
 two config dataclasses (the model's, then its training's) and its train function. A new
 trainer is its module plus one entry here; `speechtok train NAME --help` then lists its fields.
 
-Train functions take `(data, out, model_config, train_config, **options)`; the vocoder's also
-the tokenizer folder it decodes for (`tokenizer=`), the k-means fit a `device=` and no resume.
+Train functions take `(data, out, model_config, train_config, resume=..., **options)`; the
+vocoder's also the tokenizer folder it decodes for (`tokenizer=`), the k-means fit a
+`device=` (and it refuses resume: one run, no checkpoints).
 """
 
 from __future__ import annotations
