@@ -132,7 +132,7 @@ class TextToImage:
         if room < 1:
             raise ValueError(f"the LM's context of {self.bundle.max_positions()} positions "
                              f"cannot hold a caption and an image of {self.image_tokens} codes")
-        if len(caption) > 16 * max(room, 1):  # no tokenizer run over a novel-length caption
+        if len(caption) > 16 * room:  # no tokenizer run over a novel-length caption
             raise ValueError(f"the caption has {len(caption):,} characters; the LM's context "
                              f"leaves {room} tokens for it beside the image's "
                              f"{self.image_tokens} codes")

@@ -17,7 +17,7 @@ own K tokens, so a modality's range holds D·K tokens and code c at level d is t
 `offset + d·K + c`. The LM stays a plain causal LM (no depth head, no delay pattern: MusicGen's
 "flattening", its most faithful and slowest pattern), a position costs D tokens, and the
 generation mask restricts each token to its level's K ids. Codes are passed as flat sequences
-in that order (`interleave` turns a (D, N) array into one).
+in that order (`speechtok.tokenizer.interleave` turns a (D, N) array into one).
 
 A two-level hierarchy (VQ-VAE-2 / HQ-VAE: a coarse grid, then a fine one; `image_segments` =
 tokens of each grid) is laid out coarse grid first, then the fine grid, each level with its own
@@ -31,8 +31,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-
-from speechtok.tokenizer.layout import deinterleave, interleave  # noqa: F401 (re-exported)
 
 SPECIALS = {"pad": "<pad>", "bos": "<bos>", "eos": "<eos>", "boa": "<boa>", "eoa": "<eoa>",
             "boi": "<boi>", "eoi": "<eoi>", "mask": "<mask>"}  # <mask>: CM3's sentinel

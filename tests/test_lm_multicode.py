@@ -15,8 +15,9 @@ from lm.generate import ModalityMask, Sampling, generate_ids
 from lm.maskgit import maskgit_generate
 from lm.pipelines import SpeechContinuation, TextToImage
 from lm.pretokenize import load_codes, pretokenize
-from lm.vocab import AUDIO, IMAGE, TEXT, MultimodalVocab, deinterleave, interleave, train_bpe
+from lm.vocab import AUDIO, IMAGE, TEXT, MultimodalVocab, train_bpe
 from speechtok.speech import SpeechTokenizer
+from speechtok.tokenizer import deinterleave, interleave
 
 TEXTS = ["the letter a", "the digit 7", "a red square"] * 4
 

@@ -26,6 +26,7 @@ the bytes arrive.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import logging
 import tempfile
@@ -132,8 +133,6 @@ def build_app(bundle: str | Path, device: str | None = None, max_upload_seconds:
         return spool
 
     async def read_json(request: Request) -> dict:
-        import io
-
         buffer = io.BytesIO()
         size = await read_body(request, MAX_JSON_BYTES, buffer)
         if size > MAX_JSON_BYTES:

@@ -15,10 +15,6 @@ from speechtok.metrics.image import psnr, ssim
 
 
 @torch.no_grad()
-def _device(model):
-    return next(model.parameters()).device
-
-
 def evaluate_image(model, source: ImageSource, max_items: int | None = None,
                    batch_size: int = 128, progress: bool = False) -> dict[str, float]:
     """Metrics of `model` over (up to `max_items` of) `source`, as a flat dict of floats.
@@ -28,7 +24,7 @@ def evaluate_image(model, source: ImageSource, max_items: int | None = None,
     n = len(source) if max_items is None else min(len(source), max_items)
     psnrs, ssims, codes = [], [], []
     for start in tqdm(range(0, n, batch_size), disable=not progress, desc="evaluate"):
-        x = source.load(range(start, min(n, start + batch_size))).to(_device(model))
+        x = source.load(range(start, min(n, start + batch_size))).to(model.device)
         grid = model.encode(x)
         if getattr(model, "decodes", True):  # Chameleon's VQ: codes only
             y = model.decode(grid)

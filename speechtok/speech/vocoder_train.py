@@ -73,8 +73,8 @@ class DecoderLogMel:
 
     def inputs(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(the vocoder's input, the waveform it should give) for clips `wav` (B, T)."""
-        return tokenizer_log_mel(self.tok, self.tok.pad_to_stride(wav)), \
-            self.tok.pad_to_stride(wav)
+        wav = self.tok.pad_to_stride(wav)
+        return tokenizer_log_mel(self.tok, wav), wav
 
     def log_mel(self, wav: torch.Tensor) -> torch.Tensor:
         return self.tok.target_log_mel(wav)

@@ -5,11 +5,12 @@ line in `FAMILIES` (keyed by the `model_type` of its config.json) adds one."""
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import torch
 
 
-class SpeechCodec:
+class SpeechCodec(ABC):
     """A neural audio codec: waveform `(batch, 1, samples)` ↔ codes `(batch, codebooks,
     frames)`, several codebooks a frame (residual VQ), coarse first."""
 
@@ -25,8 +26,9 @@ class SpeechCodec:
     def hop(self, model) -> int:
         return math.prod(model.config.upsampling_ratios)
 
+    @abstractmethod
     def encode(self, model, wav: torch.Tensor, codebooks: int) -> torch.Tensor:
-        raise NotImplementedError
+        """`wav` (batch, 1, samples) → codes (batch, codebooks, frames)."""
 
     def decode(self, model, codes: torch.Tensor) -> torch.Tensor:
         return model.decode(codes).audio_values[:, 0]

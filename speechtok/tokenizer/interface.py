@@ -17,6 +17,8 @@ codecs and image VQs of transformers (speechtok.tokenizer.hf).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 
 from .layout import CodeLayout
@@ -31,15 +33,16 @@ def silence_padding(wav: torch.Tensor, lengths: torch.Tensor | None) -> torch.Te
     return wav * keep
 
 
-class MediaTokenizer:
-    """Base of the tokenizers (a mixin: ours are also `nn.Module`s with the Hub mixin)."""
+class MediaTokenizer(ABC):
+    """Base of the tokenizers (an abstract mixin: ours are also `nn.Module`s with the Hub
+    mixin); `layout`, `encode` and `decode` are what each implements."""
 
     modality: str = ""
     decodes: bool = True  # codes → media (transformers ships no decoder for Chameleon's VQ)
 
     @property
-    def layout(self) -> CodeLayout:
-        raise NotImplementedError
+    @abstractmethod
+    def layout(self) -> CodeLayout: ...
 
     @property
     def source(self) -> str | None:
@@ -47,11 +50,11 @@ class MediaTokenizer:
         or a local path), for model cards; None for a self-contained folder."""
         return None
 
-    def encode(self, media: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def encode(self, media: torch.Tensor) -> torch.Tensor: ...
 
-    def decode(self, codes: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def decode(self, codes: torch.Tensor, *args, **kwargs) -> torch.Tensor: ...
 
     def check_codes(self, codes) -> torch.Tensor:
         """Integer codes in [0, codebook_size), else a ValueError naming the first bad id."""

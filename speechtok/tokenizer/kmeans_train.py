@@ -129,11 +129,9 @@ def train_kmeans(data: str | Path, out: str | Path, cfg: KMeansConfig,
     g = torch.Generator().manual_seed(train_cfg.seed)
     n_train = len(train) if not train_cfg.max_items else min(len(train), train_cfg.max_items)
     first = torch.randperm(len(train), generator=g)[:n_train]
-    init = []
-    for x in _batches(model, train, first, cfg, normalize, train_cfg.init_frames, "init"):
-        init.append(x)
-        break
-    init = torch.cat(init)
+    # the first batch of init_frames frames: Lloyd's k-means starts the centroids on it
+    init = next(_batches(model, train, first, cfg, normalize, train_cfg.init_frames, "init"),
+                torch.empty(0))
     if len(init) < cfg.clusters:
         raise ValueError(f"{data}: {len(init)} frames for {cfg.clusters} clusters; give more "
                          "speech or fewer clusters")
